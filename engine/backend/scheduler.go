@@ -1,0 +1,111 @@
+package backend
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"tilelab/engine/graph"
+	"tilelab/engine/profile"
+)
+
+// Assignment records which backend ran an op, the kernel it chose, and why that backend was picked.
+type Assignment struct {
+	Op      *graph.Op
+	Backend string
+	Kernel  string
+	Reason  string // why this backend: its SupportsOp answer, and the refusals of those ahead of it
+}
+
+// Scheduler gives each op of a graph to the first backend (in registry order) that supports it.
+type Scheduler struct {
+	Registry *Registry
+	Profile  *profile.Recorder // nil: no per-op records
+	// Trace, when true, keeps the Assignments of the last Run (the workbench's `ops` command reads them).
+	Trace       bool
+	Assignments []Assignment
+}
+
+// Run executes the graph's ops in order. It stops at the first error, and between ops when ctx is done.
+func (s *Scheduler) Run(ctx context.Context, g *graph.Graph) error {
+	if s.Trace {
+		s.Assignments = s.Assignments[:0]
+	}
+	for _, op := range g.Ops {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b, reason, err := s.pick(op)
+		if err != nil {
+			return err
+		}
+		var t0 time.Time
+		if s.Profile.Enabled() {
+			t0 = time.Now()
+		}
+		kernel, err := b.Compute(op)
+		if err != nil {
+			return fmt.Errorf("%s %s on %s: %w", op.Kind, op.Name, b.Name(), err)
+		}
+		if s.Profile.Enabled() {
+			s.Profile.Add(Describe(op, b.Name(), kernel, time.Since(t0)))
+		}
+		if s.Trace {
+			s.Assignments = append(s.Assignments, Assignment{Op: op, Backend: b.Name(), Kernel: kernel, Reason: reason})
+		}
+	}
+	return nil
+}
+
+func (s *Scheduler) pick(op *graph.Op) (Backend, string, error) {
+	var refusals []string
+	for _, b := range s.Registry.Backends() {
+		ok, why := b.SupportsOp(op)
+		if ok {
+			if len(refusals) > 0 {
+				why += " (" + strings.Join(refusals, "; ") + ")"
+			}
+			return b, why, nil
+		}
+		refusals = append(refusals, b.Name()+": "+why)
+	}
+	return nil, "", fmt.Errorf("no backend can compute %s %s: %s", op.Kind, op.Name, strings.Join(refusals, "; "))
+}
+
+// Describe builds the profile record of one op execution: shapes, buffers, bytes and flops from the op itself.
+func Describe(op *graph.Op, backendName, kernel string, d time.Duration) profile.Record {
+	var shapes, bufs []string
+	var bytes int64
+	for _, t := range op.Src {
+		if t == nil {
+			continue
+		}
+		shapes = append(shapes, t.Type.String()+t.Shape())
+		bufs = append(bufs, t.Buffer())
+		bytes += t.Bytes()
+	}
+	if op.Dst != nil {
+		bytes += op.Dst.Bytes()
+	}
+	return profile.Record{
+		Op: op.Kind.String(), Name: op.Name, Layer: op.Layer, Backend: backendName, Kernel: kernel,
+		Shapes: strings.Join(shapes, " "), Buffers: strings.Join(bufs, ","), Bytes: bytes, Flops: Flops(op), Time: d,
+	}
+}
+
+// Flops counts the arithmetic of the matrix ops (2 per multiply-add); elementwise ops count one per element.
+func Flops(op *graph.Op) int64 {
+	switch op.Kind {
+	case graph.MulMat:
+		w, x := op.Src[0], op.Src[1]
+		return 2 * int64(w.Ne[0]) * int64(w.Ne[1]) * int64(x.Rows())
+	case graph.MulMatID:
+		w, ids := op.Src[0], op.Src[2]
+		return 2 * int64(w.Ne[0]) * int64(w.Ne[1]) * int64(ids.Elems())
+	}
+	if op.Dst != nil {
+		return int64(op.Dst.Elems())
+	}
+	return 0
+}

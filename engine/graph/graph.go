@@ -1,0 +1,149 @@
+// Package graph defines the op set and the tensors ops read and write. A model's forward pass is a Graph:
+// a list of ops in execution order, which the backend scheduler hands to backends.
+package graph
+
+import (
+	"fmt"
+
+	"tilelab/engine/tensor"
+)
+
+// Tensor is an array in ggml's dimension order: Ne[0] is the contiguous row length, Ne[1] the number of rows,
+// Ne[2] and Ne[3] outer dimensions (1 when unused).
+//
+// Storage: F32 tensors keep their elements in F32, I32 tensors in I32, every other type (weights) its raw bytes in
+// Data, arranged as Layout says. A view shares its source's storage and names it in ViewSrc, so every buffer lookup
+// goes through Source.
+type Tensor struct {
+	Name   string
+	Type   tensor.DType
+	Ne     [4]int
+	Layout tensor.Layout // tensor.Plain unless a buffer type repacked the data
+
+	Data []byte    // raw bytes of non-F32, non-I32 tensors
+	F32  []float32 // elements of F32 tensors
+	I32  []int32   // elements of I32 tensors
+
+	BufferType string  // name of the buffer type that holds the storage: "CPU", "AMX", "CUDA0", "CUDA_Host"
+	ViewSrc    *Tensor // the tensor whose storage a view shares; nil for tensors that own their storage
+	Extra      any     // storage private to a buffer type (AMX tiles, device pointers)
+}
+
+// Source follows ViewSrc to the tensor that owns the storage.
+func (t *Tensor) Source() *Tensor {
+	for t.ViewSrc != nil {
+		t = t.ViewSrc
+	}
+	return t
+}
+
+// Buffer is the name of the buffer type holding this tensor's storage, resolved through views.
+// An empty name means ordinary CPU memory.
+func (t *Tensor) Buffer() string {
+	if b := t.Source().BufferType; b != "" {
+		return b
+	}
+	return "CPU"
+}
+
+// Elems is the number of elements.
+func (t *Tensor) Elems() int { return t.Ne[0] * t.Ne[1] * max(t.Ne[2], 1) * max(t.Ne[3], 1) }
+
+// Rows is the number of rows of Ne[0] elements.
+func (t *Tensor) Rows() int { return t.Ne[1] * max(t.Ne[2], 1) * max(t.Ne[3], 1) }
+
+// Bytes is the size of the plain (GGUF) representation.
+func (t *Tensor) Bytes() int64 { return int64(t.Type.RowBytes(t.Ne[0])) * int64(t.Rows()) }
+
+// Shape formats Ne as "[2048 512]", dropping trailing ones.
+func (t *Tensor) Shape() string {
+	n := 4
+	for n > 1 && t.Ne[n-1] <= 1 {
+		n--
+	}
+	return fmt.Sprint(t.Ne[:n])
+}
+
+// Kind names an operation. The op set, with ggml's semantics and dimension order (X and Dst are F32):
+//
+//	GetRows   Src[0]=table [K,V] (any type), Src[1]=ids I32 [M]        → Dst [K,M]: row ids[m] of the table, dequantized
+//	MulMat    Src[0]=W [K,N], Src[1]=X [K,M]                           → Dst [N,M]: Dst[m][n] = Σk W[n][k]·X[m][k]
+//	MulMatID  Src[0]=W [K,N,E] (E experts), Src[1]=X [K,U',M] with U' 1 (shared) or U,
+//	          Src[2]=ids I32 [U,M] (the experts each token uses)      → Dst [N,U,M]: Dst[m][u][n] = Σk W[ids[m][u]][n][k]·X[m][u'][k]
+//	RMSNorm   Src[0]=X [K,R], Src[1]=weight F32 [K] (optional)         → Dst [K,R]; Params.Eps
+//	RoPE      Src[0]=X [D,H,M], Src[1]=positions I32 [M]               → Dst; Params.RopeTheta, Params.RopeNeoX, Params.RopeDims
+//	SoftMax   Src[0]=X [K,R]                                           → Dst [K,R], row-wise
+//	Add, Mul  Src[0]=A, Src[1]=B (B broadcast over rows when smaller)  → Dst
+//	SiLU      Src[0]=X                                                 → Dst
+//	SwiGLU    Src[0]=gate, Src[1]=up                                   → Dst = silu(gate)·up
+//	Attention Src[0]=Q [D,Hq,M], Src[1]=K cache, Src[2]=V cache        → Dst [D·Hq,M]; causal, grouped-query; Params
+//	Scale     Src[0]=X                                                 → Dst = X·Params.Scale
+//	Copy      Src[0]=X                                                 → Dst (possibly another type or buffer)
+//	TopK      Src[0]=X [K,R]                                           → Dst I32 [Params.K,R]: indices of the largest
+type Kind uint8
+
+const (
+	GetRows Kind = iota
+	MulMat
+	MulMatID
+	RMSNorm
+	RoPE
+	SoftMax
+	Add
+	Mul
+	SiLU
+	SwiGLU
+	Attention
+	Scale
+	Copy
+	TopK
+	numKinds
+)
+
+var kindNames = [numKinds]string{"GET_ROWS", "MUL_MAT", "MUL_MAT_ID", "RMS_NORM", "ROPE", "SOFT_MAX", "ADD", "MUL",
+	"SILU", "SWIGLU", "ATTENTION", "SCALE", "COPY", "TOP_K"}
+
+// String returns ggml's upper-case op name.
+func (k Kind) String() string {
+	if k < numKinds {
+		return kindNames[k]
+	}
+	return fmt.Sprintf("OP(%d)", uint8(k))
+}
+
+// Params holds the scalar parameters ops take; each op reads the fields its comment names.
+type Params struct {
+	Eps       float32
+	Scale     float32
+	RopeTheta float32
+	RopeNeoX  bool
+	RopeDims  int
+	K         int // TopK
+	// Attention: the cache holds positions [0, NPast+M); KV heads are shared by Hq/Hkv query heads.
+	NPast    int
+	HeadsKV  int
+	HeadDim  int
+	Causal   bool
+	Reserved [4]int // op-specific extras, documented where set
+}
+
+// Op is one operation of a graph.
+type Op struct {
+	Kind   Kind
+	Name   string // a readable name such as "blk.3.attn_q"
+	Layer  int    // the layer it belongs to, or -1
+	Dst    *Tensor
+	Src    []*Tensor
+	Params Params
+}
+
+// Graph is a forward pass: ops in execution order.
+type Graph struct {
+	Ops []*Op
+}
+
+// Add appends an op and returns its destination tensor.
+func (g *Graph) Add(op *Op) *Tensor {
+	g.Ops = append(g.Ops, op)
+	return op.Dst
+}
