@@ -1,0 +1,128 @@
+package cuda
+
+import (
+	"strings"
+	"testing"
+
+	"tilelab/engine/backend"
+	"tilelab/engine/graph"
+	"tilelab/engine/placement"
+	"tilelab/engine/tensor"
+)
+
+func TestProbeOfAMissingLibraryNamesIt(t *testing.T) {
+	s := probe("libcuda-does-not-exist.so.1")
+	if s.Available || s.Reason != "no CUDA driver: libcuda-does-not-exist.so.1 not found" {
+		t.Errorf("probe = %+v", s)
+	}
+}
+
+func TestProbeAnswersEitherWay(t *testing.T) {
+	s := Probe()
+	if s.Reason == "" {
+		t.Fatal("the probe gave no reason")
+	}
+	if s.Available && len(s.Devices) == 0 {
+		t.Errorf("available with no devices: %+v", s)
+	}
+	if !s.Available && len(s.Devices) != 0 {
+		t.Errorf("unavailable with devices: %+v", s)
+	}
+	t.Logf("probe: %s", s)
+}
+
+func TestBufferTypeRulesAndSizes(t *testing.T) {
+	dev, host := DeviceBufferType(), HostBufferType()
+	cases := []struct {
+		name       string
+		bt         backend.BufferType
+		w          backend.WeightInfo
+		ok         bool
+		packedDiff int64
+	}{
+		{"device memory takes q4_0 with ne0 a multiple of 512 unpadded", dev, placement.Weight("blk.0.attn_q.weight", tensor.Q4_0, [4]int{2048, 4096, 1, 1}), true, 0},
+		{"device memory pads a q8_0 row of 2080 to 2560", dev, placement.Weight("blk.0.ffn_down.weight", tensor.Q8_0, [4]int{2080, 64, 1, 1}), true, int64(tensor.Q8_0.RowBytes(480))},
+		{"device memory does not pad F32", dev, placement.Weight("blk.0.attn_norm.weight", tensor.F32, [4]int{100, 1, 1, 1}), true, 0},
+		{"pinned memory never pads", host, placement.Weight("blk.0.ffn_down.weight", tensor.Q8_0, [4]int{2080, 64, 1, 1}), true, 0},
+		{"an unknown type is refused", dev, backend.WeightInfo{Name: "x", Type: tensor.DType(77), Ne: [4]int{32, 1, 1, 1}}, false, 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ok, why := c.bt.Accepts(c.w)
+			if ok != c.ok || why == "" {
+				t.Fatalf("Accepts = %v, %q; want %v with a reason", ok, why, c.ok)
+			}
+			if ok {
+				if d := c.bt.PackedBytes(c.w) - c.w.Bytes(); d != c.packedDiff {
+					t.Errorf("packed size exceeds GGUF size by %d bytes, want %d", d, c.packedDiff)
+				}
+			}
+		})
+	}
+	if !host.IsHost() || dev.IsHost() {
+		t.Error("CUDA_Host must be host memory and CUDA0 must not")
+	}
+	if dev.Name() != "CUDA0" || host.Name() != "CUDA_Host" {
+		t.Errorf("names %s, %s", dev.Name(), host.Name())
+	}
+}
+
+func TestImportRefusesWithAReason(t *testing.T) {
+	none := func() Status { return Status{Reason: "no CUDA driver: libcuda.so.1 not found"} }
+	some := func() Status { return Status{Available: true, Reason: "CUDA 13.0: 1 device(s)"} }
+	w := &graph.Tensor{Name: "blk.0.attn_q.weight", Type: tensor.Q4_0, Ne: [4]int{32, 1, 1, 1}, Data: make([]byte, 18), Layout: tensor.Plain}
+	cases := []struct {
+		name string
+		bt   *bufferType
+		t    *graph.Tensor
+		want string
+	}{
+		{"without a driver the import says there is none", &bufferType{name: "CUDA0", status: none}, w, "CUDA0: cannot import blk.0.attn_q.weight: no CUDA driver"},
+		{"with a driver the import says the backend is missing", &bufferType{name: "CUDA0", status: some}, w, "cannot upload blk.0.attn_q.weight: TileLab's CUDA backend is not built yet"},
+		{"pinned memory says pin", &bufferType{name: "CUDA_Host", device: -1, status: some}, w, "cannot pin"},
+		{"a packed layout is refused by name", &bufferType{name: "CUDA0", status: some}, &graph.Tensor{Name: "e", Type: tensor.Q4_0, Layout: "amx-int8"}, "layout amx-int8"},
+		{"a nil tensor is an error", &bufferType{name: "CUDA0", status: some}, nil, "nil tensor"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := c.bt.Import(c.t)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Import error = %v, want one containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestCheckOptions(t *testing.T) {
+	none := Status{Reason: "no CUDA driver: libcuda.so.1 not found"}
+	gpu := Status{Available: true, Reason: "CUDA 13.0"}
+	cases := []struct {
+		name string
+		o    placement.Options
+		s    Status
+		want string // "" for no error
+	}{
+		{"ngl>0 without a GPU is an error that says so", placement.Options{NGL: 12}, none, "ngl=12 offloads layers to the GPU, but no GPU can be used here: no CUDA driver: libcuda.so.1 not found"},
+		{"gpu=on without a GPU is an error", placement.Options{GPU: true}, none, "gpu=on, but no GPU"},
+		{"CPU-only options need no GPU", placement.Options{AMX: "all"}, none, ""},
+		{"ngl>0 with a GPU is fine", placement.Options{NGL: 12}, gpu, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			err := checkOptions(c.o, c.s)
+			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+				t.Errorf("checkOptions = %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestPlanRegistryHasBothTypes(t *testing.T) {
+	reg := backend.NewRegistry()
+	RegisterForPlan(reg)
+	for _, n := range []string{"CUDA0", "CUDA_Host"} {
+		if _, err := reg.BufferType(n); err != nil {
+			t.Error(err)
+		}
+	}
+}
