@@ -80,6 +80,9 @@ func (t *Tensor) Shape() string {
 //	Scale     Src[0]=X                                                 → Dst = X·Params.Scale
 //	Copy      Src[0]=X                                                 → Dst (possibly another type or buffer)
 //	TopK      Src[0]=X [K,R]                                           → Dst I32 [Params.K,R]: indices of the largest
+//	MoEWeights Src[0]=probs [E,M], Src[1]=ids I32 [U,M]                → Dst [U,M]: probs[m][ids[m][u]], divided by
+//	          their sum over u when Params.Normalize (qwen3moe's expert_weights_norm)
+//	MoESum    Src[0]=X [N,U,M], Src[1]=weights [U,M]                   → Dst [N,M]: Dst[m] = Σu weights[m][u]·X[m][u]
 type Kind uint8
 
 const (
@@ -97,11 +100,13 @@ const (
 	Scale
 	Copy
 	TopK
+	MoEWeights
+	MoESum
 	numKinds
 )
 
 var kindNames = [numKinds]string{"GET_ROWS", "MUL_MAT", "MUL_MAT_ID", "RMS_NORM", "ROPE", "SOFT_MAX", "ADD", "MUL",
-	"SILU", "SWIGLU", "ATTENTION", "SCALE", "COPY", "TOP_K"}
+	"SILU", "SWIGLU", "ATTENTION", "SCALE", "COPY", "TOP_K", "MOE_WEIGHTS", "MOE_SUM"}
 
 // String returns ggml's upper-case op name.
 func (k Kind) String() string {
@@ -125,6 +130,8 @@ type Params struct {
 	HeadDim  int
 	Causal   bool
 	Reserved [4]int // op-specific extras, documented where set
+	// Normalize makes MoEWeights divide the chosen experts' probabilities by their sum.
+	Normalize bool
 }
 
 // Op is one operation of a graph.

@@ -1,0 +1,255 @@
+package graph
+
+import (
+	"fmt"
+
+	"tilelab/engine/tensor"
+)
+
+// Arena hands out the activation tensors and ops of one forward pass from storage kept across passes, so that
+// building the same graph again (one decode step after another) allocates nothing once the arena has warmed up.
+// Everything it handed out is invalid after Reset.
+type Arena struct {
+	f32      []float32 // main block for float activations
+	f32Off   int
+	f32Extra int // floats handed out from overflow blocks since the last Reset; the main block grows by it
+	i32      []int32
+	i32Off   int
+	i32Extra int
+
+	tensors slab[Tensor]
+	ops     slab[Op]
+	srcs    []*Tensor // backing for Op.Src lists
+	srcOff  int
+	srcNeed int
+}
+
+// slab hands out pointers to T from fixed-size chunks; chunks are never reallocated, so pointers stay valid.
+type slab[T any] struct {
+	chunks [][]T
+	n      int
+}
+
+const slabChunk = 256
+
+func (s *slab[T]) get() *T {
+	c, i := s.n/slabChunk, s.n%slabChunk
+	if c == len(s.chunks) {
+		s.chunks = append(s.chunks, make([]T, slabChunk))
+	}
+	s.n++
+	p := &s.chunks[c][i]
+	var zero T
+	*p = zero
+	return p
+}
+
+// Reset makes all storage available again. Blocks that overflowed during the last pass are merged into one
+// larger block, so the next pass of the same shape fits without allocating.
+func (a *Arena) Reset() {
+	if a.f32Extra > 0 {
+		a.f32 = make([]float32, len(a.f32)+a.f32Extra)
+	}
+	if a.i32Extra > 0 {
+		a.i32 = make([]int32, len(a.i32)+a.i32Extra)
+	}
+	if a.srcNeed > len(a.srcs) {
+		a.srcs = make([]*Tensor, a.srcNeed)
+	}
+	a.f32Off, a.f32Extra, a.i32Off, a.i32Extra = 0, 0, 0, 0
+	a.srcOff, a.srcNeed = 0, 0
+	a.tensors.n, a.ops.n = 0, 0
+}
+
+// floats returns n floats, not zeroed.
+func (a *Arena) floats(n int) []float32 {
+	if a.f32Off+n <= len(a.f32) {
+		s := a.f32[a.f32Off : a.f32Off+n : a.f32Off+n]
+		a.f32Off += n
+		return s
+	}
+	a.f32Extra += n
+	return make([]float32, n)
+}
+
+func (a *Arena) ints(n int) []int32 {
+	if a.i32Off+n <= len(a.i32) {
+		s := a.i32[a.i32Off : a.i32Off+n : a.i32Off+n]
+		a.i32Off += n
+		return s
+	}
+	a.i32Extra += n
+	return make([]int32, n)
+}
+
+func (a *Arena) srcList(ts ...*Tensor) []*Tensor {
+	n := len(ts)
+	a.srcNeed += n
+	var s []*Tensor
+	if a.srcOff+n <= len(a.srcs) {
+		s = a.srcs[a.srcOff : a.srcOff+n : a.srcOff+n]
+		a.srcOff += n
+	} else {
+		s = make([]*Tensor, n)
+	}
+	copy(s, ts)
+	return s
+}
+
+// NewF32 returns an F32 tensor of the given shape (missing dimensions are 1) whose contents are undefined.
+func (a *Arena) NewF32(name string, ne ...int) *Tensor {
+	t := a.tensors.get()
+	t.Name, t.Type, t.Layout, t.Ne = name, tensor.F32, tensor.Plain, shape(ne)
+	t.F32 = a.floats(t.Elems())
+	return t
+}
+
+// NewI32 returns an I32 tensor of the given shape whose contents are undefined.
+func (a *Arena) NewI32(name string, ne ...int) *Tensor {
+	t := a.tensors.get()
+	t.Name, t.Type, t.Layout, t.Ne = name, tensor.I32, tensor.Plain, shape(ne)
+	t.I32 = a.ints(t.Elems())
+	return t
+}
+
+// View returns a tensor sharing src's storage: elements [off, off+prod(ne)) of an F32 or I32 tensor, with a new
+// shape. It panics on a view outside src, which is a bug in the graph builder, not bad input.
+func (a *Arena) View(src *Tensor, off int, ne ...int) *Tensor {
+	t := a.tensors.get()
+	t.Name, t.Type, t.Layout, t.Ne, t.ViewSrc = src.Name, src.Type, src.Layout, shape(ne), src
+	n := t.Elems()
+	switch src.Type {
+	case tensor.F32:
+		if off < 0 || off+n > len(src.F32) {
+			panic(fmt.Sprintf("graph: view [%d,%d) outside %s of %d elements", off, off+n, src.Name, len(src.F32)))
+		}
+		t.F32 = src.F32[off : off+n : off+n]
+	case tensor.I32:
+		if off < 0 || off+n > len(src.I32) {
+			panic(fmt.Sprintf("graph: view [%d,%d) outside %s of %d elements", off, off+n, src.Name, len(src.I32)))
+		}
+		t.I32 = src.I32[off : off+n : off+n]
+	default:
+		panic("graph: views of " + src.Type.String() + " tensors are not supported")
+	}
+	return t
+}
+
+func shape(ne []int) [4]int {
+	s := [4]int{1, 1, 1, 1}
+	copy(s[:], ne)
+	return s
+}
+
+// Builder appends ops to a graph, taking their destinations from an arena. Each method names the op, tags it with
+// the builder's current Layer, and returns the destination tensor, so a forward pass reads as a chain of calls.
+type Builder struct {
+	Graph *Graph
+	Arena *Arena
+	Layer int // the layer the next ops belong to; -1 outside the layers
+}
+
+// NewBuilder returns a builder over an empty graph and a fresh arena.
+func NewBuilder() *Builder { return &Builder{Graph: &Graph{}, Arena: &Arena{}, Layer: -1} }
+
+// Reset empties the graph and the arena, keeping their storage for the next pass.
+func (b *Builder) Reset() {
+	b.Graph.Ops = b.Graph.Ops[:0]
+	b.Arena.Reset()
+	b.Layer = -1
+}
+
+func (b *Builder) op(k Kind, name string, dst *Tensor, p Params, src ...*Tensor) *Tensor {
+	o := b.Arena.ops.get()
+	o.Kind, o.Name, o.Layer, o.Dst, o.Params = k, name, b.Layer, dst, p
+	o.Src = b.Arena.srcList(src...)
+	return b.Graph.Add(o)
+}
+
+// GetRows gathers rows ids of table (any type) into an F32 tensor [K, len(ids)].
+func (b *Builder) GetRows(name string, table, ids *Tensor) *Tensor {
+	return b.op(GetRows, name, b.Arena.NewF32(name, table.Ne[0], ids.Elems()), Params{}, table, ids)
+}
+
+// MulMat computes w·x for a weight w [K,N] and activations x [K,M...], giving [N,M...].
+func (b *Builder) MulMat(name string, w, x *Tensor) *Tensor {
+	return b.op(MulMat, name, b.Arena.NewF32(name, w.Ne[1], x.Ne[1], x.Ne[2], x.Ne[3]), Params{}, w, x)
+}
+
+// MulMatID computes, for each token m and slot u, expert ids[m][u]'s matrix times x[m][u] (or x[m] when x has one
+// slot per token): w [K,N,E], x [K,U or 1,M], ids [U,M] give [N,U,M].
+func (b *Builder) MulMatID(name string, w, x, ids *Tensor) *Tensor {
+	return b.op(MulMatID, name, b.Arena.NewF32(name, w.Ne[1], ids.Ne[0], ids.Ne[1]), Params{}, w, x, ids)
+}
+
+// RMSNorm normalises each row of x by its root mean square and multiplies by weight (nil: no weight).
+func (b *Builder) RMSNorm(name string, x, weight *Tensor, eps float32) *Tensor {
+	dst := b.Arena.NewF32(name, x.Ne[:]...)
+	if weight == nil {
+		return b.op(RMSNorm, name, dst, Params{Eps: eps}, x)
+	}
+	return b.op(RMSNorm, name, dst, Params{Eps: eps}, x, weight)
+}
+
+// RoPE rotates the first dims elements of each head of x [D,H,M] by the positions pos [M]; neox pairs element i
+// with i+dims/2 (NeoX, Qwen), otherwise 2i with 2i+1 (LLaMA).
+func (b *Builder) RoPE(name string, x, pos *Tensor, theta float32, dims int, neox bool) *Tensor {
+	return b.op(RoPE, name, b.Arena.NewF32(name, x.Ne[:]...), Params{RopeTheta: theta, RopeDims: dims, RopeNeoX: neox}, x, pos)
+}
+
+// SoftMax is a row-wise softmax.
+func (b *Builder) SoftMax(name string, x *Tensor) *Tensor {
+	return b.op(SoftMax, name, b.Arena.NewF32(name, x.Ne[:]...), Params{}, x)
+}
+
+// Add is x+y, with y repeated over rows when it is smaller.
+func (b *Builder) Add(name string, x, y *Tensor) *Tensor {
+	return b.op(Add, name, b.Arena.NewF32(name, x.Ne[:]...), Params{}, x, y)
+}
+
+// Mul is x·y elementwise, with y repeated over rows when it is smaller.
+func (b *Builder) Mul(name string, x, y *Tensor) *Tensor {
+	return b.op(Mul, name, b.Arena.NewF32(name, x.Ne[:]...), Params{}, x, y)
+}
+
+// SiLU is x·sigmoid(x).
+func (b *Builder) SiLU(name string, x *Tensor) *Tensor {
+	return b.op(SiLU, name, b.Arena.NewF32(name, x.Ne[:]...), Params{}, x)
+}
+
+// SwiGLU is silu(gate)·up.
+func (b *Builder) SwiGLU(name string, gate, up *Tensor) *Tensor {
+	return b.op(SwiGLU, name, b.Arena.NewF32(name, gate.Ne[:]...), Params{}, gate, up)
+}
+
+// Scale is x·s.
+func (b *Builder) Scale(name string, x *Tensor, s float32) *Tensor {
+	return b.op(Scale, name, b.Arena.NewF32(name, x.Ne[:]...), Params{Scale: s}, x)
+}
+
+// Copy copies x into dst (a view into a cache, say) and returns dst.
+func (b *Builder) Copy(name string, x, dst *Tensor) *Tensor {
+	return b.op(Copy, name, dst, Params{}, x)
+}
+
+// Attention computes causal grouped-query attention of q [D,Hq,M] over the caches k and v ([D,Hkv,Ctx]), whose
+// positions [0, nPast+M) are filled; query m sits at position nPast+m. The result is [D·Hq, M].
+func (b *Builder) Attention(name string, q, k, v *Tensor, nPast int, scale float32) *Tensor {
+	p := Params{NPast: nPast, HeadsKV: k.Ne[1], HeadDim: q.Ne[0], Causal: true, Scale: scale}
+	return b.op(Attention, name, b.Arena.NewF32(name, q.Ne[0]*q.Ne[1], q.Ne[2]), p, q, k, v)
+}
+
+// TopK gives the indices of the k largest elements of each row of x, largest first.
+func (b *Builder) TopK(name string, x *Tensor, k int) *Tensor {
+	return b.op(TopK, name, b.Arena.NewI32(name, k, x.Rows()), Params{K: k}, x)
+}
+
+// MoEWeights picks each token's chosen expert probabilities, renormalised to sum to one when normalize is set.
+func (b *Builder) MoEWeights(name string, probs, ids *Tensor, normalize bool) *Tensor {
+	return b.op(MoEWeights, name, b.Arena.NewF32(name, ids.Ne[0], ids.Ne[1]), Params{Normalize: normalize}, probs, ids)
+}
+
+// MoESum adds each token's expert outputs x [N,U,M] weighted by weights [U,M], giving [N,M].
+func (b *Builder) MoESum(name string, x, weights *Tensor) *Tensor {
+	return b.op(MoESum, name, b.Arena.NewF32(name, x.Ne[0], x.Ne[2]), Params{}, x, weights)
+}
