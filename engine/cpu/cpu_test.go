@@ -307,7 +307,7 @@ func TestRoPERotatesPairsByPositionAngles(t *testing.T) {
 			pos := []int32{0, 5, 17, 1000}
 			dst := f32Tensor("dst", make([]float32, d*h*m), d, h, m)
 			run(t, New(testPool, Options{}), &graph.Op{Kind: graph.RoPE, Name: "rope", Dst: dst,
-				Src: []*graph.Tensor{f32Tensor("x", x, d, h, m), i32Tensor("pos", pos, m)},
+				Src:    []*graph.Tensor{f32Tensor("x", x, d, h, m), i32Tensor("pos", pos, m)},
 				Params: graph.Params{RopeTheta: theta, RopeDims: c.dims, RopeNeoX: c.neox}})
 			want := append([]float32(nil), x...)
 			for t := 0; t < m; t++ {
