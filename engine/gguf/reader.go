@@ -68,7 +68,9 @@ type TensorInfo struct {
 }
 
 // Elems is the tensor's number of elements.
-func (t *TensorInfo) Elems() int64 { return int64(t.Ne[0]) * int64(t.Ne[1]) * int64(t.Ne[2]) * int64(t.Ne[3]) }
+func (t *TensorInfo) Elems() int64 {
+	return int64(t.Ne[0]) * int64(t.Ne[1]) * int64(t.Ne[2]) * int64(t.Ne[3])
+}
 
 // FormatError reports malformed GGUF data: where, and what is wrong.
 type FormatError struct {

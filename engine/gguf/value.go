@@ -338,7 +338,9 @@ func Uint64(x uint64) Value { return Value{tp: uint32(TypeUint64) + 1, bits: x} 
 func Int64(x int64) Value { return Value{tp: uint32(TypeInt64) + 1, bits: uint64(x)} }
 
 // Float32 makes a float32 value.
-func Float32(x float32) Value { return Value{tp: uint32(TypeFloat32) + 1, bits: uint64(math.Float32bits(x))} }
+func Float32(x float32) Value {
+	return Value{tp: uint32(TypeFloat32) + 1, bits: uint64(math.Float32bits(x))}
+}
 
 // Float64 makes a float64 value.
 func Float64(x float64) Value { return Value{tp: uint32(TypeFloat64) + 1, bits: math.Float64bits(x)} }
