@@ -200,7 +200,7 @@ func choose(w backend.WeightInfo, nLayers int, o Options, b buffers) (backend.Bu
 	if offered, why := OfferedToAMX(w, o.amxMode()); !offered {
 		notAMX = why
 	} else if ok, accWhy := b.amx.Accepts(w); ok {
-		return b.amx, AMX + ": " + why + "; " + accWhy, nil
+		return b.amx, AMX + ": " + accWhy + " (" + why + ")", nil
 	} else {
 		notAMX = "AMX refuses it: " + accWhy
 	}
@@ -278,11 +278,11 @@ func OfferedToAMX(w backend.WeightInfo, mode string) (bool, string) {
 	switch mode {
 	case AMXAttn:
 		if IsAttentionProjection(w.Name) {
-			return true, "attention projection (amx=attn)"
+			return true, "attention projection, amx=attn"
 		}
 		return false, "amx=attn offers only attention projections"
 	case AMXAll:
-		return true, "amx=all offers every weight"
+		return true, "amx=all"
 	default:
 		return false, "amx=off"
 	}

@@ -77,7 +77,7 @@ func TestPreferenceOrder(t *testing.T) {
 		{"an offloaded layer goes to CUDA0 even when AMX would take it", Options{AMX: AMXAll, NGL: 1},
 			"blk.3.attn_q.weight", CUDA0, []string{"CUDA0: layer 3 offloaded", "ngl=1"}},
 		{"a host attention weight goes to AMX under amx=attn", Options{AMX: AMXAttn, NGL: 1},
-			"blk.2.attn_q.weight", AMX, []string{"AMX: attention projection (amx=attn)", "q4_0"}},
+			"blk.2.attn_q.weight", AMX, []string{"AMX: q4_0, ne1 4096 % 32 == 0 (attention projection, amx=attn)"}},
 		{"a host expert goes to pinned memory when a GPU is present", Options{AMX: AMXAll, GPU: true},
 			"blk.0.ffn_up_exps.weight", CUDAHost, []string{"CUDA_Host:", "MUL_MAT_ID expert, AMX experts off", "pinned"}},
 		{"an expert stays on the CPU without a GPU and says AMX experts are off", Options{AMX: AMXAll},
