@@ -1,0 +1,291 @@
+//go:build ignore
+
+// Command gen_amd64 writes kernels_amd64.s and kernels_amd64.go: the AVX-512 tile kernels, one function per tile
+// shape, which would be tedious and error-prone to write by hand. Run `go run gen_amd64.go` in this directory
+// after changing it; the generated files are committed.
+//
+// Quantized tiles (VNNI): RM activation rows × RN weight rows, full k, two blocks per 512-bit register. VPDPBUSD
+// multiplies unsigned by signed bytes, so weights are made unsigned — Q4_0 nibbles are already 0..15 (their
+// offset of 8 is subtracted as 8·Σa), Q8_0 values get +128 by flipping the sign bit (subtracted as 128·Σa) — and
+// activations stay signed. The per-block sums Σa come from one more VPDPBUSD per activation row, shared by the RN
+// weight rows. Float tiles: RM×RN over 16 elements a step, F16 widened with VCVTPH2PS, BF16 by a 16-bit shift.
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+)
+
+type gen struct{ s, g bytes.Buffer }
+
+func (g *gen) p(format string, args ...any) { fmt.Fprintf(&g.s, "\t"+format+"\n", args...) }
+func (g *gen) label(l string)               { fmt.Fprintf(&g.s, "%s:\n", l) }
+
+// wrow, arow and drow address row j of the weights, row i of the activations and row i of dst; the generated
+// prologue keeps base pointers and strides in registers so rows 0..3 need no arithmetic.
+func wrow(j, off int) string { return addr("SI", "R8", "R9", j, off) }
+func arow(i, off int) string { return addr("DI", "R10", "R11", i, off) }
+func drow(i, off int) string { return addr("DX", "BX", "R12", i, off) }
+
+func addr(base, stride, stride3 string, r, off int) string {
+	switch r {
+	case 0:
+		return fmt.Sprintf("%d(%s)", off, base)
+	case 1:
+		return fmt.Sprintf("%d(%s)(%s*1)", off, base, stride)
+	case 2:
+		return fmt.Sprintf("%d(%s)(%s*2)", off, base, stride)
+	}
+	return fmt.Sprintf("%d(%s)(%s*1)", off, base, stride3)
+}
+
+func z(n int) string { return fmt.Sprintf("Z%d", n) }
+func y(n int) string { return fmt.Sprintf("Y%d", n) }
+func x(n int) string { return fmt.Sprintf("X%d", n) }
+
+// Register plan for the quantized tiles.
+const (
+	rQ    = 16 // q_j, unpacked weights, 16..19
+	rSW   = 20 // weight scales, 20..23
+	rA    = 24 // activations of row i
+	rSA   = 25 // activation scales of row i
+	rNS   = 26 // -offset·Σa of row i
+	rT    = 27 // scratch
+	rU    = 28 // scratch
+	rMask = 29 // 0x0F bytes (Q4_0) or 0x80 bytes (Q8_0)
+	rOff  = 30 // the weight offset as unsigned bytes: 8 (Q4_0) or 0x80 (Q8_0)
+	rZero = 31
+)
+
+func (g *gen) prologue(name string, rm int) {
+	fmt.Fprintf(&g.s, "\n// func %s(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)\n", name)
+	fmt.Fprintf(&g.s, "TEXT ·%s(SB), NOSPLIT, $0-56\n", name)
+	g.p("MOVQ w+0(FP), SI")
+	g.p("MOVQ ws+8(FP), R8")
+	g.p("MOVQ a+16(FP), DI")
+	g.p("MOVQ as+24(FP), R10")
+	g.p("MOVQ nb+32(FP), CX")
+	g.p("MOVQ dst+40(FP), DX")
+	g.p("MOVQ ds+48(FP), BX")
+	g.p("SHLQ $2, BX")
+	g.p("LEAQ (R8)(R8*2), R9")
+	g.p("LEAQ (R10)(R10*2), R11")
+	g.p("LEAQ (BX)(BX*2), R12")
+	_ = rm
+}
+
+// reduce sums the 16 lanes of accumulator r and stores the float at addr.
+func (g *gen) reduce(r int, dst string) {
+	g.p("VEXTRACTF64X4 $1, %s, %s", z(r), y(rT))
+	g.p("VADDPS %s, %s, %s", y(rT), y(r), y(rT))
+	g.p("VEXTRACTF32X4 $1, %s, %s", y(rT), x(rU))
+	g.p("VADDPS %s, %s, %s", x(rU), x(rT), x(rT))
+	g.p("VPERMILPD $1, %s, %s", x(rT), x(rU))
+	g.p("VADDPS %s, %s, %s", x(rU), x(rT), x(rT))
+	g.p("VMOVSHDUP %s, %s", x(rT), x(rU))
+	g.p("VADDSS %s, %s, %s", x(rU), x(rT), x(rT))
+	g.p("VMOVSS %s, %s", x(rT), dst)
+}
+
+// quantTile writes one VNNI tile kernel for weights "q4" or "q8".
+func (g *gen) quantTile(wt string, rm, rn int) string {
+	name := fmt.Sprintf("%sVNNI%dx%d", wt, rm, rn)
+	wb := 18 // bytes per weight block
+	mask, off := "$0x0f0f0f0f", "$0x08080808"
+	if wt == "q8" {
+		wb = 34
+		mask, off = "$0x80808080", "$0x80808080"
+	}
+	g.prologue(name, rm)
+	g.p("MOVL %s, AX", mask)
+	g.p("VPBROADCASTD AX, %s", z(rMask))
+	g.p("MOVL %s, AX", off)
+	g.p("VPBROADCASTD AX, %s", z(rOff))
+	g.p("VPXORD %s, %s, %s", z(rZero), z(rZero), z(rZero))
+	for r := 0; r < rm*rn; r++ {
+		g.p("VPXORD %s, %s, %s", z(r), z(r), z(r))
+	}
+	g.p("MOVQ CX, AX")
+	g.p("SHRQ $1, AX")
+	g.p("JZ %s_tail", name)
+	g.label(name + "_pair")
+	for j := 0; j < rn; j++ {
+		q, sw := rQ+j, rSW+j
+		if wt == "q4" {
+			g.p("VMOVDQU64 %s, %s", wrow(j, 2), x(q))
+			g.p("VINSERTI32X4 $1, %s, %s, %s", wrow(j, wb+2), y(q), y(q))
+			g.p("VPSRLW $4, %s, %s", y(q), y(rT))
+			g.p("VINSERTI64X4 $1, %s, %s, %s", y(rT), z(q), z(q))
+			g.p("VSHUFI64X2 $0xd8, %s, %s, %s", z(q), z(q), z(q))
+			g.p("VPANDD %s, %s, %s", z(rMask), z(q), z(q))
+		} else {
+			g.p("VMOVDQU64 %s, %s", wrow(j, 2), y(q))
+			g.p("VINSERTI64X4 $1, %s, %s, %s", wrow(j, wb+2), z(q), z(q))
+			g.p("VPXORD %s, %s, %s", z(rMask), z(q), z(q))
+		}
+		g.p("VPBROADCASTW %s, %s", wrow(j, 0), x(sw))
+		g.p("VPBROADCASTW %s, %s", wrow(j, wb), x(rT))
+		g.p("VINSERTI32X4 $1, %s, %s, %s", x(rT), y(sw), y(sw))
+		g.p("VCVTPH2PS %s, %s", y(sw), z(sw))
+	}
+	for i := 0; i < rm; i++ {
+		g.p("VMOVDQU64 %s, %s", arow(i, 2), y(rA))
+		g.p("VINSERTI64X4 $1, %s, %s, %s", arow(i, 36), z(rA), z(rA))
+		g.p("VPBROADCASTW %s, %s", arow(i, 0), x(rSA))
+		g.p("VPBROADCASTW %s, %s", arow(i, 34), x(rT))
+		g.p("VINSERTI32X4 $1, %s, %s, %s", x(rT), y(rSA), y(rSA))
+		g.p("VCVTPH2PS %s, %s", y(rSA), z(rSA))
+		g.dotRow(i, rn)
+	}
+	g.p("ADDQ $%d, SI", 2*wb)
+	g.p("ADDQ $68, DI")
+	g.p("DECQ AX")
+	g.p("JNZ %s_pair", name)
+	g.label(name + "_tail")
+	g.p("TESTQ $1, CX")
+	g.p("JZ %s_reduce", name)
+	// The odd last block runs the same dot code with the upper halves of every input register zero, so the upper
+	// lanes add nothing.
+	for j := 0; j < rn; j++ {
+		q, sw := rQ+j, rSW+j
+		if wt == "q4" {
+			g.p("VMOVDQU64 %s, %s", wrow(j, 2), x(q))
+			g.p("VPSRLW $4, %s, %s", x(q), x(rT))
+			g.p("VINSERTI32X4 $1, %s, %s, %s", x(rT), y(q), y(q))
+			g.p("VPANDD %s, %s, %s", y(rMask), y(q), y(q))
+		} else {
+			g.p("VMOVDQU64 %s, %s", wrow(j, 2), y(q))
+			g.p("VPXORD %s, %s, %s", y(rMask), y(q), y(q))
+		}
+		g.p("VPBROADCASTW %s, %s", wrow(j, 0), y(sw))
+		g.p("VCVTPH2PS %s, %s", y(sw), z(sw))
+	}
+	for i := 0; i < rm; i++ {
+		g.p("VMOVDQU64 %s, %s", arow(i, 2), y(rA))
+		g.p("VPBROADCASTW %s, %s", arow(i, 0), y(rSA))
+		g.p("VCVTPH2PS %s, %s", y(rSA), z(rSA))
+		g.dotRow(i, rn)
+	}
+	g.label(name + "_reduce")
+	for i := 0; i < rm; i++ {
+		for j := 0; j < rn; j++ {
+			g.reduce(i*rn+j, drow(i, 4*j))
+		}
+	}
+	g.p("VZEROUPPER")
+	g.p("RET")
+	return name
+}
+
+// dotRow accumulates activation row i (in rA, scales in rSA) against the RN unpacked weight rows.
+func (g *gen) dotRow(i, rn int) {
+	g.p("VPXORD %s, %s, %s", z(rNS), z(rNS), z(rNS))
+	g.p("VPDPBUSD %s, %s, %s", z(rA), z(rOff), z(rNS))
+	g.p("VPSUBD %s, %s, %s", z(rNS), z(rZero), z(rNS))
+	for j := 0; j < rn; j++ {
+		g.p("VMOVDQA32 %s, %s", z(rNS), z(rT))
+		g.p("VPDPBUSD %s, %s, %s", z(rA), z(rQ+j), z(rT))
+		g.p("VCVTDQ2PS %s, %s", z(rT), z(rT))
+		g.p("VMULPS %s, %s, %s", z(rSA), z(rSW+j), z(rU))
+		g.p("VFMADD231PS %s, %s, %s", z(rU), z(rT), z(i*rn+j))
+	}
+}
+
+// floatTile writes one AVX-512 tile for float weights ("f32", "f16", "bf16") against float32 activations, over
+// nb steps of 16 elements.
+func (g *gen) floatTile(wt string, rm, rn int) string {
+	name := fmt.Sprintf("%sF%dx%d", wt, rm, rn)
+	g.prologue(name, rm)
+	for r := 0; r < rm*rn; r++ {
+		g.p("VPXORD %s, %s, %s", z(r), z(r), z(r))
+	}
+	step := 32
+	if wt == "f32" {
+		step = 64
+	}
+	g.p("TESTQ CX, CX")
+	g.p("JZ %s_reduce", name)
+	g.label(name + "_loop")
+	for j := 0; j < rn; j++ {
+		switch wt {
+		case "f16":
+			g.p("VCVTPH2PS %s, %s", wrow(j, 0), z(16+j))
+		case "bf16":
+			g.p("VPMOVZXWD %s, %s", wrow(j, 0), z(16+j))
+			g.p("VPSLLD $16, %s, %s", z(16+j), z(16+j))
+		default:
+			g.p("VMOVUPS %s, %s", wrow(j, 0), z(16+j))
+		}
+	}
+	for i := 0; i < rm; i++ {
+		g.p("VMOVUPS %s, %s", arow(i, 0), z(20+i))
+		for j := 0; j < rn; j++ {
+			g.p("VFMADD231PS %s, %s, %s", z(20+i), z(16+j), z(i*rn+j))
+		}
+	}
+	g.p("ADDQ $%d, SI", step)
+	g.p("ADDQ $64, DI")
+	g.p("DECQ CX")
+	g.p("JNZ %s_loop", name)
+	g.label(name + "_reduce")
+	for i := 0; i < rm; i++ {
+		for j := 0; j < rn; j++ {
+			g.reduce(i*rn+j, drow(i, 4*j))
+		}
+	}
+	g.p("VZEROUPPER")
+	g.p("RET")
+	return name
+}
+
+func main() {
+	var g gen
+	fmt.Fprintf(&g.s, "// Code generated by gen_amd64.go; DO NOT EDIT.\n\n#include \"textflag.h\"\n")
+	fmt.Fprintf(&g.g, "// Code generated by gen_amd64.go; DO NOT EDIT.\n\npackage simd\n\n")
+	const maxR = 4
+	table := func(kind string, names [maxR][maxR]string, sig string) {
+		for _, row := range names {
+			for _, n := range row {
+				fmt.Fprintf(&g.g, "//go:noescape\nfunc %s%s\n\n", n, sig)
+			}
+		}
+		fmt.Fprintf(&g.g, "// %s holds the tiles by [activation rows-1][weight rows-1].\nvar %s = [%d][%d]tileFunc{\n", kind, kind, maxR, maxR)
+		for _, row := range names {
+			fmt.Fprintf(&g.g, "\t{")
+			for j, n := range row {
+				if j > 0 {
+					fmt.Fprintf(&g.g, ", ")
+				}
+				fmt.Fprintf(&g.g, "%s", n)
+			}
+			fmt.Fprintf(&g.g, "},\n")
+		}
+		fmt.Fprintf(&g.g, "}\n\n")
+	}
+	const qsig = "(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)"
+	for _, wt := range []string{"q4", "q8"} {
+		var names [maxR][maxR]string
+		for i := range maxR {
+			for j := range maxR {
+				names[i][j] = g.quantTile(wt, i+1, j+1)
+			}
+		}
+		table(wt+"VNNITiles", names, qsig)
+	}
+	for _, wt := range []string{"f32", "f16", "bf16"} {
+		var names [maxR][maxR]string
+		for i := range maxR {
+			for j := range maxR {
+				names[i][j] = g.floatTile(wt, i+1, j+1)
+			}
+		}
+		table(wt+"Tiles", names, qsig)
+	}
+	if err := os.WriteFile("kernels_amd64.s", g.s.Bytes(), 0o644); err != nil {
+		panic(err)
+	}
+	if err := os.WriteFile("kernels_amd64.go", g.g.Bytes(), 0o644); err != nil {
+		panic(err)
+	}
+}
