@@ -16,9 +16,13 @@ type tileFunc func(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds in
 const tileRows = 4
 
 var avx512VNNI = kernels{
-	name:  "avx512-vnni",
-	mmQ4:  func(w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) { tiles(&q4VNNITiles, 18, w, k, a, m, dst, n, n0, n1) },
-	mmQ8:  func(w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) { tiles(&q8VNNITiles, 34, w, k, a, m, dst, n, n0, n1) },
+	name: "avx512-vnni",
+	mmQ4: func(w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) {
+		tiles(&q4VNNITiles, 18, w, k, a, m, dst, n, n0, n1)
+	},
+	mmQ8: func(w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) {
+		tiles(&q8VNNITiles, 34, w, k, a, m, dst, n, n0, n1)
+	},
 	mmF:   matMulFAVX512,
 	quant: quantizeQ8Generic,
 }

@@ -14,6 +14,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"go/format"
 	"os"
 )
 
@@ -285,7 +286,11 @@ func main() {
 	if err := os.WriteFile("kernels_amd64.s", g.s.Bytes(), 0o644); err != nil {
 		panic(err)
 	}
-	if err := os.WriteFile("kernels_amd64.go", g.g.Bytes(), 0o644); err != nil {
+	src, err := format.Source(g.g.Bytes())
+	if err != nil {
+		panic(err)
+	}
+	if err := os.WriteFile("kernels_amd64.go", src, 0o644); err != nil {
 		panic(err)
 	}
 }

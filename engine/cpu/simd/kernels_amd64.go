@@ -281,4 +281,3 @@ var bf16Tiles = [4][4]tileFunc{
 	{bf16F3x1, bf16F3x2, bf16F3x3, bf16F3x4},
 	{bf16F4x1, bf16F4x2, bf16F4x3, bf16F4x4},
 }
-
