@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"tilelab/engine/gguf"
 )
 
 // Token types as GGUF stores them in tokenizer.ggml.token_type (llama.cpp's llama_token_type).
@@ -600,4 +602,16 @@ func FromMetadata(m Metadata) (*Tokenizer, error) {
 		return nil, err
 	}
 	return New(v)
+}
+
+// FromGGUF builds the tokenizer a GGUF file's tokenizer.ggml.* metadata describes.
+func FromGGUF(f *gguf.File) (*Tokenizer, error) {
+	if f == nil {
+		return nil, fmt.Errorf("tokenizer: no GGUF file")
+	}
+	t, err := FromMetadata(f)
+	if err != nil && f.Path() != "" {
+		return nil, fmt.Errorf("%s: %w", f.Path(), err)
+	}
+	return t, err
 }
