@@ -13,7 +13,7 @@ import (
 // in a layout no kernel reads (the seed's VNNI-packed experts with no AMX MUL_MAT_ID kernel) fails the load with
 // every backend's refusal, instead of reaching a kernel that would read the bytes as another format.
 //
-// The check builds a one-token probe op around the weight; it reads no weight bytes and runs nothing.
+// The check builds a one-token probe op around the weight (ProbeOp); it reads no weight bytes and runs nothing.
 func CheckWeight(reg *Registry, w *graph.Tensor, op graph.Kind) error {
 	if w == nil {
 		return fmt.Errorf("check of a nil weight")
@@ -46,18 +46,20 @@ func layout(t *graph.Tensor) tensor.Layout {
 }
 
 // ProbeOp builds the smallest op of the given kind that consumes w the way a forward pass does (one token; for
-// MUL_MAT_ID one expert used), with F32 activations in ordinary CPU memory. Its tensors have shapes but no data:
-// it is for SupportsOp questions, not for Compute.
+// MUL_MAT_ID one expert used), with zeroed F32 activations in ordinary CPU memory (a backend may ask that its
+// inputs have host data). It is for SupportsOp questions: nothing about it is meant to be computed.
 func ProbeOp(w *graph.Tensor, op graph.Kind) (*graph.Op, error) {
 	k := w.Ne[0]
 	f32 := func(name string, ne ...int) *graph.Tensor {
 		t := &graph.Tensor{Name: name, Type: tensor.F32, Ne: [4]int{1, 1, 1, 1}, Layout: tensor.Plain}
 		copy(t.Ne[:], ne)
+		t.F32 = make([]float32, t.Elems())
 		return t
 	}
 	i32 := func(name string, ne ...int) *graph.Tensor {
 		t := &graph.Tensor{Name: name, Type: tensor.I32, Ne: [4]int{1, 1, 1, 1}, Layout: tensor.Plain}
 		copy(t.Ne[:], ne)
+		t.I32 = make([]int32, t.Elems())
 		return t
 	}
 	p := &graph.Op{Kind: op, Name: "probe " + w.Name, Layer: -1}
