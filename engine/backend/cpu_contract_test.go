@@ -154,7 +154,7 @@ func oneBackend(b backend.Backend) *backend.Registry {
 //
 // The same through a view (seed bug 3: a view whose own Layout field is empty, of a packed source) fails today:
 // engine/cpu checks t.Layout rather than t.Source().Layout, and computes garbage from the packed bytes. That case
-// is left out until engine/cpu resolves views; it was reported to its owner.
+// is left out until engine/cpu resolves views; reported to the lead (H4 report).
 func TestCPURefusesAPackedWeight(t *testing.T) {
 	p := pool.New(2)
 	defer p.Close()
