@@ -1,0 +1,152 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"tilelab/cuda"
+	"tilelab/engine/backend"
+	"tilelab/engine/cpu"
+	"tilelab/engine/gguf"
+	"tilelab/engine/graph"
+	"tilelab/engine/placement"
+	"tilelab/engine/tensor"
+)
+
+func init() {
+	register("plan", "place a model's weights from its metadata alone: per-buffer totals, --tensors for every weight", runPlan)
+}
+
+func runPlan(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	model := fs.String("m", "", "model: a GGUF `FILE`, or synth:PRESET for a synthetic model's metadata (nothing is written)")
+	quant := fs.String("quant", "", "tensor `type` of a synth: preset's weights (q4_0, q8_0, f16, ...); files keep theirs")
+	layers := fs.Int("layers", 0, "repeating layers of a synth: preset (0: the preset's own)")
+	amxMode := fs.String("amx", placement.AMXOff, "AMX `mode`: off, attn (attention projections, the seed's set) or all")
+	ngl := fs.Int("ngl", 0, "offload the last `N` layers to CUDA0 (implies a GPU)")
+	gpu := fs.Bool("gpu", false, "a GPU is present: host weights are pinned (CUDA_Host)")
+	tensors := fs.Bool("tensors", false, "also print the per-tensor table (name, type, shape, MiB, buffer, op, reason)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tilelab plan -m FILE|synth:PRESET [--quant Q] [--amx off|attn|all] [--ngl N] [--gpu] [--tensors]")
+		fmt.Fprintln(stderr, "\nPlaces every weight from metadata alone, so any model plans on any machine: AMX and CUDA rows")
+		fmt.Fprintln(stderr, "show what those buffer types would take on a machine that has them.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tilelab plan: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	if *model == "" {
+		fmt.Fprintln(stderr, "tilelab plan: -m FILE|synth:PRESET is required")
+		fs.Usage()
+		return errUsage
+	}
+	o := placement.Options{AMX: strings.ToLower(*amxMode), NGL: *ngl, GPU: *gpu}
+	if err := o.Validate(); err != nil {
+		return err
+	}
+
+	f, desc, err := planSource(*model, *quant, *layers)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	p, err := placement.FromGGUF(f, o, planRegistry())
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s: %s\n", desc, o)
+	if err := p.WriteTotals(stdout); err != nil {
+		return err
+	}
+	if *tensors {
+		fmt.Fprintln(stdout)
+		return p.WriteTensors(stdout)
+	}
+	return nil
+}
+
+// planSource opens a file's metadata, or builds a synthetic preset's in memory, and describes it in one line.
+func planSource(model, quant string, layers int) (*gguf.File, string, error) {
+	if preset, ok := strings.CutPrefix(model, "synth:"); ok {
+		q := tensor.Q4_0
+		if quant != "" {
+			var err error
+			if q, err = tensor.ParseDType(quant); err != nil {
+				return nil, "", err
+			}
+		}
+		f, err := synthHeader(preset, q, layers)
+		if err != nil {
+			return nil, "", err
+		}
+		return f, fmt.Sprintf("%s (synthetic %s, %s)", preset, f.Architecture(), q), nil
+	}
+	if quant != "" || layers != 0 {
+		return nil, "", fmt.Errorf("--quant and --layers shape synth: presets; %s keeps the types and layers it was written with", model)
+	}
+	f, err := gguf.Open(model)
+	if err != nil {
+		return nil, "", err
+	}
+	return f, fmt.Sprintf("%s (%s)", model, f.Architecture()), nil
+}
+
+// planRegistry holds every buffer type a plan can name. None needs its hardware: a plan says what each would take
+// on a machine that has it.
+func planRegistry() *backend.Registry {
+	reg := backend.NewRegistry()
+	reg.AddBufferType(planCPUBufferType())
+	reg.AddBufferType(planAMXBufferType())
+	cuda.RegisterForPlan(reg)
+	return reg
+}
+
+func planCPUBufferType() backend.BufferType { return cpu.BufferType() }
+
+// synthHeader builds a preset's metadata in memory. engine/synth has not landed yet.
+func synthHeader(preset string, q tensor.DType, layers int) (*gguf.File, error) {
+	return nil, fmt.Errorf("not available yet: engine/synth has not landed (plan a GGUF file with -m FILE)")
+}
+
+// planAMXBufferType stands in for the amx package's AMX buffer type until that package lands, stating the same
+// rule (issue 4): F32 never, matrix weights only, ne1 a multiple of 32, K a multiple of the block, MUL_MAT_ID experts
+// only once an AMX MUL_MAT_ID kernel exists (not yet), sizes as in the GGUF file.
+func planAMXBufferType() backend.BufferType { return amxStandIn{} }
+
+type amxStandIn struct{}
+
+func (amxStandIn) Name() string { return placement.AMX }
+func (amxStandIn) IsHost() bool { return true }
+func (amxStandIn) Accepts(w backend.WeightInfo) (bool, string) {
+	switch {
+	case w.Type == tensor.F32:
+		return false, "F32 tensors are not packed for AMX"
+	case w.Op == graph.MulMatID:
+		return false, "MUL_MAT_ID expert, AMX experts off"
+	case w.Op != graph.MulMat:
+		return false, w.Op.String() + " weights are not packed for AMX (matrix multiplications only)"
+	case w.Type != tensor.Q4_0 && w.Type != tensor.Q8_0 && w.Type != tensor.F16 && w.Type != tensor.BF16:
+		return false, "no AMX kernel for " + w.Type.String()
+	case w.Ne[1]%32 != 0:
+		return false, fmt.Sprintf("output features ne1=%d are not a multiple of 32", w.Ne[1])
+	case w.Ne[0]%32 != 0:
+		return false, fmt.Sprintf("K=%d is not a multiple of the 32-element block", w.Ne[0])
+	}
+	return true, fmt.Sprintf("%s, ne1 %d %% 32 == 0", w.Type, w.Ne[1])
+}
+func (amxStandIn) PackedBytes(w backend.WeightInfo) int64 { return w.Bytes() }
+func (amxStandIn) Import(t *graph.Tensor) error {
+	return fmt.Errorf("AMX: %s: plans only; the amx package has not landed", t.Name)
+}
