@@ -78,7 +78,7 @@ func (o Options) String() string {
 type Decision struct {
 	Weight      backend.WeightInfo
 	BufferType  string
-	Reason      string // "AMX: attention weight (amx=attn); q4_0, ne1 4096 % 32 == 0", read by users
+	Reason      string // "AMX: q4_0, ne1 4096 % 32 == 0 (attention projection, amx=attn)", read by users
 	Bytes       int64  // size in the GGUF file
 	PackedBytes int64  // size once stored in BufferType (larger where the buffer type repacks)
 }
