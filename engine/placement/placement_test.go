@@ -298,3 +298,28 @@ func TestTotalsAndReports(t *testing.T) {
 		t.Errorf("summary %q", s)
 	}
 }
+
+func TestDiff(t *testing.T) {
+	ws := qwen3MoE30B(tensor.Q4_0, 4)
+	reg := registry(true, nil)
+	attn, _ := Place(ws, 4, Options{AMX: AMXAttn}, reg)
+	all, _ := Place(ws, 4, Options{AMX: AMXAll}, reg)
+	moves, err := Diff(attn, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// amx=all with an expert kernel also takes the three expert stacks per layer and the output matrix; the
+	// router (F32), norms and token_embd (GET_ROWS) stay.
+	if len(moves) != 4*3+1 {
+		t.Errorf("%d moves, want 13: %+v", len(moves), moves)
+	}
+	for _, m := range moves {
+		if m.From != CPU || m.To != AMX || m.Bytes <= 0 || m.ToReason == "" {
+			t.Errorf("move %+v", m)
+		}
+	}
+	other, _ := Place(qwen3MoE30B(tensor.Q4_0, 3), 3, Options{}, reg)
+	if _, err := Diff(attn, other); err == nil {
+		t.Error("plans of different models compared without error")
+	}
+}

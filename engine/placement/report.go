@@ -138,3 +138,38 @@ func (p *Plan) Summary() string {
 	}
 	return p.Options.String() + ": " + strings.Join(parts, ", ")
 }
+
+// Move is one weight that two plans put in different buffer types.
+type Move struct {
+	Name       string `json:"name"`
+	From       string `json:"from"`
+	To         string `json:"to"`
+	Bytes      int64  `json:"bytes"`
+	FromReason string `json:"from_reason"`
+	ToReason   string `json:"to_reason"`
+}
+
+// Diff lists the weights whose buffer type differs between plans a and b (of the same model, under different
+// options), in a's order. A weight present in only one plan is an error: the plans are not of the same model.
+func Diff(a, b *Plan) ([]Move, error) {
+	bi := make(map[string]int, len(b.Decisions))
+	for i, d := range b.Decisions {
+		bi[d.Weight.Name] = i
+	}
+	if len(a.Decisions) != len(b.Decisions) {
+		return nil, fmt.Errorf("the plans place %d and %d weights: they are not of the same model", len(a.Decisions), len(b.Decisions))
+	}
+	var moves []Move
+	for _, da := range a.Decisions {
+		i, ok := bi[da.Weight.Name]
+		if !ok {
+			return nil, fmt.Errorf("weight %s is in the first plan only: the plans are not of the same model", da.Weight.Name)
+		}
+		db := b.Decisions[i]
+		if da.BufferType != db.BufferType {
+			moves = append(moves, Move{Name: da.Weight.Name, From: da.BufferType, To: db.BufferType, Bytes: da.Bytes,
+				FromReason: da.Reason, ToReason: db.Reason})
+		}
+	}
+	return moves, nil
+}
