@@ -1,0 +1,274 @@
+package model
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+
+	"tilelab/engine/gguf"
+)
+
+// testdata finds ../shared/testdata beside the module root, or $TILELAB_TESTDATA.
+func testdata(t testing.TB) string {
+	t.Helper()
+	if d := os.Getenv("TILELAB_TESTDATA"); d != "" {
+		return d
+	}
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "..", "shared", "testdata")
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+func readF32(t testing.TB, path string) []float32 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out
+}
+
+func readI32(t testing.TB, path string) []int32 {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make([]int32, len(b)/4)
+	for i := range out {
+		out[i] = int32(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out
+}
+
+// compare returns the cosine similarity and the relative L2 error of got against want.
+func compare(got, want []float32) (cos, relL2 float64) {
+	var dot, gg, ww, dd float64
+	for i := range want {
+		g, w := float64(got[i]), float64(want[i])
+		dot += g * w
+		gg += g * g
+		ww += w * w
+		dd += (g - w) * (g - w)
+	}
+	return dot / math.Sqrt(gg*ww), math.Sqrt(dd / ww)
+}
+
+func openTiny(t testing.TB) *gguf.File {
+	t.Helper()
+	f, err := gguf.Open(filepath.Join(testdata(t), "models", "tiny-qwen3moe-q4_0.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// The tiny Qwen3-MoE with llama.cpp's logits for "Once upon a time": the argmax must match and the logits agree
+// to cosine ≥ 0.9995, with the float32 reference kernels and with the quantized fast path.
+func TestTinyQwen3MoEMatchesLlamaCpp(t *testing.T) {
+	ref := filepath.Join(testdata(t), "reference", "tiny-qwen3moe-q4_0")
+	tokens := readI32(t, filepath.Join(ref, "prompt-tokens.i32"))
+	want := readF32(t, filepath.Join(ref, "logits-last.f32"))
+	var summary struct {
+		Argmax int32 `json:"argmax"`
+	}
+	raw, err := os.ReadFile(filepath.Join(ref, "summary.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &summary); err != nil {
+		t.Fatal(err)
+	}
+	f := openTiny(t)
+	for _, c := range []struct {
+		name      string
+		reference bool
+	}{{"float32 reference kernels", true}, {"quantized fast path", false}} {
+		t.Run(c.name+" agree with llama.cpp", func(t *testing.T) {
+			m, err := Load(f, Options{Reference: c.reference, Threads: 2, Ctx: 64})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			got, err := m.Eval(context.Background(), tokens)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d logits, llama.cpp has %d", len(got), len(want))
+			}
+			cos, rel := compare(got, want)
+			t.Logf("%s: cosine %.7f, relative L2 %.3e, argmax %d (llama.cpp %d)", c.name, cos, rel, Argmax(got), summary.Argmax)
+			if a := Argmax(got); a != summary.Argmax {
+				t.Errorf("argmax %d, llama.cpp says %d", a, summary.Argmax)
+			}
+			if cos < 0.9995 {
+				t.Errorf("cosine %.6f < 0.9995", cos)
+			}
+		})
+	}
+}
+
+func relErr(got, want []float32) float64 {
+	_, rel := compare(got, want)
+	return rel
+}
+
+// The KV cache must make batching invisible: one batch, token by token, and uneven batches give the same logits.
+func TestBatchedAndTokenByTokenEvaluationAgree(t *testing.T) {
+	f := openTiny(t)
+	prompt := []int32{12522, 5193, 264, 882, 11, 1052, 572, 264, 2632}
+	for _, reference := range []bool{true, false} {
+		m, err := Load(f, Options{Reference: reference, Threads: 2, Ctx: 32, Batch: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		ctx := context.Background()
+		mode := map[bool]string{true: "reference", false: "fast"}[reference]
+
+		m.Batch = len(prompt)
+		whole, err := m.Eval(ctx, prompt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		whole = append([]float32(nil), whole...)
+		for _, c := range []struct {
+			name  string
+			batch int
+		}{{"token by token", 1}, {"in batches of four", 4}} {
+			t.Run(mode+": "+c.name+" matches one batch", func(t *testing.T) {
+				m.Reset()
+				m.Batch = c.batch
+				var got []float32
+				for i := 0; i < len(prompt); i += c.batch {
+					if got, err = m.Eval(ctx, prompt[i:min(len(prompt), i+c.batch)]); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if m.NPast() != len(prompt) {
+					t.Fatalf("cache holds %d positions, want %d", m.NPast(), len(prompt))
+				}
+				if rel := relErr(got, whole); rel > 1e-4 {
+					t.Fatalf("relative error %.3g against the single batch", rel)
+				}
+			})
+		}
+		t.Run(mode+": every position's logits end with the last one's", func(t *testing.T) {
+			m.Reset()
+			all, err := m.EvalAll(ctx, prompt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			v := m.Hyper.Vocab
+			if rel := relErr(all[(len(prompt)-1)*v:], whole); rel > 1e-4 {
+				t.Fatalf("relative error %.3g for the last row", rel)
+			}
+			m.Reset()
+			first, err := m.Eval(ctx, prompt[:1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rel := relErr(all[:v], first); rel > 1e-4 {
+				t.Fatalf("relative error %.3g for the first row", rel)
+			}
+		})
+	}
+}
+
+func TestEvalRejectsBadInput(t *testing.T) {
+	f := openTiny(t)
+	m, err := Load(f, Options{Threads: 1, Ctx: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	for _, c := range []struct {
+		name   string
+		tokens []int32
+		want   string
+	}{
+		{"a token past the vocabulary", []int32{1, 151936}, "outside the vocabulary"},
+		{"a negative token", []int32{-1}, "outside the vocabulary"},
+		{"more tokens than the context holds", make([]int32, 9), "exceed the context"},
+		{"no tokens at all", nil, "no tokens"},
+	} {
+		t.Run(c.name+" is an error", func(t *testing.T) {
+			m.Reset()
+			_, err := m.Eval(ctx, c.tokens)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error containing %q", err, c.want)
+			}
+		})
+	}
+}
+
+// A decode step reuses the graph arena, activation buffers and logits: it must not allocate per token beyond
+// small bookkeeping (the kernels' closures).
+func TestDecodeStepAllocatesLittle(t *testing.T) {
+	f := openTiny(t)
+	for _, reference := range []bool{true, false} {
+		m, err := Load(f, Options{Reference: reference, Threads: 2, Ctx: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		ctx := context.Background()
+		tok := []int32{42}
+		if _, err := m.Eval(ctx, []int32{1, 2, 3}); err != nil {
+			t.Fatal(err)
+		}
+		allocs := testing.AllocsPerRun(20, func() {
+			if m.NPast() >= m.Ctx-1 {
+				m.Reset()
+			}
+			if _, err := m.Eval(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+		})
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		const steps = 20
+		for i := 0; i < steps; i++ {
+			if m.NPast() >= m.Ctx-1 {
+				m.Reset()
+			}
+			if _, err := m.Eval(ctx, tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		runtime.ReadMemStats(&after)
+		perStep := (after.TotalAlloc - before.TotalAlloc) / steps
+		ops := len(m.b.Graph.Ops)
+		t.Logf("reference=%v: %.0f allocations, %d bytes per decode step of %d ops", reference, allocs, perStep, ops)
+		if allocs > float64(3*ops) {
+			t.Errorf("%.0f allocations per decode step of %d ops", allocs, ops)
+		}
+		if perStep > 64<<10 {
+			t.Errorf("%d bytes allocated per decode step; the vocabulary's logits alone would be %d", perStep, 4*m.Hyper.Vocab)
+		}
+	}
+}
