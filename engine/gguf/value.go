@@ -499,3 +499,35 @@ func (a *array) rawBits(i int) uint64 {
 	}
 	return 0
 }
+
+// Equal reports whether two values have the same type and contents (arrays element by element; floats by bits,
+// so a NaN equals itself).
+func (v Value) Equal(o Value) bool {
+	if v.tp != o.tp {
+		return false
+	}
+	if v.arr == nil || o.arr == nil {
+		return v.arr == o.arr && v.bits == o.bits && v.str == o.str
+	}
+	a, b := v.arr, o.arr
+	if a.elem != b.elem || a.n != b.n {
+		return false
+	}
+	for i := 0; i < a.n; i++ {
+		switch a.elem {
+		case TypeString:
+			if a.data.([]string)[i] != b.data.([]string)[i] {
+				return false
+			}
+		case TypeArray:
+			if !a.data.([]Value)[i].Equal(b.data.([]Value)[i]) {
+				return false
+			}
+		default:
+			if a.rawBits(i) != b.rawBits(i) {
+				return false
+			}
+		}
+	}
+	return true
+}
