@@ -97,6 +97,10 @@ func (b *bufferType) Import(t *graph.Tensor) error {
 	return fmt.Errorf("%s: cannot %s %s: TileLab's CUDA backend is not built yet (plans only)", b.name, verb, t.Name)
 }
 
+func init() {
+	placement.SetGPUProbe(func() (bool, string) { s := Probe(); return s.Available, s.Reason })
+}
+
 // RegisterForPlan adds CUDA0 and CUDA_Host to a registry used for planning: a plan says what each buffer type would
 // take on a machine that has it, so these need no GPU.
 func RegisterForPlan(reg *backend.Registry) {

@@ -126,3 +126,19 @@ func TestPlanRegistryHasBothTypes(t *testing.T) {
 		}
 	}
 }
+
+func TestPlacementExplainsAMissingGPUWithTheProbe(t *testing.T) {
+	reg := backend.NewRegistry()
+	reg.AddBufferType(&bufferType{name: placement.CPU, device: -1, status: Probe}) // any buffer type named CPU
+	_, err := placement.Place(nil, 1, placement.Options{NGL: 1}, reg)
+	if err == nil {
+		t.Fatal("placing with ngl=1 and no CUDA0 succeeded")
+	}
+	want := "a GPU is present but its buffer types were not registered"
+	if s := Probe(); !s.Available {
+		want = s.Reason
+	}
+	if !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+}

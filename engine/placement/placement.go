@@ -159,7 +159,7 @@ func lookup(reg *backend.Registry, o Options) (buffers, error) {
 	}
 	if o.NGL > 0 {
 		if b.cuda, err = get(CUDA0, fmt.Sprintf("ngl=%d puts layers on the GPU", o.NGL)); err != nil {
-			return b, fmt.Errorf("%w: no GPU is available to this session", err)
+			return b, fmt.Errorf("%w: %s", err, noGPU())
 		}
 	}
 	if o.GPUPresent() {
@@ -168,10 +168,29 @@ func lookup(reg *backend.Registry, o Options) (buffers, error) {
 			why = fmt.Sprintf("ngl=%d implies a GPU, which pins host weights", o.NGL)
 		}
 		if b.host, err = get(CUDAHost, why); err != nil {
-			return b, err
+			return b, fmt.Errorf("%w: %s", err, noGPU())
 		}
 	}
 	return b, nil
+}
+
+// gpuProbe, when set, says whether a GPU can be used here and why not. Placement cannot import the cuda package
+// (cuda imports placement), so cuda registers its probe when it is linked in; an error about a missing GPU buffer
+// type then carries the driver's own reason ("no CUDA driver: libcuda.so.1 not found").
+var gpuProbe func() (ok bool, reason string)
+
+// SetGPUProbe installs the function that explains why no GPU buffer type is registered. The cuda package calls
+// it from init.
+func SetGPUProbe(probe func() (ok bool, reason string)) { gpuProbe = probe }
+
+func noGPU() string {
+	if gpuProbe != nil {
+		if ok, why := gpuProbe(); !ok {
+			return "no GPU can be used here (" + why + ")"
+		}
+		return "a GPU is present but its buffer types were not registered"
+	}
+	return "no GPU is available to this session"
 }
 
 func names(reg *backend.Registry) string {
