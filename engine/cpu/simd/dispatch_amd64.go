@@ -47,16 +47,21 @@ func fastFamilies() []kernels {
 	return f
 }
 
-// tiles walks the output in tiles of up to 4×4. Weight tiles are the outer loop, so a tile's weights stay in L1
-// while every activation row passes over them; for one activation row (decoding) this streams each weight row once.
+// tiles walks the output in tiles of up to 4×4. For one activation row (decoding) it streams each weight row once.
+// For many rows (prompts) it takes the activations in blocks of about 128 KiB, which stay in L2 while every weight
+// tile of the range passes over them, and each weight tile stays in L1 while the block's rows pass over it.
 func tiles(tab *[tileRows][tileRows]tileFunc, blockBytes int, w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) {
 	nb := k / QK
 	wr, ar := nb*blockBytes, nb*34
-	for j := n0; j < n1; j += tileRows {
-		rn := min(tileRows, n1-j)
-		for i := 0; i < m; i += tileRows {
-			rm := min(tileRows, m-i)
-			tab[rm-1][rn-1](&w[j*wr], wr, &a[i*ar], ar, nb, &dst[i*n+j], n)
+	mb := max(tileRows, (128<<10)/ar/tileRows*tileRows)
+	for i0 := 0; i0 < m; i0 += mb {
+		i1 := min(m, i0+mb)
+		for j := n0; j < n1; j += tileRows {
+			rn := min(tileRows, n1-j)
+			for i := i0; i < i1; i += tileRows {
+				rm := min(tileRows, i1-i)
+				tab[rm-1][rn-1](&w[j*wr], wr, &a[i*ar], ar, nb, &dst[i*n+j], n)
+			}
 		}
 	}
 }

@@ -1,0 +1,61 @@
+package simd
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"tilelab/engine/tensor"
+)
+
+// BenchmarkGEMV streams weight matrices larger than the caches against one activation row, as decoding does;
+// the reported MB/s is weight bytes per second (b.SetBytes), to compare with BenchmarkMemRead.
+func BenchmarkGEMV(b *testing.B) {
+	k, n := 4096, 16384 // 36 MiB of Q4_0, 68 MiB of Q8_0: past this machine's 32 MiB L3
+	if testing.Short() {
+		n = 256 // in cache: the kernels' compute speed alone
+	}
+	for _, wt := range []tensor.DType{tensor.Q4_0, tensor.Q8_0} {
+		r := rand.New(rand.NewPCG(1, 1))
+		w := randWeights(r, wt, n, k)
+		a := make([]byte, k/32*34)
+		quantizeQ8Generic(a, randFloats(r, k))
+		dst := make([]float32, n)
+		for _, fam := range families() {
+			b.Run(fmt.Sprintf("%v/%s", wt, fam.name), func(b *testing.B) {
+				defer use(fam)()
+				b.SetBytes(int64(len(w)))
+				for b.Loop() {
+					if err := MatMul(wt, w, k, a, 1, dst, n, 0, n); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkGEMM is prompt processing: many activation rows against a weight matrix that fits in L2/L3; the
+// metric is GOP/s (2·m·n·k per product).
+func BenchmarkGEMM(b *testing.B) {
+	for _, s := range []struct{ m, n, k int }{{512, 512, 2048}, {32, 768, 2048}, {512, 2048, 768}} {
+		for _, wt := range []tensor.DType{tensor.Q4_0, tensor.Q8_0} {
+			r := rand.New(rand.NewPCG(2, 2))
+			w := randWeights(r, wt, s.n, s.k)
+			a := make([]byte, s.m*s.k/32*34)
+			quantizeQ8Generic(a, randFloats(r, s.m*s.k))
+			dst := make([]float32, s.m*s.n)
+			for _, fam := range fastFamilies() {
+				b.Run(fmt.Sprintf("%v/m=%d,n=%d,k=%d/%s", wt, s.m, s.n, s.k, fam.name), func(b *testing.B) {
+					defer use(fam)()
+					for b.Loop() {
+						if err := MatMul(wt, w, s.k, a, s.m, dst, s.n, 0, s.n); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.ReportMetric(2*float64(s.m*s.n*s.k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GOP/s")
+				})
+			}
+		}
+	}
+}
