@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"tilelab/engine/gguf"
+	"tilelab/engine/model"
+	"tilelab/engine/placement"
+	"tilelab/engine/tokenizer"
+)
+
+func init() {
+	register("logits", "run a prompt and print its last position's argmax and top 5; -o writes the logits as float32", runLogits)
+}
+
+// engineFlags are the flags logits and generate share: which model, and how to run it.
+type engineFlags struct {
+	model     *string
+	threads   *int
+	ctx       *int
+	amx       *string
+	reference *bool
+}
+
+func addEngineFlags(fs *flag.FlagSet) engineFlags {
+	return engineFlags{
+		model:     fs.String("m", "", "model GGUF `FILE`"),
+		threads:   fs.Int("t", 0, "worker `threads` (0: one per CPU)"),
+		ctx:       fs.Int("ctx", 0, "KV cache length in `tokens` (0: the model's context, at most 4096)"),
+		amx:       fs.String("amx", placement.AMXOff, "AMX placement `mode`: off, attn or all"),
+		reference: fs.Bool("reference", false, "run every op on the float32 reference kernels"),
+	}
+}
+
+// parseFlags parses args, printing usage on error; it returns errUsage for bad flags and stray arguments.
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return flag.ErrHelp
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tilelab %s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	return nil
+}
+
+// open loads the model and its tokenizer; close releases both.
+func (e engineFlags) open() (m *model.Model, tok *tokenizer.Tokenizer, close func(), err error) {
+	f, err := gguf.Open(*e.model)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	tok, err = tokenizer.FromGGUF(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	m, err = model.Load(f, model.Options{
+		Placement: placement.Options{AMX: strings.ToLower(*e.amx)},
+		Threads:   *e.threads, Ctx: *e.ctx, Reference: *e.reference,
+	})
+	if err != nil {
+		f.Close()
+		return nil, nil, nil, err
+	}
+	return m, tok, func() { m.Close(); f.Close() }, nil
+}
+
+func runLogits(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("logits", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	ef := addEngineFlags(fs)
+	prompt := fs.String("p", "", "prompt `TEXT` (tokenized with the model's vocabulary, BOS as llama.cpp adds it)")
+	tokens := fs.String("tokens", "", "comma-separated token `ids`, instead of -p")
+	out := fs.String("o", "", "write the last position's logits to `FILE` as little-endian float32")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tilelab logits -m FILE (-p TEXT | --tokens 1,2,3) [-o OUT.f32] [-t THREADS] [--reference]")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, stderr); err != nil {
+		if err == flag.ErrHelp {
+			return nil
+		}
+		return err
+	}
+	if *ef.model == "" || (*prompt == "") == (*tokens == "") {
+		fmt.Fprintln(stderr, "tilelab logits: -m FILE and exactly one of -p TEXT or --tokens ids are required")
+		fs.Usage()
+		return errUsage
+	}
+	var ids []int32
+	if *tokens != "" {
+		var err error
+		if ids, err = parseTokens(*tokens); err != nil {
+			return err
+		}
+	}
+	m, tok, closeAll, err := ef.open()
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	if *prompt != "" {
+		ids = tok.Encode(*prompt, true)
+		if len(ids) == 0 {
+			return fmt.Errorf("the prompt %q has no tokens", *prompt)
+		}
+	}
+	logits, err := m.Eval(context.Background(), ids)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "tokens (%d):", len(ids))
+	for _, id := range ids {
+		fmt.Fprintf(stdout, " %d", id)
+	}
+	fmt.Fprintln(stdout)
+	top := topN(logits, 5)
+	fmt.Fprintf(stdout, "argmax: %d %q\n", top[0], tok.TokenBytes(top[0]))
+	fmt.Fprintln(stdout, "top 5:")
+	for i, id := range top {
+		fmt.Fprintf(stdout, "  %d. %-7d %10.6f  %q\n", i+1, id, logits[id], tok.TokenBytes(id))
+	}
+	if *out != "" {
+		if err := writeF32(*out, logits); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "wrote %d logits to %s\n", len(logits), *out)
+	}
+	return nil
+}
+
+// parseTokens reads "1,2,3" (spaces allowed).
+func parseTokens(s string) ([]int32, error) {
+	var ids []int32
+	for i, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		v, err := strconv.ParseInt(f, 10, 32)
+		if err != nil || v < 0 {
+			return nil, fmt.Errorf("--tokens: item %d, %q, is not a token id", i+1, f)
+		}
+		ids = append(ids, int32(v))
+	}
+	return ids, nil
+}
+
+// topN returns the ids of the n largest logits, largest first (ties: lower id first).
+func topN(logits []float32, n int) []int32 {
+	ids := make([]int32, len(logits))
+	for i := range ids {
+		ids[i] = int32(i)
+	}
+	sort.SliceStable(ids, func(a, b int) bool { return logits[ids[a]] > logits[ids[b]] })
+	return ids[:min(n, len(ids))]
+}
+
+func writeF32(path string, x []float32) error {
+	b := make([]byte, 4*len(x))
+	for i, v := range x {
+		binary.LittleEndian.PutUint32(b[4*i:], math.Float32bits(v))
+	}
+	return os.WriteFile(path, b, 0o644)
+}
