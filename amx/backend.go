@@ -1,0 +1,359 @@
+package amx
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"tilelab/engine/backend"
+	"tilelab/engine/graph"
+	"tilelab/engine/pool"
+	"tilelab/engine/tensor"
+)
+
+// Name is the name of the AMX buffer type and backend.
+const Name = "AMX"
+
+// BufferType is the AMX buffer type: it repacks Q8_0 and Q4_0 weights into the amx-int8 layout and F16 and BF16
+// weights into amx-bf16, for MUL_MAT and MUL_MAT_ID (MoE experts) alike.
+type BufferType struct {
+	// Group is the int8 scale group weights are repacked with (TileConfig.Group); 32 keeps Q8_0/Q4_0 exact.
+	Group int
+}
+
+// NewBufferType returns the AMX buffer type repacking with the default configuration's group.
+func NewBufferType() *BufferType { return &BufferType{Group: DefaultConfig.Group} }
+
+// Name returns "AMX".
+func (*BufferType) Name() string { return Name }
+
+// IsHost is true: AMX weights are in ordinary memory the CPU reads.
+func (*BufferType) IsHost() bool { return true }
+
+// Accepts takes Q8_0, Q4_0, F16 and BF16 weights of MUL_MAT and MUL_MAT_ID whose rows are whole blocks and
+// whose row count is a multiple of 32.
+func (*BufferType) Accepts(w backend.WeightInfo) (bool, string) {
+	if w.Op != graph.MulMat && w.Op != graph.MulMatID {
+		return false, fmt.Sprintf("consumed by %s; AMX computes only MUL_MAT and MUL_MAT_ID", w.Op)
+	}
+	switch w.Type {
+	case tensor.Q8_0, tensor.Q4_0, tensor.F16, tensor.BF16:
+	case tensor.F32:
+		return false, "F32 tensors are not packed for AMX"
+	default:
+		return false, fmt.Sprintf("%s has no AMX layout (AMX takes q8_0, q4_0, f16, bf16)", w.Type)
+	}
+	if bs := w.Type.BlockSize(); w.Ne[0]%bs != 0 {
+		return false, fmt.Sprintf("%s, ne0 %d is not a multiple of the block (%d)", w.Type, w.Ne[0], bs)
+	}
+	if w.Ne[1]%32 != 0 {
+		return false, fmt.Sprintf("%s, ne1 %d is not a multiple of 32", w.Type, w.Ne[1])
+	}
+	if w.Ne[3] > 1 || (w.Op == graph.MulMat && w.Ne[2] > 1) {
+		return false, fmt.Sprintf("%s %s: AMX takes 2-D weights, or 3-D expert stacks for MUL_MAT_ID", w.Type, fmtNe(w.Ne))
+	}
+	what := "ne1 %d %% 32 == 0"
+	if w.Op == graph.MulMatID {
+		what = "MoE experts, ne1 %d %% 32 == 0"
+	}
+	return true, fmt.Sprintf("%s, "+what, w.Type, w.Ne[1])
+}
+
+func fmtNe(ne [4]int) string {
+	return (&graph.Tensor{Ne: ne}).Shape()
+}
+
+// PackedBytes is the weight's size in its AMX layout: rows and K padded to 64, int8 values with a float32 scale
+// and an int32 sum per row and group (int8), or bf16 values.
+func (b *BufferType) PackedBytes(w backend.WeightInfo) int64 {
+	e := max(w.Ne[2], 1)
+	switch w.Type {
+	case tensor.Q8_0, tensor.Q4_0:
+		_, _, _, _, n := int8Sizes(w.Ne[1], w.Ne[0], e, b.Group)
+		return n
+	case tensor.F16, tensor.BF16:
+		_, _, n := bf16Sizes(w.Ne[1], w.Ne[0], e)
+		return n
+	}
+	return w.Bytes()
+}
+
+// Import repacks t (plain GGUF bytes) into its AMX layout: t.Data becomes the packed values, t.Extra the packed
+// weight the kernels read, t.Layout amx-int8 or amx-bf16.
+func (b *BufferType) Import(t *graph.Tensor) error {
+	if t.ViewSrc != nil {
+		return fmt.Errorf("AMX import of %s: a view cannot be repacked; import its source", t.Name)
+	}
+	if t.Layout != "" && t.Layout != tensor.Plain {
+		return fmt.Errorf("AMX import of %s: it is already in layout %s", t.Name, t.Layout)
+	}
+	op := graph.MulMat
+	if t.Ne[2] > 1 {
+		op = graph.MulMatID
+	}
+	if ok, why := b.Accepts(backend.WeightInfo{Name: t.Name, Type: t.Type, Ne: t.Ne, Op: op}); !ok {
+		return fmt.Errorf("AMX import of %s: %s", t.Name, why)
+	}
+	e := max(t.Ne[2], 1)
+	switch t.Type {
+	case tensor.Q8_0, tensor.Q4_0:
+		p, err := packInt8(t.Type, t.Data, t.Ne[1], t.Ne[0], e, b.Group)
+		if err != nil {
+			return fmt.Errorf("AMX import of %s: %w", t.Name, err)
+		}
+		t.Data, t.Extra, t.Layout = p.Q, p, LayoutInt8
+	default:
+		p, err := packBF16(t.Type, t.Data, t.Ne[1], t.Ne[0], e)
+		if err != nil {
+			return fmt.Errorf("AMX import of %s: %w", t.Name, err)
+		}
+		t.Data, t.Extra, t.Layout = p.B, p, LayoutBF16
+	}
+	t.BufferType = Name
+	return nil
+}
+
+// Backend computes MUL_MAT and MUL_MAT_ID on weights in the AMX layouts: tile kernels from Threshold rows up,
+// the AVX-512 path below.
+type Backend struct {
+	eng    *engine
+	status Status
+	// Threshold is the smallest number of activation rows (per expert for MUL_MAT_ID) that goes to the tile
+	// kernels. It starts at the calibrated value for this machine, or DefaultThreshold.
+	Threshold int
+	// ThresholdBF16 is the same for F16 and BF16 weights.
+	ThresholdBF16 int
+	// ThresholdSource says where Threshold came from ("calibrated 2026-11-26 on ...", "default", "set").
+	ThresholdSource string
+}
+
+// DefaultThreshold is the tile-kernel threshold used before the machine is calibrated.
+const DefaultThreshold = 32
+
+// Options adjust a Backend.
+type Options struct {
+	Config    TileConfig // zero value: DefaultConfig
+	Emulate   bool       // run the tile kernels in the emulator even where AMX is usable
+	NoVecAsm  bool       // run the small-batch path in plain Go even where AVX-512 VNNI is present
+	Threshold int        // > 0 overrides the calibrated threshold
+}
+
+// NewBackend returns the AMX backend running on p's workers.
+func NewBackend(p *pool.Pool, o Options) (*Backend, error) {
+	cfg := o.Config
+	if cfg == (TileConfig{}) {
+		cfg = DefaultConfig
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	st := Detect()
+	b := &Backend{eng: newEngine(p, cfg, o.Emulate || !st.Usable, st.VNNI && !o.NoVecAsm), status: st}
+	b.Threshold, b.ThresholdBF16, b.ThresholdSource = DefaultThreshold, DefaultThreshold, "default (not calibrated)"
+	if c, err := LoadCalibration(); err == nil && c.Threshold > 0 {
+		b.Threshold, b.ThresholdBF16, b.ThresholdSource = c.Threshold, c.ThresholdBF16, "calibrated "+c.When+" on "+c.CPU
+	}
+	if v := os.Getenv("TILELAB_AMX_THRESHOLD"); v != "" {
+		t, err := strconv.Atoi(v)
+		if err != nil || t < 0 {
+			return nil, fmt.Errorf("TILELAB_AMX_THRESHOLD=%q is not a row count", v)
+		}
+		b.Threshold, b.ThresholdBF16, b.ThresholdSource = t, t, "TILELAB_AMX_THRESHOLD"
+	}
+	if o.Threshold > 0 {
+		b.Threshold, b.ThresholdBF16, b.ThresholdSource = o.Threshold, o.Threshold, "set"
+	}
+	return b, nil
+}
+
+// Name returns "AMX".
+func (*Backend) Name() string { return Name }
+
+// Status is what detection found.
+func (b *Backend) Status() Status { return b.status }
+
+// Emulated reports whether the tile kernels run in the emulator.
+func (b *Backend) Emulated() bool { return b.eng.emulate }
+
+// Config is the tile configuration in use.
+func (b *Backend) Config() TileConfig { return b.eng.cfg }
+
+// SetConfig changes the tile configuration (the group of already packed weights stays theirs).
+func (b *Backend) SetConfig(c TileConfig) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	b.eng.cfg = c
+	return nil
+}
+
+func packedOf(t *graph.Tensor) (weights, error) {
+	src := t.Source()
+	switch src.Layout {
+	case LayoutInt8:
+		if p, ok := src.Extra.(*packedInt8); ok {
+			return weights{i8: p}, nil
+		}
+	case LayoutBF16:
+		if p, ok := src.Extra.(*packedBF16); ok {
+			return weights{b16: p}, nil
+		}
+	default:
+		return weights{}, fmt.Errorf("weight %s is in layout %q, not an AMX layout", t.Name, src.Layout)
+	}
+	return weights{}, fmt.Errorf("weight %s says layout %s but holds no AMX packing (%T)", t.Name, src.Layout, src.Extra)
+}
+
+// SupportsOp is true for MUL_MAT and MUL_MAT_ID whose weight is in an AMX layout and whose activations are F32:
+// a statement of capability, not of speed.
+func (b *Backend) SupportsOp(op *graph.Op) (bool, string) {
+	if op.Kind != graph.MulMat && op.Kind != graph.MulMatID {
+		return false, fmt.Sprintf("AMX computes MUL_MAT and MUL_MAT_ID, not %s", op.Kind)
+	}
+	if len(op.Src) < 2 || op.Src[0] == nil || op.Src[1] == nil {
+		return false, fmt.Sprintf("%s %s lacks its inputs", op.Kind, op.Name)
+	}
+	if _, err := packedOf(op.Src[0]); err != nil {
+		return false, err.Error()
+	}
+	if op.Src[1].Type != tensor.F32 {
+		return false, fmt.Sprintf("activations are %s; AMX takes f32", op.Src[1].Type)
+	}
+	return true, fmt.Sprintf("weight in AMX layout %s", op.Src[0].Source().Layout)
+}
+
+// Compute runs the op and names the kernels it used.
+func (b *Backend) Compute(op *graph.Op) (string, error) {
+	if ok, why := b.SupportsOp(op); !ok {
+		return "", fmt.Errorf("AMX cannot compute %s %s: %s", op.Kind, op.Name, why)
+	}
+	w, _ := packedOf(op.Src[0])
+	x, dst := op.Src[1], op.Dst
+	n, k, _, _ := w.dims()
+	if x.Ne[0] != k {
+		return "", fmt.Errorf("%s %s: activations have rows of %d, the weight %s has K %d", op.Kind, op.Name, x.Ne[0], op.Src[0].Name, k)
+	}
+	if dst == nil || dst.Type != tensor.F32 {
+		return "", fmt.Errorf("%s %s: the destination must be f32", op.Kind, op.Name)
+	}
+	xs := x.Source().F32
+	if x.ViewSrc != nil {
+		return "", fmt.Errorf("%s %s: activations %s are a view; AMX reads contiguous f32 tensors", op.Kind, op.Name, x.Name)
+	}
+	if len(xs) < x.Elems() {
+		return "", fmt.Errorf("%s %s: activations %s hold %d values, want %d", op.Kind, op.Name, x.Name, len(xs), x.Elems())
+	}
+	var sets []rowSet
+	switch op.Kind {
+	case graph.MulMat:
+		m := x.Rows()
+		if dst.Ne[0] != n || dst.Rows() != m || len(dst.F32) < n*m {
+			return "", fmt.Errorf("MUL_MAT %s: destination %s, want [%d %d]", op.Name, dst.Shape(), n, m)
+		}
+		s := rowSet{x: make([][]float32, m), dst: make([]int, m)}
+		for r := 0; r < m; r++ {
+			s.x[r], s.dst[r] = xs[r*k:(r+1)*k], r*n
+		}
+		sets = []rowSet{s}
+	case graph.MulMatID:
+		var err error
+		if sets, err = expertSets(op, w, xs); err != nil {
+			return "", err
+		}
+	}
+	thr := b.Threshold
+	if w.b16 != nil {
+		thr = b.ThresholdBF16
+	}
+	name, err := b.eng.gemm(w, sets, dst.F32, thr)
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", op.Kind, op.Name, err)
+	}
+	return name, nil
+}
+
+// expertSets groups the rows of a MUL_MAT_ID by expert, so each expert's tokens form one GEMM.
+func expertSets(op *graph.Op, w weights, xs []float32) ([]rowSet, error) {
+	if len(op.Src) < 3 || op.Src[2] == nil || op.Src[2].Type != tensor.I32 {
+		return nil, fmt.Errorf("MUL_MAT_ID %s: the expert ids (Src[2], i32) are missing", op.Name)
+	}
+	x, ids, dst := op.Src[1], op.Src[2], op.Dst
+	n, k, _, _ := w.dims()
+	e := w.experts()
+	u, m := ids.Ne[0], ids.Ne[1]
+	xu := x.Ne[1]
+	if x.Ne[2] != m || (xu != 1 && xu != u) {
+		return nil, fmt.Errorf("MUL_MAT_ID %s: activations %s do not match ids %s (want [%d 1|%d %d])", op.Name, x.Shape(), ids.Shape(), k, u, m)
+	}
+	if dst.Ne[0] != n || dst.Ne[1] != u || dst.Ne[2] != m || len(dst.F32) < n*u*m {
+		return nil, fmt.Errorf("MUL_MAT_ID %s: destination %s, want [%d %d %d]", op.Name, dst.Shape(), n, u, m)
+	}
+	if len(ids.Source().I32) < u*m {
+		return nil, fmt.Errorf("MUL_MAT_ID %s: ids hold %d values, want %d", op.Name, len(ids.Source().I32), u*m)
+	}
+	idv := ids.Source().I32
+	count := make([]int, e)
+	for i := 0; i < u*m; i++ {
+		id := int(idv[i])
+		if id < 0 || id >= e {
+			return nil, fmt.Errorf("MUL_MAT_ID %s: token %d slot %d asks for expert %d of %d", op.Name, i/u, i%u, id, e)
+		}
+		count[id]++
+	}
+	sets := make([]rowSet, 0, e)
+	index := make([]int, e)
+	for ex := 0; ex < e; ex++ {
+		index[ex] = -1
+		if count[ex] > 0 {
+			index[ex] = len(sets)
+			sets = append(sets, rowSet{e: ex, x: make([][]float32, 0, count[ex]), dst: make([]int, 0, count[ex])})
+		}
+	}
+	for t := 0; t < m; t++ {
+		for s := 0; s < u; s++ {
+			set := &sets[index[idv[t*u+s]]]
+			xr := t*xu + min(s, xu-1)
+			set.x = append(set.x, xs[xr*k:(xr+1)*k])
+			set.dst = append(set.dst, (t*u+s)*n)
+		}
+	}
+	return sets, nil
+}
+
+func (w weights) experts() int {
+	if w.i8 != nil {
+		return w.i8.E
+	}
+	return w.b16.E
+}
+
+// Register adds the AMX buffer type and backend (with default options) to reg. The backend goes after those
+// already registered, so register it before the CPU backend for AMX weights to reach it first; the CPU backend
+// refuses AMX layouts anyway.
+func Register(reg *backend.Registry, p *pool.Pool) (*Backend, error) {
+	b, err := NewBackend(p, Options{})
+	if err != nil {
+		return nil, err
+	}
+	reg.AddBufferType(NewBufferType())
+	reg.AddBackend(b)
+	return b, nil
+}
+
+// Describe is a one-paragraph account of the backend for the workbench's env and calibrate commands.
+func (b *Backend) Describe() string {
+	var s strings.Builder
+	fmt.Fprintf(&s, "AMX: %s\n", b.status.Reason)
+	mode := "hardware"
+	if b.eng.emulate {
+		mode = "emulated (correctness only; not timed)"
+	}
+	fmt.Fprintf(&s, "tile kernels: %s, configuration %s\n", mode, b.eng.cfg)
+	vec := "AVX-512 VNNI assembly"
+	if !b.eng.vecAsm {
+		vec = "plain Go (no AVX-512 VNNI)"
+	}
+	fmt.Fprintf(&s, "small batches: %s below %d rows (int8), %d rows (bf16) (%s)", vec, b.Threshold, b.ThresholdBF16, b.ThresholdSource)
+	return s.String()
+}

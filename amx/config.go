@@ -1,0 +1,131 @@
+package amx
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"tilelab/amx/internal/sched"
+)
+
+// TileConfig is how a tile kernel uses the eight tile registers. The workbench sweeps it; DefaultConfig is the
+// best one measured on the accelerator machine (see NOTES.md).
+type TileConfig struct {
+	Rows  int // rows of activations (M) in each A and accumulator tile, 1..16
+	KStep int // bytes of K each tile load covers, 32 or 64 (int8: that many K values; bf16: half as many)
+	MT    int // accumulator tiles down (M)
+	NT    int // accumulator tiles across (N); MT*NT <= 4
+	// Group is how many K values (int8 only) stay in the accumulators before the weight and activation scales are
+	// applied: 32 keeps the Q8_0/Q4_0 blocks exactly; a multiple of 64 requantizes weights at repacking to one
+	// scale per Group values (fewer passes of scales, some precision lost); 0 keeps the whole K in the tiles. It
+	// is fixed when weights are repacked, and a kernel uses the group of the weights it gets.
+	Group int
+}
+
+// DefaultConfig is the tile configuration kernels use unless told otherwise.
+var DefaultConfig = TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 32}
+
+// String formats the configuration as ParseTileConfig reads it: "16x64 2x2 g32" (rows x K-step bytes,
+// arrangement, group; "gK" for the whole K).
+func (c TileConfig) String() string {
+	g := "gK"
+	if c.Group > 0 {
+		g = "g" + strconv.Itoa(c.Group)
+	}
+	return fmt.Sprintf("%dx%d %dx%d %s", c.Rows, c.KStep, c.MT, c.NT, g)
+}
+
+// ParseTileConfig reads "16x64 2x2 g32"; the group may be left out (then 32).
+func ParseTileConfig(s string) (TileConfig, error) {
+	f := strings.Fields(s)
+	if len(f) < 2 || len(f) > 3 {
+		return TileConfig{}, fmt.Errorf("tile configuration %q: want \"ROWSxKSTEP MTxNT [gGROUP]\", e.g. \"16x64 2x2 g32\"", s)
+	}
+	var c TileConfig
+	if _, err := fmt.Sscanf(f[0], "%dx%d", &c.Rows, &c.KStep); err != nil {
+		return c, fmt.Errorf("tile configuration %q: %q is not ROWSxKSTEP", s, f[0])
+	}
+	if _, err := fmt.Sscanf(f[1], "%dx%d", &c.MT, &c.NT); err != nil {
+		return c, fmt.Errorf("tile configuration %q: %q is not an arrangement such as 2x2", s, f[1])
+	}
+	c.Group = 32
+	if len(f) == 3 {
+		switch g := f[2]; {
+		case g == "gK" || g == "gk":
+			c.Group = 0
+		case strings.HasPrefix(g, "g"):
+			n, err := strconv.Atoi(g[1:])
+			if err != nil {
+				return c, fmt.Errorf("tile configuration %q: %q is not a group such as g32, g256 or gK", s, g)
+			}
+			c.Group = n
+		default:
+			return c, fmt.Errorf("tile configuration %q: %q is not a group such as g32, g256 or gK", s, g)
+		}
+	}
+	return c, c.Validate()
+}
+
+// Validate reports the first field the kernels cannot use.
+func (c TileConfig) Validate() error {
+	if c.Rows < 1 || c.Rows > 16 {
+		return fmt.Errorf("tile rows %d: a tile has 1 to 16 rows", c.Rows)
+	}
+	if c.KStep != 32 && c.KStep != 64 {
+		return fmt.Errorf("K step %d bytes: the kernels take 32 or 64", c.KStep)
+	}
+	found := false
+	for _, a := range sched.Arrangements {
+		if a == [2]int{c.MT, c.NT} {
+			found = true
+		}
+	}
+	if !found {
+		return fmt.Errorf("arrangement %dx%d: the kernels are built for %s", c.MT, c.NT, arrangementList())
+	}
+	if c.Group != 0 && c.Group != 32 && (c.Group < 64 || c.Group%64 != 0) {
+		return fmt.Errorf("group %d: want 32, a multiple of 64, or 0 (whole K)", c.Group)
+	}
+	return nil
+}
+
+func arrangementList() string {
+	var s []string
+	for _, a := range sched.Arrangements {
+		s = append(s, fmt.Sprintf("%dx%d", a[0], a[1]))
+	}
+	return strings.Join(s, ", ")
+}
+
+// BlockRows and BlockCols are the output block one kernel call computes.
+func (c TileConfig) BlockRows() int { return c.Rows * c.MT }
+
+// BlockCols is the number of output columns (weight rows) one kernel call computes.
+func (c TileConfig) BlockCols() int { return 16 * c.NT }
+
+// tileKey names an assembly tile kernel.
+type tileKey struct {
+	mt, nt int
+	int8   bool
+}
+
+// palette builds the 64-byte LDTILECFG operand for the plan: palette 1, then bytes per row (colsb) of each
+// tile at 16, and rows of each tile at 48. kstep is in bytes.
+func palette(p sched.Plan, rows, kstep int) (cfg [64]byte) {
+	cfg[0] = 1
+	for t, r := range p.Roles {
+		var nr, colsb int
+		switch r {
+		case sched.Acc:
+			nr, colsb = rows, 64
+		case sched.ATile:
+			nr, colsb = rows, kstep
+		case sched.BTile:
+			nr, colsb = kstep/4, 64
+		}
+		cfg[16+2*t] = byte(colsb)
+		cfg[16+2*t+1] = byte(colsb >> 8)
+		cfg[48+t] = byte(nr)
+	}
+	return cfg
+}

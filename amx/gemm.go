@@ -1,0 +1,259 @@
+package amx
+
+import (
+	"fmt"
+	"strings"
+)
+
+// rowSet is one GEMM of a MUL_MAT or MUL_MAT_ID: the activation rows that meet one expert's weights, and where
+// each row's outputs go.
+type rowSet struct {
+	e      int
+	x      [][]float32 // activation rows (length K)
+	dst    []int       // offset of each row's N outputs in the destination
+	tiles  bool        // tile kernels (true) or the AVX-512 path
+	actRow int         // first row in the shared activation buffer
+}
+
+// task is a piece of work for one worker: rows [m0, m0+mrows) of a set against output columns [n0, n1).
+type task struct {
+	set, m0, n0, n1 int
+}
+
+// weights is what a GEMM needs from a packed tensor, int8 or bf16.
+type weights struct {
+	i8  *packedInt8
+	b16 *packedBF16
+}
+
+func (w weights) dims() (n, k, np, kp int) {
+	if w.i8 != nil {
+		return w.i8.N, w.i8.K, w.i8.Np, w.i8.Kp
+	}
+	return w.b16.N, w.b16.K, w.b16.Np, w.b16.Kp
+}
+
+// gemm computes every set into dst (float32, each row N wide at its offset). threshold is the smallest row
+// count that goes to the tile kernels. It returns the kernel names used.
+func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (string, error) {
+	cfg := g.cfg
+	if w.i8 != nil {
+		// The weights were packed with their own group; the tile kernels step at most one group at a time.
+		cfg.Group = w.i8.Group
+	}
+	kstep := cfg.KStep
+	if w.i8 != nil && w.i8.Group < kstep {
+		kstep = w.i8.Group
+	}
+	p, err := g.plan(cfg)
+	if err != nil {
+		return "", err
+	}
+	pal := palette(p, cfg.Rows, kstep)
+	n, _, _, kp := w.dims()
+	bm, bn := cfg.BlockRows(), cfg.BlockCols()
+
+	// Lay the sets out in one activation buffer, each padded to its kernel's row block.
+	rows, nTile, nVec := 0, 0, 0
+	for i := range sets {
+		s := &sets[i]
+		s.tiles = len(s.x) >= threshold
+		s.actRow = rows
+		if s.tiles {
+			rows += roundUp(len(s.x), bm)
+			nTile++
+		} else {
+			rows += roundUp(len(s.x), 4)
+			nVec++
+		}
+	}
+	if err := g.prepare(w, sets, rows, kp); err != nil {
+		return "", err
+	}
+
+	var tasks []task
+	nbTile := roundUp(n, bn) / bn // blocks past N would only compute padding
+	for si, s := range sets {
+		if s.tiles {
+			mBlocks := roundUp(len(s.x), bm) / bm
+			per := max(1, min(8, nbTile*mBlocks*len(sets)/(4*g.pool.Threads())))
+			for mb := 0; mb < mBlocks; mb++ {
+				for nb := 0; nb < nbTile; nb += per {
+					tasks = append(tasks, task{si, mb * bm, nb * bn, min(nbTile, nb+per) * bn})
+				}
+			}
+		} else {
+			mGroups := roundUp(len(s.x), 4) / 4
+			nb32 := roundUp(n, 32) / 32
+			per := max(1, min(16, nb32*mGroups*len(sets)/(4*g.pool.Threads())))
+			for mg := 0; mg < mGroups; mg++ {
+				for nb := 0; nb < nb32; nb += per {
+					tasks = append(tasks, task{si, mg * 4, nb * 32, min(nb32, nb+per) * 32})
+				}
+			}
+		}
+	}
+	g.pool.Run(len(tasks), func(c, worker int) {
+		t := tasks[c]
+		s := &sets[t.set]
+		ws := &g.ws[worker]
+		var err error
+		if s.tiles {
+			err = g.tileTask(ws, &pal, cfg, kstep, w, s, t, dst)
+		} else {
+			err = g.vecTask(ws, w, s, t, dst)
+		}
+		if err != nil {
+			g.fail(err)
+		}
+	})
+	if err := g.takeErr(); err != nil {
+		return "", err
+	}
+	var names []string
+	if nTile > 0 {
+		names = append(names, g.tileName(w, cfg))
+	}
+	if nVec > 0 {
+		names = append(names, g.vecName(w, threshold))
+	}
+	return strings.Join(names, " + "), nil
+}
+
+func (g *engine) tileName(w weights, cfg TileConfig) string {
+	s := "amx-bf16 " + fmt.Sprintf("%dx%d %dx%d", cfg.Rows, cfg.KStep, cfg.MT, cfg.NT)
+	if w.i8 != nil {
+		s = "amx-int8 " + cfg.String()
+	}
+	if g.emulate {
+		s += " (emulated)"
+	}
+	return s
+}
+
+func (g *engine) vecName(w weights, threshold int) string {
+	switch {
+	case w.i8 != nil && g.vecAsm:
+		return fmt.Sprintf("avx512-vnni (m < %d)", threshold)
+	case w.i8 != nil:
+		return fmt.Sprintf("go-int8 (m < %d, no avx512-vnni)", threshold)
+	case g.vecAsm:
+		return fmt.Sprintf("avx512-bf16-widened (m < %d)", threshold)
+	}
+	return fmt.Sprintf("go-bf16 (m < %d, no avx512)", threshold)
+}
+
+// prepare quantizes (int8) or converts (bf16) every set's rows into the shared activation buffer, in parallel.
+func (g *engine) prepare(w weights, sets []rowSet, rows, kp int) error {
+	if w.i8 != nil {
+		g.act8.reset(rows, kp, w.i8.Group)
+	} else {
+		g.act16.reset(rows, kp)
+	}
+	type span struct{ set, r0, r1 int }
+	var spans []span
+	const per = 16
+	for si, s := range sets {
+		n := roundUp(len(s.x), 4)
+		if s.tiles {
+			n = roundUp(len(s.x), g.cfg.BlockRows())
+		}
+		for r := 0; r < n; r += per {
+			spans = append(spans, span{si, r, min(n, r+per)})
+		}
+	}
+	g.pool.Run(len(spans), func(c, _ int) {
+		sp := spans[c]
+		s := &sets[sp.set]
+		for r := sp.r0; r < sp.r1; r++ {
+			row := s.actRow + r
+			if w.i8 != nil {
+				if r < len(s.x) {
+					g.act8.quantizeRow(row, s.x[r], !s.tiles)
+				} else {
+					g.act8.zeroRow(row, !s.tiles)
+				}
+				continue
+			}
+			var x []float32
+			if r < len(s.x) {
+				x = s.x[r]
+			}
+			g.act16.setRow(row, x, !s.tiles)
+		}
+	})
+	return nil
+}
+
+// tileTask computes rows [t.m0, t.m0+block) of a set for output columns [t.n0, t.n1), block by block, through
+// the worker's output buffer, then copies the rows and columns that exist into dst.
+func (g *engine) tileTask(ws *workspace, pal *[64]byte, cfg TileConfig, kstep int, w weights, s *rowSet, t task, dst []float32) error {
+	p, _ := g.plan(cfg)
+	bm, bn := cfg.BlockRows(), cfg.BlockCols()
+	n, _, _, kp := w.dims()
+	row0 := s.actRow + t.m0
+	for n0 := t.n0; n0 < t.n1; n0 += bn {
+		c := ws.cbuf[:bm*bn]
+		var j tileJob
+		j.c, j.ldc, j.rows = c, bn, cfg.Rows
+		if w.i8 != nil {
+			clear(c)
+			q := w.i8
+			j.a, j.aOff, j.lda, j.aTile = g.act8.Q, row0*kp, kp, cfg.Rows*kp
+			j.b, j.bOff, j.bPanel = q.Q, q.qIndex(s.e, n0, 0), 16*kp
+			j.ws, j.wsOff, j.wsPanel = q.WS, q.sIndex(s.e, n0, 0), q.Groups*16
+			j.xs, j.xsOff, j.xsGroup = g.act8.XS, row0, g.act8.Rows
+			j.groups, j.kstep = q.Groups, kstep
+			j.steps = q.Group / kstep
+		} else {
+			b := w.b16
+			j.a, j.aOff, j.lda, j.aTile = g.act16.B, 2*row0*kp, 2*kp, 2*cfg.Rows*kp
+			j.b, j.bOff, j.bPanel = b.B, b.bIndex(s.e, n0, 0), 2*16*kp
+			j.groups, j.kstep = 1, kstep
+			j.steps = 2 * kp / kstep
+		}
+		if err := g.runTile(ws, pal, p, &j, w.i8 != nil); err != nil {
+			return err
+		}
+		mEnd := min(bm, len(s.x)-t.m0)
+		nEnd := min(bn, n-n0)
+		for r := 0; r < mEnd; r++ {
+			copy(dst[s.dst[t.m0+r]+n0:][:nEnd], c[r*bn:r*bn+nEnd])
+		}
+	}
+	return nil
+}
+
+// vecTask computes up to four rows of a set with the AVX-512 kernels, 32 output columns at a time.
+func (g *engine) vecTask(ws *workspace, w weights, s *rowSet, t task, dst []float32) error {
+	n, _, _, kp := w.dims()
+	rows := min(4, len(s.x)-t.m0)
+	row0 := s.actRow + t.m0
+	for n0 := t.n0; n0 < t.n1; n0 += 32 {
+		c := ws.cbuf[:4*32]
+		j := vecJob{rows: rows, c: c, ldc: 32}
+		var xf []float32
+		if w.i8 != nil {
+			q := w.i8
+			j.x, j.xOff, j.lda = g.act8.Q, row0*kp, kp
+			j.b, j.bOff, j.bPanel = q.Q, q.qIndex(s.e, n0, 0), 16*kp
+			j.ws, j.wsum, j.sOff, j.sPanel = q.WS, q.WSum, q.sIndex(s.e, n0, 0), q.Groups*16
+			j.xs, j.xsOff, j.xsGroup = g.act8.XS, row0, g.act8.Rows
+			j.groups, j.quads = q.Groups, q.Group/4
+		} else {
+			b := w.b16
+			xf = g.act16.F
+			j.x, j.xOff, j.lda = floatBytes(g.act16.F), 4*row0*kp, 4*kp
+			j.b, j.bOff, j.bPanel = b.B, b.bIndex(s.e, n0, 0), 2*16*kp
+			j.groups, j.quads = 1, kp/2
+		}
+		if err := g.runVec(ws, &j, w.i8 != nil, xf); err != nil {
+			return err
+		}
+		nEnd := min(32, n-n0)
+		for r := 0; r < rows; r++ {
+			copy(dst[s.dst[t.m0+r]+n0:][:nEnd], c[r*32:r*32+nEnd])
+		}
+	}
+	return nil
+}

@@ -1,0 +1,3 @@
+package amx
+
+//go:generate go run ./internal/gen .

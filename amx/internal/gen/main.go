@@ -1,0 +1,385 @@
+// Command gen writes the AMX package's generated files: the instruction macros (amx_encodings.h), the tile and
+// AVX-512 kernels (kernels_amd64.s), their Go declarations (zkernels_amd64.go) and the argument blocks they read
+// (zargs.go). Run it with `go generate ./amx` after changing the schedule or the kernels.
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"go/format"
+	"log"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"tilelab/amx/internal/sched"
+	T "tilelab/amx/internal/tileasm"
+)
+
+// Argument block fields, in order; every field is 8 bytes. The Go structs in zargs.go come from these lists, so
+// the assembly offsets and the Go layout cannot drift apart.
+var tileFields = []string{"cfg", "a", "lda", "b", "ws", "xs", "xsGroup", "c", "ldc", "groups", "steps", "kstep",
+	"bstep", "rows", "scratch", "aOff0", "aOff1", "aOff2", "aOff3", "bOff0", "bOff1", "bOff2", "bOff3", "wsOff0",
+	"wsOff1", "wsOff2", "wsOff3", "cOff0", "cOff1", "cOff2", "cOff3"}
+
+var vecFields = []string{"x", "lda", "b", "bPanel", "wsum", "ws", "wsPanel", "xs", "xsGroup", "c", "ldc", "groups",
+	"quads"}
+
+func off(fields []string, name string) int {
+	for i, f := range fields {
+		if f == name {
+			return 8 * i
+		}
+	}
+	log.Fatalf("gen: no field %q", name)
+	return 0
+}
+
+type gen struct {
+	s      bytes.Buffer
+	macros map[string]T.Inst
+}
+
+func (g *gen) p(format string, a ...any) { fmt.Fprintf(&g.s, "\t"+format+"\n", a...) }
+func (g *gen) label(l string)            { fmt.Fprintf(&g.s, "%s:\n", l) }
+
+// emit records the instruction's macro and writes its name.
+func (g *gen) emit(in T.Inst, err error) {
+	if err != nil {
+		log.Fatal(err)
+	}
+	g.macros[in.Name] = in
+	g.p("%s", in.Name)
+}
+
+func (g *gen) k(name string) string { return fmt.Sprintf("%d(AX)", off(tileFields, name)) }
+func (g *gen) v(name string) string { return fmt.Sprintf("%d(AX)", off(vecFields, name)) }
+
+// tileKernel writes one tile kernel: int8 (TDPBSSD, scales applied in AVX-512 after each K group) or bf16
+// (TDPBF16PS, results stored straight from the tiles).
+func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
+	acc := pl.MT * pl.NT
+	fmt.Fprintf(&g.s, "\n// func %s(p *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
+	g.p("MOVQ p+0(FP), AX")
+	g.p("MOVQ %s, R10", g.k("cfg"))
+	g.emit(T.LdTileCfg(T.R10))
+	g.p("MOVQ %s, SI", g.k("a"))
+	g.p("MOVQ %s, DI", g.k("b"))
+	g.p("MOVQ %s, R8", g.k("lda"))
+	g.p("MOVQ $64, R9")
+	g.label("group")
+	for t := 0; t < acc; t++ {
+		g.emit(T.TileZero(t), nil)
+	}
+	g.p("MOVQ %s, R12", g.k("steps"))
+	g.label("step")
+	dot := "tdpbssd"
+	if !int8 {
+		dot = "tdpbf16ps"
+	}
+	for _, op := range pl.Step {
+		switch op.Kind {
+		case sched.LoadA:
+			if op.Index == 0 {
+				g.emit(T.TileLoadD(op.Tile, T.RSI, T.R8))
+			} else {
+				g.p("MOVQ SI, R10")
+				g.p("ADDQ %s, R10", g.k(fmt.Sprintf("aOff%d", op.Index)))
+				g.emit(T.TileLoadD(op.Tile, T.R10, T.R8))
+			}
+		case sched.LoadB:
+			if op.Index == 0 {
+				g.emit(T.TileLoadD(op.Tile, T.RDI, T.R9))
+			} else {
+				g.p("MOVQ DI, R11")
+				g.p("ADDQ %s, R11", g.k(fmt.Sprintf("bOff%d", op.Index)))
+				g.emit(T.TileLoadD(op.Tile, T.R11, T.R9))
+			}
+		case sched.Dot:
+			g.emit(T.Dot(dot, op.Tile, op.A, op.B))
+		}
+	}
+	g.p("ADDQ %s, SI", g.k("kstep"))
+	g.p("ADDQ %s, DI", g.k("bstep"))
+	g.p("DECQ R12")
+	g.p("JNZ step")
+	if int8 {
+		// The group's int32 sums leave the tiles, are converted, scaled by weight scale x activation scale and
+		// added into the float output block, in the same order of operations as the emulator (so both agree
+		// bit for bit).
+		g.p("MOVQ %s, BX", g.k("scratch"))
+		for t := 0; t < acc; t++ {
+			g.p("LEAQ %d(BX), R10", t*1024)
+			g.emit(T.TileStoreD(t, T.R10, T.R9))
+		}
+		g.p("MOVQ %s, R10", g.k("ws"))
+		for ni := 0; ni < pl.NT; ni++ {
+			g.p("MOVQ R10, R11")
+			g.p("ADDQ %s, R11", g.k(fmt.Sprintf("wsOff%d", ni)))
+			g.p("VMOVUPS (R11), Z%d", 24+ni)
+		}
+		g.p("MOVQ %s, CX", g.k("xs"))
+		g.p("MOVQ %s, DX", g.k("c"))
+		g.p("MOVQ %s, R13", g.k("ldc"))
+		for mi := 0; mi < pl.MT; mi++ {
+			g.p("LEAQ %d(BX), R10", mi*pl.NT*1024)
+			g.p("MOVQ %s, R11", g.k("rows"))
+			l := fmt.Sprintf("rows%d", mi)
+			g.label(l)
+			g.p("VBROADCASTSS (CX), Z31")
+			for ni := 0; ni < pl.NT; ni++ {
+				g.p("VCVTDQ2PS %d(R10), Z0", ni*1024)
+				g.p("VMULPS Z%d, Z31, Z1", 24+ni)
+				g.p("VMULPS Z1, Z0, Z0")
+				g.p("VADDPS %d(DX), Z0, Z0", ni*64)
+				g.p("VMOVUPS Z0, %d(DX)", ni*64)
+			}
+			g.p("ADDQ $64, R10")
+			g.p("ADDQ $4, CX")
+			g.p("ADDQ R13, DX")
+			g.p("DECQ R11")
+			g.p("JNZ %s", l)
+		}
+		g.p("ADDQ $64, %s", g.k("ws"))
+		g.p("MOVQ %s, R10", g.k("xsGroup"))
+		g.p("ADDQ R10, %s", g.k("xs"))
+	}
+	g.p("DECQ %s", g.k("groups"))
+	g.p("JNZ group")
+	if !int8 {
+		g.p("MOVQ %s, BX", g.k("c"))
+		g.p("MOVQ %s, R13", g.k("ldc"))
+		for t := 0; t < acc; t++ {
+			g.p("MOVQ BX, R10")
+			g.p("ADDQ %s, R10", g.k(fmt.Sprintf("cOff%d", t)))
+			g.emit(T.TileStoreD(t, T.R10, T.R13))
+		}
+	}
+	g.emit(T.TileRelease(), nil)
+	g.p("VZEROUPPER")
+	g.p("RET")
+}
+
+// rowAddr is the address of activation row i (0..3) relative to SI, with R8 = lda and R9 = 3*lda.
+func rowAddr(disp, i int) string {
+	d := ""
+	if disp != 0 {
+		d = fmt.Sprint(disp)
+	}
+	switch i {
+	case 0:
+		return d + "(SI)"
+	case 1:
+		return d + "(SI)(R8*1)"
+	case 2:
+		return d + "(SI)(R8*2)"
+	}
+	return d + "(SI)(R9*1)"
+}
+
+// vnniKernel writes the AVX-512 VNNI kernel for rows activation rows (1..4) and two 16-wide weight panels over
+// the int8 tile layout: activations are offset to unsigned (x+128) and the weight sums stored with the layout
+// take the offset back out.
+func (g *gen) vnniKernel(rows int) {
+	name := fmt.Sprintf("vnniInt8R%d", rows)
+	fmt.Fprintf(&g.s, "\n// func %s(p *vecArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
+	g.p("MOVQ p+0(FP), AX")
+	g.p("MOVQ %s, SI", g.v("x"))
+	g.p("MOVQ %s, DI", g.v("b"))
+	g.p("MOVQ %s, R8", g.v("lda"))
+	g.p("LEAQ (R8)(R8*2), R9")
+	g.p("MOVQ %s, R11", g.v("bPanel"))
+	g.p("MOVQ %s, R13", g.v("wsPanel"))
+	g.p("MOVQ %s, BX", g.v("ws"))
+	g.p("MOVQ %s, CX", g.v("wsum"))
+	g.p("MOVQ %s, DX", g.v("xs"))
+	for i := 0; i < 2*rows; i++ {
+		g.p("VPXORD Z%d, Z%d, Z%d", 8+i, 8+i, 8+i)
+	}
+	g.label("group")
+	for i := 0; i < 2*rows; i++ {
+		g.p("VPXORD Z%d, Z%d, Z%d", i, i, i)
+	}
+	g.p("MOVQ %s, R12", g.v("quads"))
+	g.label("quad")
+	g.p("VMOVDQU32 (DI), Z16")
+	g.p("VMOVDQU32 (DI)(R11*1), Z17")
+	for i := 0; i < rows; i++ {
+		g.p("VPBROADCASTD %s, Z18", rowAddr(0, i))
+		g.p("VPDPBUSD Z16, Z18, Z%d", 2*i)
+		g.p("VPDPBUSD Z17, Z18, Z%d", 2*i+1)
+	}
+	g.p("ADDQ $4, SI")
+	g.p("ADDQ $64, DI")
+	g.p("DECQ R12")
+	g.p("JNZ quad")
+	g.p("VMOVDQU32 (CX), Z19")
+	g.p("VPSLLD $7, Z19, Z19")
+	g.p("VMOVDQU32 (CX)(R13*1), Z20")
+	g.p("VPSLLD $7, Z20, Z20")
+	g.p("VMOVUPS (BX), Z21")
+	g.p("VMOVUPS (BX)(R13*1), Z22")
+	for i := 0; i < rows; i++ {
+		g.p("VBROADCASTSS %d(DX), Z23", 4*i)
+		for j := 0; j < 2; j++ {
+			g.p("VPSUBD Z%d, Z%d, Z24", 19+j, 2*i+j)
+			g.p("VCVTDQ2PS Z24, Z24")
+			g.p("VMULPS Z%d, Z23, Z25", 21+j)
+			g.p("VMULPS Z25, Z24, Z24")
+			g.p("VADDPS Z24, Z%d, Z%d", 8+2*i+j, 8+2*i+j)
+		}
+	}
+	g.p("ADDQ $64, BX")
+	g.p("ADDQ $64, CX")
+	g.p("ADDQ %s, DX", g.v("xsGroup"))
+	g.p("DECQ %s", g.v("groups"))
+	g.p("JNZ group")
+	g.p("MOVQ %s, R10", g.v("c"))
+	g.p("MOVQ %s, R12", g.v("ldc"))
+	for i := 0; i < rows; i++ {
+		g.p("VMOVUPS Z%d, (R10)", 8+2*i)
+		g.p("VMOVUPS Z%d, 64(R10)", 9+2*i)
+		if i < rows-1 {
+			g.p("ADDQ R12, R10")
+		}
+	}
+	g.p("VZEROUPPER")
+	g.p("RET")
+}
+
+// bf16Kernel writes the AVX-512 kernel for rows float32 activation rows over the BF16 pair layout: each 64-byte
+// chunk holds 16 outputs x 2 K values, widened to float32 by shifting (even K) and masking (odd K).
+func (g *gen) bf16Kernel(rows int) {
+	name := fmt.Sprintf("avxBF16R%d", rows)
+	fmt.Fprintf(&g.s, "\n// func %s(p *vecArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
+	g.p("MOVQ p+0(FP), AX")
+	g.p("MOVQ %s, SI", g.v("x"))
+	g.p("MOVQ %s, DI", g.v("b"))
+	g.p("MOVQ %s, R8", g.v("lda"))
+	g.p("LEAQ (R8)(R8*2), R9")
+	g.p("MOVQ %s, R11", g.v("bPanel"))
+	g.p("MOVL $0xffff0000, R10")
+	g.p("VPBROADCASTD R10, Z30")
+	for i := 0; i < 2*rows; i++ {
+		g.p("VPXORD Z%d, Z%d, Z%d", i, i, i)
+	}
+	g.p("MOVQ %s, R12", g.v("quads"))
+	g.label("pair")
+	g.p("VMOVDQU32 (DI), Z16")
+	g.p("VMOVDQU32 (DI)(R11*1), Z17")
+	g.p("VPSLLD $16, Z16, Z18")
+	g.p("VPANDD Z30, Z16, Z16")
+	g.p("VPSLLD $16, Z17, Z19")
+	g.p("VPANDD Z30, Z17, Z17")
+	for i := 0; i < rows; i++ {
+		g.p("VBROADCASTSS %s, Z20", rowAddr(0, i))
+		g.p("VBROADCASTSS %s, Z21", rowAddr(4, i))
+		g.p("VFMADD231PS Z18, Z20, Z%d", 2*i)
+		g.p("VFMADD231PS Z19, Z20, Z%d", 2*i+1)
+		g.p("VFMADD231PS Z16, Z21, Z%d", 2*i)
+		g.p("VFMADD231PS Z17, Z21, Z%d", 2*i+1)
+	}
+	g.p("ADDQ $8, SI")
+	g.p("ADDQ $64, DI")
+	g.p("DECQ R12")
+	g.p("JNZ pair")
+	g.p("MOVQ %s, R10", g.v("c"))
+	g.p("MOVQ %s, R12", g.v("ldc"))
+	for i := 0; i < rows; i++ {
+		g.p("VMOVUPS Z%d, (R10)", 2*i)
+		g.p("VMOVUPS Z%d, 64(R10)", 2*i+1)
+		if i < rows-1 {
+			g.p("ADDQ R12, R10")
+		}
+	}
+	g.p("VZEROUPPER")
+	g.p("RET")
+}
+
+func structDef(name, doc string, fields []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "// %s\ntype %s struct {\n", doc, name)
+	for _, f := range fields {
+		fmt.Fprintf(&b, "\t%s uintptr\n", f)
+	}
+	b.WriteString("}\n\n")
+	return b.String()
+}
+
+func write(path string, data []byte) {
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func gofmt(src string) []byte {
+	out, err := format.Source([]byte(src))
+	if err != nil {
+		log.Fatalf("gen: formatting generated Go: %v\n%s", err, src)
+	}
+	return out
+}
+
+func main() {
+	dir := "."
+	if len(os.Args) > 1 {
+		dir = os.Args[1]
+	}
+	const header = "// Code generated by amx/internal/gen; DO NOT EDIT.\n\n"
+	g := &gen{macros: map[string]T.Inst{}}
+	g.s.WriteString(header + "//go:build amd64\n\n#include \"textflag.h\"\n#include \"amx_encodings.h\"\n")
+
+	var decls, table strings.Builder
+	for _, a := range sched.Arrangements {
+		pl, err := sched.For(a[0], a[1])
+		if err != nil {
+			log.Fatal(err)
+		}
+		for _, int8 := range []bool{true, false} {
+			kind := "BF16"
+			if int8 {
+				kind = "Int8"
+			}
+			name := fmt.Sprintf("tile%s%dx%d", kind, a[0], a[1])
+			g.tileKernel(name, int8, pl)
+			fmt.Fprintf(&decls, "//go:noescape\nfunc %s(p *tileArgs)\n\n", name)
+			fmt.Fprintf(&table, "\t{%d, %d, %v}: %s,\n", a[0], a[1], int8, name)
+		}
+	}
+	var vnni, bf strings.Builder
+	for r := 1; r <= 4; r++ {
+		g.vnniKernel(r)
+		g.bf16Kernel(r)
+		fmt.Fprintf(&decls, "//go:noescape\nfunc vnniInt8R%d(p *vecArgs)\n\n//go:noescape\nfunc avxBF16R%d(p *vecArgs)\n\n", r, r)
+		fmt.Fprintf(&vnni, "vnniInt8R%d, ", r)
+		fmt.Fprintf(&bf, "avxBF16R%d, ", r)
+	}
+	write(filepath.Join(dir, "kernels_amd64.s"), g.s.Bytes())
+
+	names := make([]string, 0, len(g.macros))
+	for n := range g.macros {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var h strings.Builder
+	h.WriteString(header + "// AMX instructions as bytes, for the Go assembler, which has no AMX mnemonics. The comment above\n" +
+		"// each macro is the AT&T form; encoding_test.go assembles those with GNU as and compares the bytes.\n\n")
+	for _, n := range names {
+		h.WriteString(g.macros[n].Macro() + "\n\n")
+	}
+	write(filepath.Join(dir, "amx_encodings.h"), []byte(h.String()))
+
+	goSrc := header + "//go:build amd64\n\npackage amx\n\n" + decls.String() +
+		"// asmTile maps (tiles down, tiles across, int8) to the assembly tile kernel.\n" +
+		"var asmTile = map[tileKey]func(*tileArgs){\n" + table.String() + "}\n\n" +
+		"// asmVNNI and asmBF16 are the AVX-512 kernels for 1 to 4 activation rows.\n" +
+		"var asmVNNI = [4]func(*vecArgs){" + vnni.String() + "}\n\n" +
+		"var asmBF16 = [4]func(*vecArgs){" + bf.String() + "}\n"
+	write(filepath.Join(dir, "zkernels_amd64.go"), gofmt(goSrc))
+
+	argSrc := header + "package amx\n\n" +
+		structDef("tileArgs", "tileArgs is what a tile kernel reads: addresses and byte strides of one output block's operands. The kernel advances ws, xs and groups as it goes.", tileFields) +
+		structDef("vecArgs", "vecArgs is what an AVX-512 kernel reads: up to four activation rows against two 16-wide weight panels.", vecFields)
+	write(filepath.Join(dir, "zargs.go"), gofmt(argSrc))
+}

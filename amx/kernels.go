@@ -1,0 +1,324 @@
+package amx
+
+import (
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"tilelab/amx/internal/sched"
+	"tilelab/engine/pool"
+)
+
+// workspace is one worker's private state: its argument blocks, the int32 tile spill, the output block and an
+// emulated tile unit.
+type workspace struct {
+	targs   tileArgs
+	vargs   vecArgs
+	scratch [4 * 1024]byte
+	cbuf    [1024]float32
+	emu     tileUnit
+}
+
+func floatBytes(f []float32) []byte {
+	if len(f) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*len(f))
+}
+
+// engine runs GEMMs over packed weights on a pool of workers. It is not safe for concurrent use: Compute is
+// called by one scheduler at a time.
+type engine struct {
+	pool    *pool.Pool
+	ws      []workspace
+	emulate bool // tile kernels run in the emulator
+	vecAsm  bool // the AVX-512 small-batch kernels run in assembly
+	cfg     TileConfig
+	plans   map[[2]int]plannedConfig
+
+	act8  actInt8
+	act16 actBF16
+
+	errMu sync.Mutex
+	err   error
+}
+
+type plannedConfig struct {
+	plan sched.Plan
+}
+
+func newEngine(p *pool.Pool, cfg TileConfig, emulate, vecAsm bool) *engine {
+	return &engine{pool: p, ws: make([]workspace, p.Threads()), emulate: emulate, vecAsm: vecAsm, cfg: cfg,
+		plans: map[[2]int]plannedConfig{}}
+}
+
+func (g *engine) plan(c TileConfig) (sched.Plan, error) {
+	key := [2]int{c.MT, c.NT}
+	if p, ok := g.plans[key]; ok {
+		return p.plan, nil
+	}
+	p, err := sched.For(c.MT, c.NT)
+	if err != nil {
+		return p, err
+	}
+	g.plans[key] = plannedConfig{p}
+	return p, nil
+}
+
+func (g *engine) fail(err error) {
+	g.errMu.Lock()
+	if g.err == nil {
+		g.err = err
+	}
+	g.errMu.Unlock()
+}
+
+func (g *engine) takeErr() error {
+	g.errMu.Lock()
+	defer g.errMu.Unlock()
+	err := g.err
+	g.err = nil
+	return err
+}
+
+// tileJob is one output block's operands for a tile kernel, as byte offsets into Go slices; the assembly gets
+// the same values as addresses, the emulator indexes the slices.
+type tileJob struct {
+	a            []byte
+	aOff, lda    int // bytes
+	aTile        int // bytes between the A tiles of the arrangement
+	b            []byte
+	bOff, bPanel int // bytes
+	ws           []float32
+	wsOff        int // elements
+	wsPanel      int // elements between panels
+	xs           []float32
+	xsOff        int // elements
+	xsGroup      int // elements between groups
+	c            []float32
+	cOff, ldc    int // elements
+	groups       int
+	steps        int
+	kstep        int // bytes of A per step
+	rows         int
+}
+
+// check verifies that every byte the kernel will touch lies inside its operand, so an addressing mistake is an
+// error, never a stray write.
+func (j *tileJob) check(p sched.Plan, int8 bool) error {
+	lastA := j.aOff + (p.MT-1)*j.aTile + (j.rows-1)*j.lda + j.groups*j.steps*j.kstep
+	if lastA > len(j.a) {
+		return fmt.Errorf("amx kernel would read activations to byte %d of %d", lastA, len(j.a))
+	}
+	lastB := j.bOff + (p.NT-1)*j.bPanel + j.groups*j.steps*j.kstep*16
+	if lastB > len(j.b) {
+		return fmt.Errorf("amx kernel would read weights to byte %d of %d", lastB, len(j.b))
+	}
+	lastC := j.cOff + (p.MT*j.rows-1)*j.ldc + p.NT*16
+	if lastC > len(j.c) {
+		return fmt.Errorf("amx kernel would write output element %d of %d", lastC, len(j.c))
+	}
+	if int8 {
+		if last := j.wsOff + (p.NT-1)*j.wsPanel + j.groups*16; last > len(j.ws) {
+			return fmt.Errorf("amx kernel would read weight scales to %d of %d", last, len(j.ws))
+		}
+		if last := j.xsOff + (j.groups-1)*j.xsGroup + p.MT*j.rows; last > len(j.xs) {
+			return fmt.Errorf("amx kernel would read activation scales to %d of %d", last, len(j.xs))
+		}
+	}
+	return nil
+}
+
+// emuTile runs the kernel's schedule on the emulated tile unit: the same loads, dot products, spills and scaling
+// in the same order as the generated assembly.
+func emuTile(u *tileUnit, pal *[64]byte, p sched.Plan, j *tileJob, int8 bool, scratch []byte) error {
+	if err := u.ldtilecfg(pal); err != nil {
+		return err
+	}
+	defer u.release()
+	acc := p.MT * p.NT
+	aPos, bPos, wsPos, xsPos := j.aOff, j.bOff, j.wsOff, j.xsOff
+	c := floatBytes(j.c)
+	for g := 0; g < j.groups; g++ {
+		for t := 0; t < acc; t++ {
+			if err := u.tilezero(t); err != nil {
+				return err
+			}
+		}
+		for s := 0; s < j.steps; s++ {
+			for _, op := range p.Step {
+				var err error
+				switch op.Kind {
+				case sched.LoadA:
+					err = u.tileloadd(op.Tile, j.a, aPos+op.Index*j.aTile, j.lda)
+				case sched.LoadB:
+					err = u.tileloadd(op.Tile, j.b, bPos+op.Index*j.bPanel, 64)
+				case sched.Dot:
+					if int8 {
+						err = u.tdpbssd(op.Tile, op.A, op.B)
+					} else {
+						err = u.tdpbf16ps(op.Tile, op.A, op.B)
+					}
+				}
+				if err != nil {
+					return err
+				}
+			}
+			aPos += j.kstep
+			bPos += j.kstep * 16
+		}
+		if !int8 {
+			continue
+		}
+		for t := 0; t < acc; t++ {
+			if err := u.tilestored(t, scratch, t*1024, 64); err != nil {
+				return err
+			}
+		}
+		for mi := 0; mi < p.MT; mi++ {
+			for r := 0; r < j.rows; r++ {
+				xs := j.xs[xsPos+mi*j.rows+r]
+				row := j.cOff + (mi*j.rows+r)*j.ldc
+				for ni := 0; ni < p.NT; ni++ {
+					ws := j.ws[wsPos+ni*j.wsPanel:]
+					sp := scratch[(mi*p.NT+ni)*1024+r*64:]
+					for l := 0; l < 16; l++ {
+						i := int32(uint32(sp[4*l]) | uint32(sp[4*l+1])<<8 | uint32(sp[4*l+2])<<16 | uint32(sp[4*l+3])<<24)
+						s := ws[l] * xs
+						j.c[row+ni*16+l] += float32(float32(i) * s)
+					}
+				}
+			}
+		}
+		wsPos += 16
+		xsPos += j.xsGroup
+	}
+	if !int8 {
+		for mi := 0; mi < p.MT; mi++ {
+			for ni := 0; ni < p.NT; ni++ {
+				off := 4 * (j.cOff + mi*j.rows*j.ldc + ni*16)
+				if err := u.tilestored(p.AccTile(mi, ni), c, off, 4*j.ldc); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// runTile runs one tile kernel call, on the hardware or in the emulator.
+func (g *engine) runTile(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, int8 bool) error {
+	if err := j.check(p, int8); err != nil {
+		return err
+	}
+	if g.emulate {
+		return emuTile(&w.emu, pal, p, j, int8, w.scratch[:])
+	}
+	return asmTileCall(w, pal, p, j, int8)
+}
+
+// vecJob is up to four activation rows against two weight panels for the AVX-512 kernels.
+type vecJob struct {
+	rows         int
+	x            []byte // int8 path: uint8 activations; bf16 path: float32 rows as bytes
+	xOff, lda    int    // bytes
+	b            []byte
+	bOff, bPanel int // bytes
+	ws           []float32
+	wsum         []int32
+	sOff         int // elements, for ws and wsum
+	sPanel       int // elements between panels
+	xs           []float32
+	xsOff        int // elements
+	xsGroup      int // elements
+	c            []float32
+	cOff, ldc    int // elements
+	groups       int
+	quads        int // int8: K quads per group; bf16: K pairs
+}
+
+// vecInt8Go is the small-batch int8 kernel in plain Go, computing exactly what the VNNI assembly computes.
+func vecInt8Go(j *vecJob) {
+	for i := 0; i < j.rows; i++ {
+		for h := 0; h < 2; h++ {
+			for l := 0; l < 16; l++ {
+				var out float32
+				for g := 0; g < j.groups; g++ {
+					var acc int32
+					xq := j.x[j.xOff+i*j.lda+g*j.quads*4:]
+					wq := j.b[j.bOff+h*j.bPanel+g*j.quads*64:]
+					for q := 0; q < j.quads; q++ {
+						for t := 0; t < 4; t++ {
+							acc += int32(xq[4*q+t]) * int32(int8(wq[64*q+4*l+t]))
+						}
+					}
+					s := j.sOff + h*j.sPanel + g*16 + l
+					d := acc - 128*j.wsum[s]
+					sc := j.ws[s] * j.xs[j.xsOff+g*j.xsGroup+i]
+					out += float32(float32(d) * sc)
+				}
+				j.c[j.cOff+i*j.ldc+h*16+l] = out
+			}
+		}
+	}
+}
+
+// vecBF16Go is the small-batch bf16 kernel in plain Go.
+func vecBF16Go(j *vecJob, x []float32) {
+	for i := 0; i < j.rows; i++ {
+		for h := 0; h < 2; h++ {
+			for l := 0; l < 16; l++ {
+				var acc float32
+				xr := x[(j.xOff+i*j.lda)/4:]
+				for q := 0; q < j.quads; q++ {
+					o := j.bOff + h*j.bPanel + q*64 + 4*l
+					w0 := bf16ToF32(uint16(j.b[o]) | uint16(j.b[o+1])<<8)
+					w1 := bf16ToF32(uint16(j.b[o+2]) | uint16(j.b[o+3])<<8)
+					acc += xr[2*q]*w0 + xr[2*q+1]*w1
+				}
+				j.c[j.cOff+i*j.ldc+h*16+l] = acc
+			}
+		}
+	}
+}
+
+func (j *vecJob) check(int8 bool) error {
+	perQuad := 4
+	if !int8 {
+		perQuad = 8
+	}
+	if last := j.xOff + (j.rows-1)*j.lda + j.groups*j.quads*perQuad; last > len(j.x) {
+		return fmt.Errorf("avx-512 kernel would read activations to byte %d of %d", last, len(j.x))
+	}
+	if last := j.bOff + j.bPanel + j.groups*j.quads*64; last > len(j.b) {
+		return fmt.Errorf("avx-512 kernel would read weights to byte %d of %d", last, len(j.b))
+	}
+	if last := j.cOff + (j.rows-1)*j.ldc + 32; last > len(j.c) {
+		return fmt.Errorf("avx-512 kernel would write output element %d of %d", last, len(j.c))
+	}
+	if int8 {
+		if last := j.sOff + j.sPanel + j.groups*16; last > len(j.ws) || last > len(j.wsum) {
+			return fmt.Errorf("avx-512 kernel would read scales to %d of %d", last, len(j.ws))
+		}
+		if last := j.xsOff + (j.groups-1)*j.xsGroup + j.rows; last > len(j.xs) {
+			return fmt.Errorf("avx-512 kernel would read activation scales to %d of %d", last, len(j.xs))
+		}
+	}
+	return nil
+}
+
+func (g *engine) runVec(w *workspace, j *vecJob, int8 bool, xf []float32) error {
+	if err := j.check(int8); err != nil {
+		return err
+	}
+	if g.vecAsm {
+		asmVecCall(w, j, int8)
+		return nil
+	}
+	if int8 {
+		vecInt8Go(j)
+	} else {
+		vecBF16Go(j, xf)
+	}
+	return nil
+}

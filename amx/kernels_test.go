@@ -1,0 +1,176 @@
+package amx
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"tilelab/engine/graph"
+	"tilelab/engine/tensor"
+)
+
+// paths are the ways a backend can compute: the tile kernels (emulated here unless the test says hardware) and
+// the small-batch path in assembly and in Go.
+type path struct {
+	name      string
+	opts      Options
+	threshold int // 0: every set goes to tiles
+}
+
+func paths(cfg TileConfig) []path {
+	return []path{
+		{"the emulated tile kernels", Options{Config: cfg, Emulate: true}, 0},
+		{"the AVX-512 small-batch kernels", Options{Config: cfg}, 1 << 20},
+		{"the plain-Go small-batch kernels", Options{Config: cfg, NoVecAsm: true}, 1 << 20},
+	}
+}
+
+func runOp(t *testing.T, b *Backend, threshold int, op *graph.Op) string {
+	t.Helper()
+	b.Threshold, b.ThresholdBF16 = threshold, threshold
+	poison(op.Dst.F32)
+	name, err := b.Compute(op)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range op.Dst.F32 {
+		if math.IsNaN(float64(v)) {
+			t.Fatalf("%s left output %d unwritten (NaN)", name, i)
+		}
+	}
+	return name
+}
+
+func TestInt8MulMatMatchesExactReferenceBitForBit(t *testing.T) {
+	shapes := []struct{ m, n, k int }{{1, 32, 32}, {5, 96, 96}, {17, 64, 160}, {33, 32, 256}, {50, 96, 128}}
+	configs := []TileConfig{
+		{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 32},
+		{Rows: 16, KStep: 64, MT: 1, NT: 4, Group: 64},
+		{Rows: 16, KStep: 32, MT: 4, NT: 1, Group: 0},
+		{Rows: 8, KStep: 64, MT: 2, NT: 1, Group: 128},
+		{Rows: 5, KStep: 64, MT: 1, NT: 2, Group: 32},
+		{Rows: 16, KStep: 64, MT: 1, NT: 1, Group: 0},
+	}
+	for _, typ := range []tensor.DType{tensor.Q8_0, tensor.Q4_0} {
+		for ci, cfg := range configs {
+			sh := shapes[ci%len(shapes)]
+			for _, p := range paths(cfg) {
+				t.Run(fmt.Sprintf("%s %dx%dx%d with %s in %s equals the exact reference", typ, sh.m, sh.n, sh.k, cfg, p.name), func(t *testing.T) {
+					r := rng(uint64(ci + 10*int(typ)))
+					plain := RandomWeight(typ, sh.k, sh.n, 1, r)
+					w := clone(plain)
+					if err := (&BufferType{Group: cfg.Group}).Import(w); err != nil {
+						t.Fatal(err)
+					}
+					b := newTestBackend(t, p.opts)
+					op := RandomMulMat(w, sh.m, r)
+					name := runOp(t, b, p.threshold, op)
+					pk := w.Extra.(*packedInt8)
+					for m := 0; m < sh.m; m++ {
+						want := exactInt8(pk, 0, op.Src[1].F32[m*sh.k:(m+1)*sh.k])
+						got := op.Dst.F32[m*sh.n : (m+1)*sh.n]
+						for n := range want {
+							if math.Float32bits(got[n]) != math.Float32bits(want[n]) {
+								t.Fatalf("%s: row %d col %d = %v, exact reference %v", name, m, n, got[n], want[n])
+							}
+						}
+					}
+					if e := relErr(op.Dst.F32, refOp(plain, op)); e > 0.02 {
+						t.Errorf("%s: relative error %.2g against the float64 meaning of the weights (want < 0.02)", name, e)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestBF16MulMatMatchesFloatReference(t *testing.T) {
+	shapes := []struct{ m, n, k int }{{1, 32, 2}, {7, 96, 48}, {35, 64, 160}, {20, 32, 64}}
+	configs := []TileConfig{
+		{Rows: 16, KStep: 64, MT: 2, NT: 2},
+		{Rows: 16, KStep: 32, MT: 1, NT: 4},
+		{Rows: 7, KStep: 64, MT: 4, NT: 1},
+		{Rows: 16, KStep: 64, MT: 1, NT: 2},
+	}
+	for _, typ := range []tensor.DType{tensor.BF16, tensor.F16} {
+		for ci, cfg := range configs {
+			sh := shapes[ci]
+			for _, p := range paths(cfg) {
+				t.Run(fmt.Sprintf("%s %dx%dx%d with %s in %s is within bf16 rounding", typ, sh.m, sh.n, sh.k, cfg, p.name), func(t *testing.T) {
+					r := rng(uint64(100 + ci))
+					plain := RandomWeight(typ, sh.k, sh.n, 1, r)
+					w := clone(plain)
+					if err := NewBufferType().Import(w); err != nil {
+						t.Fatal(err)
+					}
+					b := newTestBackend(t, p.opts)
+					op := RandomMulMat(w, sh.m, r)
+					name := runOp(t, b, p.threshold, op)
+					// The tiles see bf16 activations; the AVX-512 path keeps them in float32.
+					limit := 1e-5
+					if p.threshold == 0 {
+						limit = 8e-3
+					}
+					if typ == tensor.F16 {
+						limit = 8e-3
+					}
+					if e := relErr(op.Dst.F32, refOp(plain, op)); e > limit {
+						t.Errorf("%s: relative error %.2g, want < %g", name, e, limit)
+					}
+				})
+			}
+		}
+	}
+}
+
+func TestMulMatIDGroupsTokensPerExpert(t *testing.T) {
+	cases := []struct {
+		typ             tensor.DType
+		e, used, m, n, k int
+		shared          bool
+	}{
+		{tensor.Q4_0, 8, 2, 13, 32, 64, true},
+		{tensor.Q8_0, 16, 4, 9, 64, 96, false},
+		{tensor.BF16, 6, 3, 11, 32, 64, false},
+		{tensor.Q4_0, 4, 2, 40, 32, 128, false},
+	}
+	cfg := DefaultConfig
+	for _, c := range cases {
+		for _, p := range append(paths(cfg), path{"tiles for large experts, AVX-512 for small", Options{Config: cfg, Emulate: true}, 12}) {
+			t.Run(fmt.Sprintf("%s %d experts, %d used, %d tokens, shared=%v, in %s", c.typ, c.e, c.used, c.m, c.shared, p.name), func(t *testing.T) {
+				r := rng(uint64(c.e*100 + c.m))
+				plain := RandomWeight(c.typ, c.k, c.n, c.e, r)
+				w := clone(plain)
+				if err := NewBufferType().Import(w); err != nil {
+					t.Fatal(err)
+				}
+				b := newTestBackend(t, p.opts)
+				op := RandomMulMatID(w, c.m, c.used, c.shared, r)
+				name := runOp(t, b, p.threshold, op)
+				limit := 0.02
+				if c.typ == tensor.BF16 {
+					limit = 8e-3
+				}
+				if e := relErr(op.Dst.F32, refOp(plain, op)); e > limit {
+					t.Fatalf("%s: relative error %.2g, want < %g", name, e, limit)
+				}
+				if c.typ != tensor.BF16 {
+					pk := w.Extra.(*packedInt8)
+					x, ids := op.Src[1], op.Src[2]
+					for tok := 0; tok < c.m; tok++ {
+						for s := 0; s < c.used; s++ {
+							xr := tok*x.Ne[1] + min(s, x.Ne[1]-1)
+							want := exactInt8(pk, int(ids.I32[tok*c.used+s]), x.F32[xr*c.k:(xr+1)*c.k])
+							got := op.Dst.F32[(tok*c.used+s)*c.n:]
+							for n := range want {
+								if got[n] != want[n] {
+									t.Fatalf("%s: token %d slot %d col %d = %v, exact %v", name, tok, s, n, got[n], want[n])
+								}
+							}
+						}
+					}
+				}
+			})
+		}
+	}
+}

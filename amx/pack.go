@@ -1,0 +1,328 @@
+package amx
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+
+	"tilelab/engine/tensor"
+)
+
+// The layouts of repacked weights.
+const (
+	LayoutInt8 tensor.Layout = "amx-int8" // Q8_0 and Q4_0 weights as int8 VNNI panels with per-group scales
+	LayoutBF16 tensor.Layout = "amx-bf16" // F16 and BF16 weights as bf16 pair panels
+)
+
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+// effectiveGroup is the group a K of kp (a multiple of 64) can use for the asked one: 32 as is, 0 as the whole
+// K, otherwise the largest common divisor, so every group is whole.
+func effectiveGroup(group, kp int) int {
+	switch {
+	case group == 32:
+		return 32
+	case group <= 0 || group >= kp:
+		return kp
+	}
+	return gcd(group, kp)
+}
+
+// packedInt8 is a Q8_0 or Q4_0 weight of E experts x N rows x K in the amx-int8 layout.
+type packedInt8 struct {
+	Src           tensor.DType
+	E, N, K       int
+	Np, Kp        int // N padded to 64, K padded to 64
+	Group, Groups int // K values per scale group and groups per row (Kp/Group)
+	Q             []byte
+	WS            []float32 // [E][Np/16][Groups][16]
+	WSum          []int32   // same shape: sum of the group's int8 values, for the VNNI path
+}
+
+// qIndex is the byte offset of weight (e, n, k).
+func (p *packedInt8) qIndex(e, n, k int) int {
+	return e*p.Np*p.Kp + n/16*16*p.Kp + k/4*64 + n%16*4 + k%4
+}
+
+// sIndex is the offset of the scale (and weight sum) of (e, n, group g).
+func (p *packedInt8) sIndex(e, n, g int) int {
+	return (e*p.Np/16+n/16)*p.Groups*16 + g*16 + n%16
+}
+
+// packedBF16 is an F16 or BF16 weight of E experts x N rows x K in the amx-bf16 layout.
+type packedBF16 struct {
+	Src     tensor.DType
+	E, N, K int
+	Np, Kp  int    // N padded to 64, K padded to 32
+	B       []byte // little-endian bf16
+}
+
+// bIndex is the byte offset of weight (e, n, k).
+func (p *packedBF16) bIndex(e, n, k int) int {
+	return 2 * (e*p.Np*p.Kp + n/16*16*p.Kp + k/2*32 + n%16*2 + k%2)
+}
+
+func int8Sizes(n, k, e, group int) (np, kp, g, groups int, bytes int64) {
+	np, kp = roundUp(n, 64), roundUp(k, 64)
+	g = effectiveGroup(group, kp)
+	groups = kp / g
+	bytes = int64(e) * (int64(np)*int64(kp) + 8*int64(np)*int64(groups))
+	return
+}
+
+func bf16Sizes(n, k, e int) (np, kp int, bytes int64) {
+	np, kp = roundUp(n, 64), roundUp(k, 32)
+	return np, kp, int64(e) * int64(np) * int64(kp) * 2
+}
+
+func f16ToF32(h uint16) float32 {
+	sign := uint32(h>>15) << 31
+	exp := uint32(h>>10) & 0x1f
+	man := uint32(h) & 0x3ff
+	switch {
+	case exp == 0x1f:
+		return math.Float32frombits(sign | 0xff<<23 | man<<13)
+	case exp != 0:
+		return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
+	case man == 0:
+		return math.Float32frombits(sign)
+	}
+	// subnormal half: value = man * 2^-24
+	f := float32(man) * (1.0 / (1 << 24))
+	if sign != 0 {
+		f = -f
+	}
+	return f
+}
+
+// toBF16 rounds a float32 to bfloat16, to nearest even; NaNs stay NaN.
+func toBF16(f float32) uint16 {
+	b := math.Float32bits(f)
+	if b&0x7fffffff > 0x7f800000 {
+		return uint16(b>>16) | 0x40
+	}
+	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
+}
+
+func bf16ToF32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// blockInt8 decodes one Q8_0 or Q4_0 block into its 32 int8 values and scale.
+func blockInt8(t tensor.DType, b []byte, q *[32]int8) float32 {
+	d := f16ToF32(binary.LittleEndian.Uint16(b))
+	switch t {
+	case tensor.Q8_0:
+		for i := 0; i < 32; i++ {
+			q[i] = int8(b[2+i])
+		}
+	case tensor.Q4_0:
+		for i := 0; i < 16; i++ {
+			q[i] = int8(b[2+i]&0x0f) - 8
+			q[i+16] = int8(b[2+i]>>4) - 8
+		}
+	}
+	return d
+}
+
+// packInt8 repacks E x N rows of a Q8_0 or Q4_0 weight (plain ggml bytes) into the amx-int8 layout.
+func packInt8(t tensor.DType, data []byte, n, k, e, group int) (*packedInt8, error) {
+	if t != tensor.Q8_0 && t != tensor.Q4_0 {
+		return nil, fmt.Errorf("amx-int8 packs q8_0 and q4_0, not %s", t)
+	}
+	if k%32 != 0 {
+		return nil, fmt.Errorf("row length %d is not a multiple of the %s block (32)", k, t)
+	}
+	rowBytes := t.RowBytes(k)
+	if len(data) != rowBytes*n*e {
+		return nil, fmt.Errorf("%s data is %d bytes, want %d for %d x %d x %d", t, len(data), rowBytes*n*e, k, n, e)
+	}
+	np, kp, g, groups, _ := int8Sizes(n, k, e, group)
+	p := &packedInt8{Src: t, E: e, N: n, K: k, Np: np, Kp: kp, Group: g, Groups: groups,
+		Q: make([]byte, e*np*kp), WS: make([]float32, e*np*groups), WSum: make([]int32, e*np*groups)}
+	var q [32]int8
+	vals := make([]float32, g) // dequantized group, only when requantizing
+	qs := make([]int8, kp)
+	ds := make([]float32, kp/32)
+	for ex := 0; ex < e; ex++ {
+		for r := 0; r < n; r++ {
+			row := data[(ex*n+r)*rowBytes:]
+			for i := range qs {
+				qs[i] = 0
+			}
+			for b := 0; b < k/32; b++ {
+				ds[b] = blockInt8(t, row[b*t.BlockBytes():], &q)
+				copy(qs[b*32:], q[:])
+			}
+			for gi := 0; gi < groups; gi++ {
+				var scale float32
+				if g == 32 {
+					if gi < k/32 {
+						scale = ds[gi]
+					}
+				} else {
+					// Requantize the group to one scale: the largest magnitude maps to 127.
+					var amax float32
+					for j := 0; j < g; j++ {
+						kk := gi*g + j
+						v := float32(0)
+						if kk < k {
+							v = ds[kk/32] * float32(qs[kk])
+						}
+						vals[j] = v
+						amax = max(amax, float32(math.Abs(float64(v))))
+					}
+					scale = amax / 127
+					for j := 0; j < g; j++ {
+						qs[gi*g+j] = 0
+						if scale != 0 {
+							qs[gi*g+j] = int8(math.Round(float64(vals[j] / scale)))
+						}
+					}
+				}
+				var sum int32
+				for j := gi * g; j < (gi+1)*g; j++ {
+					p.Q[p.qIndex(ex, r, j)] = byte(qs[j])
+					sum += int32(qs[j])
+				}
+				p.WS[p.sIndex(ex, r, gi)] = scale
+				p.WSum[p.sIndex(ex, r, gi)] = sum
+			}
+		}
+	}
+	return p, nil
+}
+
+// packBF16 repacks E x N rows of an F16 or BF16 weight into the amx-bf16 layout.
+func packBF16(t tensor.DType, data []byte, n, k, e int) (*packedBF16, error) {
+	if t != tensor.F16 && t != tensor.BF16 {
+		return nil, fmt.Errorf("amx-bf16 packs f16 and bf16, not %s", t)
+	}
+	if len(data) != 2*k*n*e {
+		return nil, fmt.Errorf("%s data is %d bytes, want %d for %d x %d x %d", t, len(data), 2*k*n*e, k, n, e)
+	}
+	np, kp, _ := bf16Sizes(n, k, e)
+	p := &packedBF16{Src: t, E: e, N: n, K: k, Np: np, Kp: kp, B: make([]byte, 2*e*np*kp)}
+	for ex := 0; ex < e; ex++ {
+		for r := 0; r < n; r++ {
+			for j := 0; j < k; j++ {
+				h := binary.LittleEndian.Uint16(data[2*((ex*n+r)*k+j):])
+				if t == tensor.F16 {
+					h = toBF16(f16ToF32(h))
+				}
+				binary.LittleEndian.PutUint16(p.B[p.bIndex(ex, r, j):], h)
+			}
+		}
+	}
+	return p, nil
+}
+
+// actInt8 holds activations quantized to int8 for the tile kernels: rows padded to the block, K padded like the
+// weights, one float32 scale per row and group.
+type actInt8 struct {
+	Rows, Kp, Group, Groups int
+	Q                       []byte    // [Rows][Kp] int8 (or uint8 = int8+128 for the VNNI path)
+	XS                      []float32 // [Groups][Rows]
+}
+
+func (a *actInt8) reset(rows, kp, group int) {
+	a.Rows, a.Kp, a.Group, a.Groups = rows, kp, group, kp/group
+	if n := rows * kp; cap(a.Q) < n {
+		a.Q = make([]byte, n)
+	} else {
+		a.Q = a.Q[:n]
+	}
+	if n := rows * a.Groups; cap(a.XS) < n {
+		a.XS = make([]float32, n)
+	} else {
+		a.XS = a.XS[:n]
+	}
+}
+
+// quantizeRow quantizes x (len <= Kp) into row r: per group, the largest magnitude maps to 127. With unsigned
+// set, values are stored offset by 128 (the VNNI path's unsigned operand).
+func (a *actInt8) quantizeRow(r int, x []float32, unsigned bool) {
+	q := a.Q[r*a.Kp : (r+1)*a.Kp]
+	var off byte
+	if unsigned {
+		off = 0x80
+	}
+	for g := 0; g < a.Groups; g++ {
+		lo, hi := g*a.Group, min((g+1)*a.Group, len(x))
+		var amax float32
+		for _, v := range x[lo:max(lo, hi)] {
+			amax = max(amax, float32(math.Abs(float64(v))))
+		}
+		s := amax / 127
+		a.XS[g*a.Rows+r] = s
+		var inv float32
+		if s != 0 {
+			inv = 1 / s
+		}
+		for j := lo; j < (g+1)*a.Group; j++ {
+			var v int8
+			if j < hi {
+				v = int8(math.Round(float64(x[j] * inv)))
+			}
+			q[j] = byte(v) ^ off
+		}
+	}
+}
+
+// zeroRow clears padding row r (value 0 and scale 0).
+func (a *actInt8) zeroRow(r int, unsigned bool) {
+	var v byte
+	if unsigned {
+		v = 0x80
+	}
+	q := a.Q[r*a.Kp : (r+1)*a.Kp]
+	for i := range q {
+		q[i] = v
+	}
+	for g := 0; g < a.Groups; g++ {
+		a.XS[g*a.Rows+r] = 0
+	}
+}
+
+// actBF16 holds activations as bf16 rows for the tile kernels, or as float32 rows for the AVX-512 path.
+type actBF16 struct {
+	Rows, Kp int
+	B        []byte    // [Rows][Kp] bf16
+	F        []float32 // [Rows][Kp] float32 (AVX-512 path)
+}
+
+func (a *actBF16) reset(rows, kp int) {
+	a.Rows, a.Kp = rows, kp
+	if n := rows * kp; cap(a.F) < n {
+		a.F = make([]float32, n)
+	} else {
+		a.F = a.F[:n]
+	}
+	if n := 2 * rows * kp; cap(a.B) < n {
+		a.B = make([]byte, n)
+	} else {
+		a.B = a.B[:n]
+	}
+}
+
+func (a *actBF16) setRow(r int, x []float32, wide bool) {
+	if wide {
+		row := a.F[r*a.Kp : (r+1)*a.Kp]
+		n := copy(row, x)
+		clear(row[n:])
+		return
+	}
+	row := a.B[2*r*a.Kp : 2*(r+1)*a.Kp]
+	for j := 0; j < a.Kp; j++ {
+		var h uint16
+		if j < len(x) {
+			h = toBF16(x[j])
+		}
+		binary.LittleEndian.PutUint16(row[2*j:], h)
+	}
+}
