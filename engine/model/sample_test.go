@@ -130,4 +130,3 @@ func TestPartialTopFindsTheKLargest(t *testing.T) {
 		}
 	}
 }
-
