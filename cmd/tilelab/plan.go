@@ -7,11 +7,11 @@ import (
 	"io"
 	"strings"
 
+	"tilelab/amx"
 	"tilelab/cuda"
 	"tilelab/engine/backend"
 	"tilelab/engine/cpu"
 	"tilelab/engine/gguf"
-	"tilelab/engine/graph"
 	"tilelab/engine/placement"
 	"tilelab/engine/tensor"
 )
@@ -120,33 +120,5 @@ func synthHeader(preset string, q tensor.DType, layers int) (*gguf.File, error) 
 	return nil, fmt.Errorf("not available yet: engine/synth has not landed (plan a GGUF file with -m FILE)")
 }
 
-// planAMXBufferType stands in for the amx package's AMX buffer type until that package lands, stating the same
-// rule (issue 4): F32 never, matrix weights only, ne1 a multiple of 32, K a multiple of the block, MUL_MAT_ID experts
-// only once an AMX MUL_MAT_ID kernel exists (not yet), sizes as in the GGUF file.
-func planAMXBufferType() backend.BufferType { return amxStandIn{} }
-
-type amxStandIn struct{}
-
-func (amxStandIn) Name() string { return placement.AMX }
-func (amxStandIn) IsHost() bool { return true }
-func (amxStandIn) Accepts(w backend.WeightInfo) (bool, string) {
-	switch {
-	case w.Type == tensor.F32:
-		return false, "F32 tensors are not packed for AMX"
-	case w.Op == graph.MulMatID:
-		return false, "MUL_MAT_ID expert, AMX experts off"
-	case w.Op != graph.MulMat:
-		return false, w.Op.String() + " weights are not packed for AMX (matrix multiplications only)"
-	case w.Type != tensor.Q4_0 && w.Type != tensor.Q8_0 && w.Type != tensor.F16 && w.Type != tensor.BF16:
-		return false, "no AMX kernel for " + w.Type.String()
-	case w.Ne[1]%32 != 0:
-		return false, fmt.Sprintf("output features ne1=%d are not a multiple of 32", w.Ne[1])
-	case w.Ne[0]%32 != 0:
-		return false, fmt.Sprintf("K=%d is not a multiple of the 32-element block", w.Ne[0])
-	}
-	return true, fmt.Sprintf("%s, ne1 %d %% 32 == 0", w.Type, w.Ne[1])
-}
-func (amxStandIn) PackedBytes(w backend.WeightInfo) int64 { return w.Bytes() }
-func (amxStandIn) Import(t *graph.Tensor) error {
-	return fmt.Errorf("AMX: %s: plans only; the amx package has not landed", t.Name)
-}
+// planAMXBufferType is the amx package's buffer type: its own rule and packed sizes, which need no AMX hardware.
+func planAMXBufferType() backend.BufferType { return amx.NewBufferType() }

@@ -61,7 +61,7 @@ func TestPlanCommand(t *testing.T) {
 		{"amx=attn with one GPU layer splits the file three ways", []string{"plan", "-m", tiny, "--amx", "attn", "--ngl", "1"}, 0,
 			map[string]string{"AMX": "0.3", "CUDA0": "0.5", "CUDA_Host": "43.0", "CPU": ""}, []string{"gpu=on"}, nil},
 		{"--tensors adds the per-tensor table with reasons", []string{"plan", "-m", tiny, "--amx", "all", "--tensors"}, 0,
-			nil, []string{"name", "reason", "blk.0.ffn_up_exps.weight", "MUL_MAT_ID expert, AMX experts off"}, nil},
+			nil, []string{"name", "reason", "blk.0.ffn_up_exps.weight", "F32 tensors are not packed for AMX", "(packed"}, nil},
 		{"a missing -m is a usage error", []string{"plan"}, 2, nil, nil, []string{"-m FILE|synth:PRESET is required"}},
 		{"an unknown amx mode is named", []string{"plan", "-m", tiny, "--amx", "most"}, 1, nil, nil, []string{`amx="most" is not a placement mode`}},
 		{"--quant on a file is refused", []string{"plan", "-m", tiny, "--quant", "q8_0"}, 1, nil, nil, []string{"--quant and --layers shape synth: presets"}},
