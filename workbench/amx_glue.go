@@ -1,6 +1,10 @@
 package workbench
 
-import "golang.org/x/sys/cpu"
+import (
+	"golang.org/x/sys/cpu"
+
+	"tilelab/engine/backend"
+)
 
 // amxSummary says whether AMX runs here. Until the amx package lands it reports the CPUID bits only: CPUID is not
 // permission, so it says so.
@@ -13,3 +17,6 @@ func amxSummary() string {
 
 // checkTile validates a tile configuration for `set tile=`.
 func checkTile(s string) error { return nil }
+
+// amxPlanBufferType is the AMX buffer type for plans, or nil until the amx package lands.
+func amxPlanBufferType() backend.BufferType { return nil }

@@ -154,7 +154,12 @@ func chartFiles(dir, prefix string, recs []*Record) (map[*result.Chart]string, [
 	for _, r := range recs {
 		for _, ch := range r.Charts {
 			n++
-			base := fmt.Sprintf("%s%02d-%s", prefix, n, strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(ch.Title), "-"), "-"))
+			slug := strings.Trim(unsafeName.ReplaceAllString(strings.ToLower(ch.Title), "-"), "-")
+			if len(slug) > 32 {
+				slug = slug[:32]
+			}
+			slug = strings.TrimRight(slug, "-.")
+			base := fmt.Sprintf("%s%02d-%s", prefix, n, slug)
 			png, err := ch.PNG()
 			if err != nil {
 				return nil, nil, err

@@ -330,6 +330,8 @@ func TestNearest(t *testing.T) {
 		{"pla", "plan"},
 		{"placment", "placement"},
 		{"nosuchcommand", ""},
+		{"attention", ""},
+		{"prof", "profile"},
 		{"xyzzy", ""},
 	}
 	cands := []string{"threads", "plan", "placement", "print", "profile"}

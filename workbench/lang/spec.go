@@ -372,8 +372,9 @@ func (c *Call) Sweep(names ...string) []Point {
 	return points
 }
 
-// Nearest returns the candidate closest to word by edit distance when it is close enough to be a likely typo
-// (or word is a prefix of exactly one candidate), else "".
+// Nearest returns the candidate closest to word by edit distance when it is close enough to be a likely typo;
+// failing that, the one candidate that abbreviates word or that word abbreviates (their letters in order:
+// "attn" for "attention", "pla" for "placement"); else "".
 func Nearest(word string, candidates []string) string {
 	best, bestD := "", len(word)/3+2
 	for _, c := range candidates {
@@ -385,16 +386,30 @@ func Nearest(word string, candidates []string) string {
 	if best != "" {
 		return best
 	}
-	var pre []string
+	var abbr []string
 	for _, c := range candidates {
-		if word != "" && strings.HasPrefix(c, word) {
-			pre = append(pre, c)
+		if len(word) >= 2 && len(c) >= 2 && (subsequence(word, c) || subsequence(c, word)) {
+			abbr = append(abbr, c)
 		}
 	}
-	if len(pre) == 1 {
-		return pre[0]
+	if len(abbr) == 1 {
+		return abbr[0]
 	}
 	return ""
+}
+
+// subsequence reports whether the letters of short appear in long in order, starting with the same letter.
+func subsequence(short, long string) bool {
+	if len(short) > len(long) || short[0] != long[0] {
+		return false
+	}
+	i := 0
+	for j := 0; j < len(long) && i < len(short); j++ {
+		if long[j] == short[i] {
+			i++
+		}
+	}
+	return i == len(short)
 }
 
 // EditDistance is the Levenshtein distance between a and b, counting bytes.

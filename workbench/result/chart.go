@@ -165,6 +165,24 @@ func (c *Chart) bars(p *plot.Plot) error {
 	}
 	p.NominalX(c.Categories...)
 	p.Y.Min = 0
+	// Headroom above the tallest bar keeps the legend (drawn at the top) off the bars.
+	top := 0.0
+	for j := range c.Categories {
+		sum := 0.0
+		for _, s := range c.Series {
+			if y := s.Y[j]; !math.IsNaN(y) && !math.IsInf(y, 0) {
+				if c.Kind == StackedBars {
+					sum += y
+				} else {
+					sum = math.Max(sum, y)
+				}
+			}
+		}
+		top = math.Max(top, sum)
+	}
+	if top > 0 {
+		p.Y.Max = top * (1.15 + 0.08*float64(len(c.Series)))
+	}
 	return nil
 }
 
@@ -290,10 +308,11 @@ func (c *Chart) Text() string {
 	switch c.Kind {
 	case Bars, StackedBars:
 		for _, s := range c.Series {
-			fmt.Fprintf(&b, "\n  %s:", s.Name)
+			var parts []string
 			for j, y := range s.Y {
-				fmt.Fprintf(&b, " %s=%s", c.Categories[j], Format(y))
+				parts = append(parts, fmt.Sprintf("[%s] %s", c.Categories[j], Format(y)))
 			}
+			fmt.Fprintf(&b, "\n  %s: %s", s.Name, strings.Join(parts, ", "))
 		}
 	case Lines:
 		for _, s := range c.Series {
