@@ -36,6 +36,7 @@ type Backend struct {
 	scratch [][]float32 // per worker, for decoded weight rows and attention scores
 	q8      []byte      // activations quantized to Q8_0 for the fast path
 	q8g     []byte      // the same, grouped by expert (MUL_MAT_ID)
+	xg      []float32   // float activations grouped by expert (MUL_MAT_ID on float weights)
 	tmp     []float32   // expert-grouped MUL_MAT_ID results before they are scattered
 	groups  expertGroups
 }

@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
 	"math/rand/v2"
@@ -31,11 +32,15 @@ func weight(t *testing.T, rng *rand.Rand, name string, dt tensor.DType, ne ...in
 	copy(w.Ne[:], []int{1, 1, 1, 1})
 	copy(w.Ne[:], ne)
 	vals := randF32(rng, w.Elems())
+	w.Data = make([]byte, w.Bytes())
 	if dt == tensor.F32 {
+		// F32 weights loaded from a file carry both views of their bytes, as the model loader makes them.
 		w.F32 = vals
+		for i, v := range vals {
+			binary.LittleEndian.PutUint32(w.Data[4*i:], math.Float32bits(v))
+		}
 		return w, vals
 	}
-	w.Data = make([]byte, w.Bytes())
 	if err := tensor.Quantize(dt, vals, w.Data); err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +124,7 @@ func q8Round(t *testing.T, x []float32) []float32 {
 	return back
 }
 
-var matShapesTable = []struct{ k, n, m int }{{64, 37, 5}, {96, 1, 3}, {32, 130, 1}, {160, 19, 9}}
+var matShapesTable = []struct{ k, n, m int }{{64, 37, 5}, {96, 1, 3}, {32, 130, 1}, {160, 19, 9}, {256, 3, 17}}
 
 var weightTypes = []tensor.DType{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0}
 
@@ -140,16 +145,18 @@ func TestMulMatMatchesThePlainLoopForEveryWeightType(t *testing.T) {
 					op := &graph.Op{Kind: graph.MulMat, Name: "mm", Dst: dst, Src: []*graph.Tensor{w, f32Tensor("x", x, sh.k, sh.m)}}
 					kernel := run(t, b, op)
 					xr, tol := x, 1e-5
-					if b.fast(dt, sh.k) {
-						if kernel == KernelReference {
-							t.Fatalf("fast path reported kernel %q", kernel)
-						}
+					p := b.pathFor(w, sh.k)
+					if reference != (p == pathReference) {
+						t.Fatalf("reference mode %v took path %d", reference, p)
+					}
+					if p == pathQuant {
 						xr, tol = make([]float32, len(x)), 1e-4
 						for i := 0; i < sh.m; i++ {
 							copy(xr[i*sh.k:], q8Round(t, x[i*sh.k:(i+1)*sh.k]))
 						}
-					} else if kernel != KernelReference {
-						t.Fatalf("kernel %q, want %q", kernel, KernelReference)
+					}
+					if want := map[bool]string{true: KernelReference, false: fastVariant()}[p == pathReference]; kernel != want {
+						t.Fatalf("kernel %q, want %q", kernel, want)
 					}
 					closeTo(t, dst.F32, loopMatMul(wv, xr, sh.k, sh.n, sh.m), tol)
 				})
@@ -160,17 +167,17 @@ func TestMulMatMatchesThePlainLoopForEveryWeightType(t *testing.T) {
 
 func TestMulMatIDMatchesPerTokenLoops(t *testing.T) {
 	cases := []struct {
-		name           string
-		k, n, e, u, m  int
-		sharedInput    bool
-		dt             tensor.DType
-		referenceOnly  bool
-		everyExpertHit bool
+		name          string
+		k, n, e, u, m int
+		sharedInput   bool
+		dt            tensor.DType
 	}{
 		{name: "shared input rows reach each chosen expert", k: 64, n: 24, e: 5, u: 2, m: 7, sharedInput: true, dt: tensor.Q4_0},
 		{name: "per-slot input rows reach their own expert", k: 96, n: 13, e: 4, u: 3, m: 5, dt: tensor.Q8_0},
 		{name: "a single decode token uses two experts", k: 32, n: 40, e: 8, u: 2, m: 1, sharedInput: true, dt: tensor.Q4_0},
-		{name: "f16 experts run on the reference kernel", k: 48, n: 7, e: 3, u: 2, m: 4, dt: tensor.F16},
+		{name: "f16 experts of a ragged width", k: 48, n: 7, e: 3, u: 2, m: 4, dt: tensor.F16},
+		{name: "bf16 experts with per-slot inputs", k: 40, n: 9, e: 4, u: 2, m: 3, dt: tensor.BF16},
+		{name: "f32 experts with a shared input", k: 33, n: 5, e: 3, u: 3, m: 2, sharedInput: true, dt: tensor.F32},
 	}
 	for _, reference := range []bool{true, false} {
 		b := New(testPool, Options{Reference: reference})
@@ -194,7 +201,7 @@ func TestMulMatIDMatchesPerTokenLoops(t *testing.T) {
 				op := &graph.Op{Kind: graph.MulMatID, Name: "mmid", Dst: dst, Src: []*graph.Tensor{
 					w, f32Tensor("x", x, c.k, xu, c.m), i32Tensor("ids", ids, c.u, c.m)}}
 				run(t, b, op)
-				fast := b.fast(c.dt, c.k)
+				fast := b.pathFor(w, c.k) == pathQuant
 				want := make([]float32, c.n*c.u*c.m)
 				for i := 0; i < c.m; i++ {
 					for s := 0; s < c.u; s++ {

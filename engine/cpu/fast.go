@@ -8,13 +8,37 @@ import (
 	"tilelab/engine/tensor"
 )
 
-// The quantized kernels the fast path calls, as variables so tests can swap them.
+// The fast kernels, as variables so tests can swap them.
 var (
-	fastSupports = simd.Supports
-	fastVariant  = simd.Variant
-	quantizeQ8   = simd.QuantizeQ8_0
-	simdMatMul   = simd.MatMul
+	fastVariant = simd.Variant
+	quantizeQ8  = simd.QuantizeQ8_0
+	simdMatMul  = simd.MatMul
+	simdMatMulF = simd.MatMulF
 )
+
+// path is how a matrix op runs: on the reference kernels, on simd's quantized kernels (Q4_0/Q8_0 weights,
+// activations quantized to Q8_0), or on simd's float kernels (F32/F16/BF16 weights, float32 activations).
+type path int
+
+const (
+	pathReference path = iota
+	pathQuant
+	pathFloat
+)
+
+// pathFor picks the kernel family for weight w with rows of k.
+func (b *Backend) pathFor(w *graph.Tensor, k int) path {
+	switch {
+	case b.opt.Reference:
+		return pathReference
+	case simd.Supports(w.Type) && k%simd.QK == 0:
+		return pathQuant
+	case simd.SupportsF(w.Type) && int64(len(w.Data)) >= w.Bytes():
+		// F32 weights made in memory may carry only their floats; those stay on the reference kernel.
+		return pathFloat
+	}
+	return pathReference
+}
 
 // firstErr keeps the first error the workers of one op report; the kernels check sizes before the pool runs, so
 // an error here means a bug, but it is still returned rather than lost.
@@ -48,46 +72,63 @@ func (b *Backend) quantizeRows(dst []byte, x []float32, k, m int) ([]byte, error
 	return dst, fe.err
 }
 
-// mulMatFast quantizes the activations once, then splits the weight's rows over the workers.
-func (b *Backend) mulMatFast(op *graph.Op, w *graph.Tensor, x, dst []float32, k, n, m int) (string, error) {
-	rr, err := newRowReader(w, op) // validates the weight's size
-	if err != nil {
+// mulMatFast quantizes the activations once (for quantized weights), then splits the weight's rows over the
+// workers.
+func (b *Backend) mulMatFast(op *graph.Op, p path, w *graph.Tensor, x, dst []float32, k, n, m int) (string, error) {
+	if _, err := newRowReader(w, op); err != nil { // validates the weight's size
 		return "", err
 	}
-	if b.q8, err = b.quantizeRows(b.q8, x, k, m); err != nil {
-		return "", err
+	var a []byte
+	if p == pathQuant {
+		var err error
+		if b.q8, err = b.quantizeRows(b.q8, x, k, m); err != nil {
+			return "", err
+		}
+		a = b.q8
 	}
-	a := b.q8
 	chunks, per := b.chunksFor(n, 16)
 	var fe firstErr
 	b.pool.Run(chunks, func(c, _ int) {
-		fe.set(simdMatMul(w.Type, rr.t.Data, k, a, m, dst, n, c*per, min(n, (c+1)*per)))
+		n0, n1 := c*per, min(n, (c+1)*per)
+		if p == pathQuant {
+			fe.set(simdMatMul(w.Type, w.Data, k, a, m, dst, n, n0, n1))
+		} else {
+			fe.set(simdMatMulF(w.Type, w.Data, k, x, m, dst, n, n0, n1))
+		}
 	})
 	return fastVariant(), fe.err
 }
 
-// mulMatIDFast quantizes every input row once, gathers each expert's rows together, runs one matmul per expert
-// and output block, then scatters the results to their (token, slot) rows.
-func (b *Backend) mulMatIDFast(op *graph.Op, s *idShapes) (string, error) {
+// mulMatIDFast gathers each expert's input rows together (quantized once, for quantized weights), runs one
+// matmul per expert and block of output rows, then scatters the results to their (token, slot) rows.
+func (b *Backend) mulMatIDFast(op *graph.Op, p path, s *idShapes) (string, error) {
 	if _, err := newRowReader(s.w, op); err != nil {
 		return "", err
 	}
 	per := 32
 	g := &b.groups
 	g.group(s.ids, s.e, s.n, per)
-	rb := tensor.Q8_0.RowBytes(s.k)
-	var err error
-	if b.q8, err = b.quantizeRows(b.q8, s.x, s.k, s.xu*s.m); err != nil {
-		return "", err
-	}
 	entries := len(s.ids)
-	b.q8g = resize(b.q8g, rb*entries)
+	rb := tensor.Q8_0.RowBytes(s.k)
+	if p == pathQuant {
+		var err error
+		if b.q8, err = b.quantizeRows(b.q8, s.x, s.k, s.xu*s.m); err != nil {
+			return "", err
+		}
+		b.q8g = resize(b.q8g, rb*entries)
+	} else {
+		b.xg = resize(b.xg, s.k*entries)
+	}
 	for i, en := range g.order {
 		r := int(en)
 		if s.xu == 1 {
 			r /= s.u
 		}
-		copy(b.q8g[i*rb:(i+1)*rb], b.q8[r*rb:(r+1)*rb])
+		if p == pathQuant {
+			copy(b.q8g[i*rb:(i+1)*rb], b.q8[r*rb:(r+1)*rb])
+		} else {
+			copy(b.xg[i*s.k:(i+1)*s.k], s.x[r*s.k:(r+1)*s.k])
+		}
 	}
 	b.tmp = resize(b.tmp, entries*s.n)
 	wb := s.w.Type.RowBytes(s.k) * s.n // bytes of one expert
@@ -95,8 +136,12 @@ func (b *Backend) mulMatIDFast(op *graph.Op, s *idShapes) (string, error) {
 	b.pool.Run(len(g.chunkE), func(c, _ int) {
 		e, n0 := int(g.chunkE[c]), int(g.chunkN0[c])
 		first, cnt := int(g.start[e]), int(g.count[e])
-		fe.set(simdMatMul(s.w.Type, s.w.Data[e*wb:(e+1)*wb], s.k, b.q8g[first*rb:(first+cnt)*rb], cnt,
-			b.tmp[first*s.n:(first+cnt)*s.n], s.n, n0, min(s.n, n0+per)))
+		w, out, n1 := s.w.Data[e*wb:(e+1)*wb], b.tmp[first*s.n:(first+cnt)*s.n], min(s.n, n0+per)
+		if p == pathQuant {
+			fe.set(simdMatMul(s.w.Type, w, s.k, b.q8g[first*rb:(first+cnt)*rb], cnt, out, s.n, n0, n1))
+		} else {
+			fe.set(simdMatMulF(s.w.Type, w, s.k, b.xg[first*s.k:(first+cnt)*s.k], cnt, out, s.n, n0, n1))
+		}
 	})
 	if fe.err != nil {
 		return "", fe.err

@@ -4,7 +4,6 @@ import (
 	"fmt"
 
 	"tilelab/engine/graph"
-	"tilelab/engine/tensor"
 )
 
 // dot is the float32 inner product of two equal-length slices, with four partial sums so the compiler can keep
@@ -61,8 +60,8 @@ func (b *Backend) mulMat(op *graph.Op) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if b.fast(w.Type, k) {
-		return b.mulMatFast(op, w, x, dst, k, n, m)
+	if p := b.pathFor(w, k); p != pathReference {
+		return b.mulMatFast(op, p, w, x, dst, k, n, m)
 	}
 	rr, err := newRowReader(w, op)
 	if err != nil {
@@ -201,8 +200,8 @@ func (b *Backend) mulMatID(op *graph.Op) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if b.fast(s.w.Type, s.k) {
-		return b.mulMatIDFast(op, &s)
+	if p := b.pathFor(s.w, s.k); p != pathReference {
+		return b.mulMatIDFast(op, p, &s)
 	}
 	rr, err := newRowReader(s.w, op)
 	if err != nil {
@@ -223,9 +222,4 @@ func (b *Backend) mulMatID(op *graph.Op) (string, error) {
 		}
 	})
 	return KernelReference, nil
-}
-
-// fast reports whether MUL_MAT on a weight of type wt and rows of k takes the quantized fast path.
-func (b *Backend) fast(wt tensor.DType, k int) bool {
-	return !b.opt.Reference && k%32 == 0 && fastSupports(wt)
 }
