@@ -373,19 +373,20 @@ func (m *Model) evalBatch(ctx context.Context, tokens []int32, allRows bool, out
 	n0 := 0
 	if m.profiled != nil {
 		n0 = len(m.profiled.Records)
-		m.profiled.Overhead += time.Since(t0)
 	}
-	t1 := time.Now()
 	if err := m.Sched.Run(ctx, b.Graph); err != nil {
 		return err
 	}
 	if m.profiled != nil {
-		// Whatever the scheduler spent between ops counts as overhead, so op times plus overhead add up to the wall.
-		var ops time.Duration
-		for _, r := range m.profiled.Records[n0:] {
-			ops += r.Time
-		}
-		m.profiled.Overhead += max(0, time.Since(t1)-ops)
+		// Everything in this pass outside the ops' own timings (building the graph, picking backends, copying the
+		// logits) is overhead, so op times plus overhead add up to the wall time.
+		defer func() {
+			var ops time.Duration
+			for _, r := range m.profiled.Records[n0:] {
+				ops += r.Time
+			}
+			m.profiled.Overhead += max(0, time.Since(t0)-ops)
+		}()
 	}
 	m.nPast += len(tokens)
 	if out != nil {

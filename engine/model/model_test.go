@@ -10,8 +10,10 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"tilelab/engine/gguf"
+	"tilelab/engine/profile"
 )
 
 // testdata finds ../shared/testdata beside the module root, or $TILELAB_TESTDATA.
@@ -270,5 +272,38 @@ func TestDecodeStepAllocatesLittle(t *testing.T) {
 		if perStep > 64<<10 {
 			t.Errorf("%d bytes allocated per decode step; the vocabulary's logits alone would be %d", perStep, 4*m.Hyper.Vocab)
 		}
+	}
+}
+
+// BenchmarkTinyDecodeProfiled decodes with per-op profiling on and reports how much of the wall time the profile
+// accounts for (ops plus recorded overhead; the issue asks for within 10%).
+func BenchmarkTinyDecodeProfiled(b *testing.B) {
+	f := openTiny(b)
+	rec := &profile.Recorder{}
+	m, err := Load(f, Options{Ctx: 512, Profile: rec})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	ctx := context.Background()
+	if _, err := m.Eval(ctx, []int32{12522, 5193, 264, 882}); err != nil {
+		b.Fatal(err)
+	}
+	rec.Reset()
+	tok := []int32{11}
+	b.ResetTimer()
+	t0 := time.Now()
+	for i := 0; i < b.N; i++ {
+		if m.NPast() >= m.Ctx {
+			m.Reset()
+		}
+		if _, err := m.Eval(ctx, tok); err != nil {
+			b.Fatal(err)
+		}
+	}
+	acc := rec.Account(time.Since(t0))
+	b.ReportMetric(100*acc.Covered(), "%covered")
+	if err := acc.Check(0.10); err != nil {
+		b.Error(err)
 	}
 }
