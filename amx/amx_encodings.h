@@ -135,6 +135,9 @@
 // tileloadd (%rsi,%r8,1), %tmm4
 #define TILELOADD_T4_SI_R8 BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x24; BYTE $0x06
 
+// tileloadd (%rsi,%r9,1), %tmm4
+#define TILELOADD_T4_SI_R9 BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x24; BYTE $0x0e
+
 // tileloadd (%rdi,%r9,1), %tmm5
 #define TILELOADD_T5_DI_R9 BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x2c; BYTE $0x0f
 
@@ -147,6 +150,9 @@
 // tileloadd (%rsi,%r8,1), %tmm5
 #define TILELOADD_T5_SI_R8 BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x2c; BYTE $0x06
 
+// tileloadd (%rsi,%r9,1), %tmm5
+#define TILELOADD_T5_SI_R9 BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x2c; BYTE $0x0e
+
 // tileloadd (%rdi,%r9,1), %tmm6
 #define TILELOADD_T6_DI_R9 BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x34; BYTE $0x0f
 
@@ -156,6 +162,9 @@
 // tileloadd (%r11,%r9,1), %tmm6
 #define TILELOADD_T6_R11_R9 BYTE $0xc4; BYTE $0x82; BYTE $0x7b; BYTE $0x4b; BYTE $0x34; BYTE $0x0b
 
+// tileloadd (%rdi,%r9,1), %tmm7
+#define TILELOADD_T7_DI_R9 BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x3c; BYTE $0x0f
+
 // tileloadd (%r10,%r8,1), %tmm7
 #define TILELOADD_T7_R10_R8 BYTE $0xc4; BYTE $0x82; BYTE $0x7b; BYTE $0x4b; BYTE $0x3c; BYTE $0x02
 
@@ -164,6 +173,9 @@
 
 // tilerelease
 #define TILERELEASE BYTE $0xc4; BYTE $0xe2; BYTE $0x78; BYTE $0x49; BYTE $0xc0
+
+// tilestored %tmm0, (%rbx,%r9,1)
+#define TILESTORED_T0_BX_R9 BYTE $0xc4; BYTE $0xa2; BYTE $0x7a; BYTE $0x4b; BYTE $0x04; BYTE $0x0b
 
 // tilestored %tmm0, (%r10,%r13,1)
 #define TILESTORED_T0_R10_R13 BYTE $0xc4; BYTE $0x82; BYTE $0x7a; BYTE $0x4b; BYTE $0x04; BYTE $0x2a

@@ -73,3 +73,21 @@ func asmVecCall(w *workspace, j *vecJob, int8 bool) {
 	runtime.KeepAlive(j.wsum)
 	runtime.KeepAlive(j.xs)
 }
+
+// peakCall runs iters iterations of four tile dot products on operands that never leave the tiles.
+func peakCall(w *workspace, int8 bool, iters int) {
+	var p sched.Plan
+	for t := range p.Roles {
+		p.Roles[t] = sched.Acc // every tile 16 rows x 64 bytes
+	}
+	pal := palette(p, 16, 64)
+	a := &w.targs
+	*a = tileArgs{cfg: uintptr(unsafe.Pointer(&pal)), a: uintptr(unsafe.Pointer(&w.scratch[0])),
+		b: uintptr(unsafe.Pointer(&w.scratch[1024])), steps: uintptr(iters), scratch: uintptr(unsafe.Pointer(&w.cbuf[0]))}
+	if int8 {
+		tilePeakInt8(a)
+	} else {
+		tilePeakBF16(a)
+	}
+	runtime.KeepAlive(&pal)
+}

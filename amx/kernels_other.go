@@ -13,3 +13,5 @@ func asmTileCall(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, int8 boo
 }
 
 func asmVecCall(w *workspace, j *vecJob, int8 bool) {}
+
+func peakCall(w *workspace, int8 bool, iters int) {}

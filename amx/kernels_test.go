@@ -18,11 +18,15 @@ type path struct {
 }
 
 func paths(cfg TileConfig) []path {
-	return []path{
+	ps := []path{
 		{"the emulated tile kernels", Options{Config: cfg, Emulate: true}, 0},
 		{"the AVX-512 small-batch kernels", Options{Config: cfg}, 1 << 20},
 		{"the plain-Go small-batch kernels", Options{Config: cfg, NoVecAsm: true}, 1 << 20},
 	}
+	if Detect().Usable {
+		ps = append(ps, path{"the hardware tile kernels", Options{Config: cfg}, 0})
+	}
+	return ps
 }
 
 func runOp(t *testing.T, b *Backend, threshold int, op *graph.Op) string {
@@ -125,9 +129,9 @@ func TestBF16MulMatMatchesFloatReference(t *testing.T) {
 
 func TestMulMatIDGroupsTokensPerExpert(t *testing.T) {
 	cases := []struct {
-		typ             tensor.DType
+		typ              tensor.DType
 		e, used, m, n, k int
-		shared          bool
+		shared           bool
 	}{
 		{tensor.Q4_0, 8, 2, 13, 32, 64, true},
 		{tensor.Q8_0, 16, 4, 9, 64, 96, false},

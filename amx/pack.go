@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
 
 	"tilelab/engine/tensor"
 )
@@ -145,16 +147,15 @@ func packInt8(t tensor.DType, data []byte, n, k, e, group int) (*packedInt8, err
 	np, kp, g, groups, _ := int8Sizes(n, k, e, group)
 	p := &packedInt8{Src: t, E: e, N: n, K: k, Np: np, Kp: kp, Group: g, Groups: groups,
 		Q: make([]byte, e*np*kp), WS: make([]float32, e*np*groups), WSum: make([]int32, e*np*groups)}
-	var q [32]int8
-	vals := make([]float32, g) // dequantized group, only when requantizing
-	qs := make([]int8, kp)
-	ds := make([]float32, kp/32)
-	for ex := 0; ex < e; ex++ {
-		for r := 0; r < n; r++ {
-			row := data[(ex*n+r)*rowBytes:]
-			for i := range qs {
-				qs[i] = 0
-			}
+	parallelRows(e*n, func(lo, hi int) {
+		var q [32]int8
+		vals := make([]float32, g) // dequantized group, only when requantizing
+		qs := make([]int8, kp)
+		ds := make([]float32, kp/32)
+		for i := lo; i < hi; i++ {
+			ex, r := i/n, i%n
+			row := data[i*rowBytes:]
+			clear(qs)
 			for b := 0; b < k/32; b++ {
 				ds[b] = blockInt8(t, row[b*t.BlockBytes():], &q)
 				copy(qs[b*32:], q[:])
@@ -194,7 +195,7 @@ func packInt8(t tensor.DType, data []byte, n, k, e, group int) (*packedInt8, err
 				p.WSum[p.sIndex(ex, r, gi)] = sum
 			}
 		}
-	}
+	})
 	return p, nil
 }
 
@@ -208,18 +209,34 @@ func packBF16(t tensor.DType, data []byte, n, k, e int) (*packedBF16, error) {
 	}
 	np, kp, _ := bf16Sizes(n, k, e)
 	p := &packedBF16{Src: t, E: e, N: n, K: k, Np: np, Kp: kp, B: make([]byte, 2*e*np*kp)}
-	for ex := 0; ex < e; ex++ {
-		for r := 0; r < n; r++ {
+	parallelRows(e*n, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			ex, r := i/n, i%n
 			for j := 0; j < k; j++ {
-				h := binary.LittleEndian.Uint16(data[2*((ex*n+r)*k+j):])
+				h := binary.LittleEndian.Uint16(data[2*(i*k+j):])
 				if t == tensor.F16 {
 					h = toBF16(f16ToF32(h))
 				}
 				binary.LittleEndian.PutUint16(p.B[p.bIndex(ex, r, j):], h)
 			}
 		}
-	}
+	})
 	return p, nil
+}
+
+// parallelRows splits [0, rows) over the CPUs; repacking a large model at load is otherwise minutes of one core.
+func parallelRows(rows int, fn func(lo, hi int)) {
+	workers := min(runtime.NumCPU(), max(1, rows/64))
+	var wg sync.WaitGroup
+	per := (rows + workers - 1) / workers
+	for lo := 0; lo < rows; lo += per {
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			fn(lo, hi)
+		}(lo, min(rows, lo+per))
+	}
+	wg.Wait()
 }
 
 // actInt8 holds activations quantized to int8 for the tile kernels: rows padded to the block, K padded like the

@@ -91,27 +91,31 @@ func RandomWeight(t tensor.DType, k, n, e int, rng *rand.Rand) *graph.Tensor {
 	w := &graph.Tensor{Name: fmt.Sprintf("random_%s_%dx%dx%d", t, k, n, e), Type: t, Ne: ne, Layout: tensor.Plain}
 	rows := n * e
 	w.Data = make([]byte, t.RowBytes(k)*rows)
-	x := make([]float32, k)
-	for r := 0; r < rows; r++ {
-		for i := range x {
-			x[i] = rng.Float32()*2 - 1
+	seed := rng.Uint64()
+	parallelRows(rows, func(lo, hi int) {
+		r := rand.New(rand.NewPCG(seed, uint64(lo)))
+		x := make([]float32, k)
+		for i := lo; i < hi; i++ {
+			for j := range x {
+				x[j] = r.Float32()*2 - 1
+			}
+			row := w.Data[i*t.RowBytes(k):]
+			switch t {
+			case tensor.Q8_0, tensor.Q4_0:
+				for b := 0; b < k/32; b++ {
+					quantizeBlock(t, x[b*32:], row[b*t.BlockBytes():])
+				}
+			case tensor.F16:
+				for j, v := range x {
+					binary.LittleEndian.PutUint16(row[2*j:], f32ToF16(v))
+				}
+			case tensor.BF16:
+				for j, v := range x {
+					binary.LittleEndian.PutUint16(row[2*j:], toBF16(v))
+				}
+			}
 		}
-		row := w.Data[r*t.RowBytes(k):]
-		switch t {
-		case tensor.Q8_0, tensor.Q4_0:
-			for b := 0; b < k/32; b++ {
-				quantizeBlock(t, x[b*32:], row[b*t.BlockBytes():])
-			}
-		case tensor.F16:
-			for i, v := range x {
-				binary.LittleEndian.PutUint16(row[2*i:], f32ToF16(v))
-			}
-		case tensor.BF16:
-			for i, v := range x {
-				binary.LittleEndian.PutUint16(row[2*i:], toBF16(v))
-			}
-		}
-	}
+	})
 	return w
 }
 

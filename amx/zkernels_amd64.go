@@ -41,6 +41,12 @@ func tileInt81x1(p *tileArgs)
 func tileBF161x1(p *tileArgs)
 
 //go:noescape
+func tilePeakInt8(p *tileArgs)
+
+//go:noescape
+func tilePeakBF16(p *tileArgs)
+
+//go:noescape
 func vnniInt8R1(p *vecArgs)
 
 //go:noescape

@@ -161,6 +161,41 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 	g.p("RET")
 }
 
+// peakKernel writes a tight loop of 2x2 tile dot products on operands loaded once: the tile unit's peak rate,
+// the yardstick the GEMM kernels are measured against.
+func (g *gen) peakKernel(name string, int8 bool) {
+	dot := "tdpbssd"
+	if !int8 {
+		dot = "tdpbf16ps"
+	}
+	fmt.Fprintf(&g.s, "\n// func %s(p *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
+	g.p("MOVQ p+0(FP), AX")
+	g.p("MOVQ %s, R10", g.k("cfg"))
+	g.emit(T.LdTileCfg(T.R10))
+	g.p("MOVQ %s, SI", g.k("a"))
+	g.p("MOVQ %s, DI", g.k("b"))
+	g.p("MOVQ $64, R9")
+	for t := 0; t < 4; t++ {
+		g.emit(T.TileZero(t), nil)
+	}
+	g.emit(T.TileLoadD(4, T.RSI, T.R9))
+	g.emit(T.TileLoadD(5, T.RSI, T.R9))
+	g.emit(T.TileLoadD(6, T.RDI, T.R9))
+	g.emit(T.TileLoadD(7, T.RDI, T.R9))
+	g.p("MOVQ %s, R12", g.k("steps"))
+	g.label("loop")
+	g.emit(T.Dot(dot, 0, 4, 6))
+	g.emit(T.Dot(dot, 1, 4, 7))
+	g.emit(T.Dot(dot, 2, 5, 6))
+	g.emit(T.Dot(dot, 3, 5, 7))
+	g.p("DECQ R12")
+	g.p("JNZ loop")
+	g.p("MOVQ %s, BX", g.k("scratch"))
+	g.emit(T.TileStoreD(0, T.RBX, T.R9))
+	g.emit(T.TileRelease(), nil)
+	g.p("RET")
+}
+
 // rowAddr is the address of activation row i (0..3) relative to SI, with R8 = lda and R9 = 3*lda.
 func rowAddr(disp, i int) string {
 	d := ""
@@ -347,6 +382,9 @@ func main() {
 			fmt.Fprintf(&table, "\t{%d, %d, %v}: %s,\n", a[0], a[1], int8, name)
 		}
 	}
+	g.peakKernel("tilePeakInt8", true)
+	g.peakKernel("tilePeakBF16", false)
+	decls.WriteString("//go:noescape\nfunc tilePeakInt8(p *tileArgs)\n\n//go:noescape\nfunc tilePeakBF16(p *tileArgs)\n\n")
 	var vnni, bf strings.Builder
 	for r := 1; r <= 4; r++ {
 		g.vnniKernel(r)
