@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+
+	"tilelab/engine/bench"
+	"tilelab/engine/bench/hw"
+)
+
+func init() {
+	register("bench", "measure prompt (pp) and generation (tg) tok/s per mode, as llama-bench does", runBench)
+}
+
+// intList is a flag holding a comma-separated list of non-negative integers ("128,512").
+type intList []int
+
+func (l *intList) String() string {
+	s := make([]string, len(*l))
+	for i, v := range *l {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *intList) Set(v string) error {
+	*l = nil
+	for _, f := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 0 {
+			return fmt.Errorf("%q is not a non-negative integer", f)
+		}
+		*l = append(*l, n)
+	}
+	return nil
+}
+
+func runBench(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	models := fs.String("m", "", "GGUF `FILE`s, comma-separated")
+	prompt, gen, threads, ngl := intList{512}, intList{128}, intList{}, intList{}
+	fs.Var(&prompt, "p", "prompt sizes: one pp test per `N` (comma list; 0 for none)")
+	fs.Var(&gen, "n", "generation lengths: one tg test per `N` (comma list; 0 for none)")
+	fs.Var(&threads, "t", "CPU threads (comma list; default one per CPU)")
+	fs.Var(&ngl, "ngl", "layers offloaded in the GPU modes (comma list; default a quarter of the layers)")
+	reps := fs.Int("r", 5, "timed repetitions of each test")
+	modes := fs.String("mode", "cpu", "modes, comma-separated: cpu, cpu+amx, cpu+gpu, cpu+gpu+amx, or all")
+	amxPolicy := fs.String("amx", "all", "weights offered to AMX in the AMX modes: all or attn (the seed's attention-only set)")
+	format := fs.String("format", "md", "output format: md, json or csv")
+	out := fs.String("o", "", "write the result to `FILE` (default standard output)")
+	noWarm := fs.Bool("no-warmup", false, "skip the warm-up run of each test")
+	quiet := fs.Bool("q", false, "no progress lines on standard error")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tilelab bench -m FILE [-p 512] [-n 128] [-r 5] [-t THREADS] [--mode cpu,cpu+amx,cpu+gpu,cpu+gpu+amx]")
+		fmt.Fprintln(stderr, "                     [--amx all|attn] [--ngl N] [--format md|json|csv] [-o FILE]")
+		fmt.Fprintln(stderr, "\nllama-bench's tests: ppN evaluates N random tokens in one batch, tgN generates N tokens one at a")
+		fmt.Fprintln(stderr, "time; each runs once to warm up, then -r times from an empty KV cache (sized p+n). Lists run every")
+		fmt.Fprintln(stderr, "combination. A mode this machine cannot run is a row saying why. Ctrl-C keeps what was measured.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tilelab bench: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return errUsage
+	}
+	if *models == "" {
+		fmt.Fprintln(stderr, "tilelab bench: -m FILE is required")
+		fs.Usage()
+		return errUsage
+	}
+	ms, err := bench.ParseModes(*modes)
+	if err != nil {
+		fmt.Fprintf(stderr, "tilelab bench: --mode: %v\n", err)
+		return errUsage
+	}
+	if *format != "md" && *format != "json" && *format != "csv" {
+		fmt.Fprintf(stderr, "tilelab bench: --format %q: want md, json or csv\n", *format)
+		return errUsage
+	}
+	if *amxPolicy != "all" && *amxPolicy != "attn" {
+		fmt.Fprintf(stderr, "tilelab bench: --amx %q: want all or attn\n", *amxPolicy)
+		return errUsage
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	progress := func(p bench.Progress) {
+		if *quiet {
+			return
+		}
+		r := p.Row
+		switch {
+		case r.Skipped != "":
+			fmt.Fprintf(stderr, "%s %s: skipped: %s\n", r.Mode, r.Test, r.Skipped)
+		case p.Rep == 0:
+			fmt.Fprintf(stderr, "%s t=%d %s: warm-up %.3fs\n", r.Mode, r.Threads, r.Test, p.Elapsed.Seconds())
+		default:
+			fmt.Fprintf(stderr, "%s t=%d %s: rep %d/%d %.2f tok/s\n", r.Mode, r.Threads, r.Test, p.Rep, p.Of, r.SamplesT[len(r.SamplesT)-1])
+		}
+	}
+	total := &bench.Result{}
+	var runErr error
+	for _, m := range strings.Split(*models, ",") {
+		res, err := bench.Run(ctx, bench.Config{Model: m, Prompt: prompt, Gen: gen, Reps: *reps, Threads: threads,
+			Modes: ms, AMX: *amxPolicy, NGL: ngl, NoWarm: *noWarm, Setup: hw.Setup}, progress)
+		if res != nil {
+			total.Env = res.Env
+			total.Rows = append(total.Rows, res.Rows...)
+		}
+		if err != nil {
+			runErr = err
+			break
+		}
+	}
+	if len(total.Rows) > 0 {
+		w := stdout
+		if *out != "" {
+			f, err := os.Create(*out)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			w = f
+		}
+		if err := total.Write(w, *format); err != nil {
+			return err
+		}
+	}
+	if errors.Is(runErr, context.Canceled) {
+		return fmt.Errorf("interrupted; the repetitions measured so far are above")
+	}
+	return runErr
+}

@@ -1,0 +1,209 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"tilelab/engine/backend"
+	"tilelab/engine/pool"
+)
+
+// tinyModel finds the tiny Qwen3-MoE in the shared test data ($TILELAB_TESTDATA, or ../shared/testdata beside the
+// module root).
+func tinyModel(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("TILELAB_TESTDATA")
+	if dir == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ; ; wd = filepath.Dir(wd) {
+			if _, err := os.Stat(filepath.Join(wd, "go.mod")); err == nil {
+				dir = filepath.Join(wd, "..", "shared", "testdata")
+				break
+			}
+			if filepath.Dir(wd) == wd {
+				t.Fatal("no go.mod above the test's directory")
+			}
+		}
+	}
+	p := filepath.Join(dir, "models", "tiny-qwen3moe-q4_0.gguf")
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("test data missing: %v", err)
+	}
+	return p
+}
+
+func TestRun(t *testing.T) {
+	model := tinyModel(t)
+	var heard []Progress
+	res, err := Run(context.Background(), Config{Model: model, Prompt: []int{8, 0}, Gen: []int{4}, Reps: 2,
+		Threads: []int{1, 2}, Modes: []Mode{CPU, CPUAMX}}, func(p Progress) { heard = append(heard, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("every combination of threads, mode and test is a row, named as llama-bench names it", func(t *testing.T) {
+		var got []string
+		for _, r := range res.Rows {
+			got = append(got, string(r.Mode)+"/"+itoa(r.Threads)+"/"+r.Test)
+		}
+		want := "cpu/1/pp8 cpu/1/tg4 cpu/2/pp8 cpu/2/tg4 cpu+amx/1/pp8 cpu+amx/1/tg4 cpu+amx/2/pp8 cpu+amx/2/tg4"
+		if strings.Join(got, " ") != want {
+			t.Fatalf("rows %v, want %s", got, want)
+		}
+	})
+	t.Run("measured rows keep every repetition and their mean", func(t *testing.T) {
+		for _, r := range res.Rows[:4] {
+			if len(r.Samples) != 2 || len(r.SamplesT) != 2 || r.AvgTs <= 0 || r.Skipped != "" {
+				t.Fatalf("%s: samples %v, avg %g, skipped %q", r.Test, r.SamplesT, r.AvgTs, r.Skipped)
+			}
+			if want := (r.SamplesT[0] + r.SamplesT[1]) / 2; r.AvgTs != want {
+				t.Fatalf("%s: mean %g, want %g", r.Test, r.AvgTs, want)
+			}
+			if r.Ctx != 8 {
+				t.Fatalf("%s: KV cache %d, want p+n = 8 (the largest test)", r.Test, r.Ctx)
+			}
+		}
+	})
+	t.Run("a mode this build cannot run is a row with the reason and no timings", func(t *testing.T) {
+		for _, r := range res.Rows[4:] {
+			if r.Skipped == "" || len(r.Samples) != 0 {
+				t.Fatalf("%s %s: skipped %q, samples %v", r.Mode, r.Test, r.Skipped, r.Samples)
+			}
+		}
+	})
+	t.Run("progress hears the warm-up and every repetition", func(t *testing.T) {
+		// 4 measured rows × (warm-up + 2 reps) + 4 skipped rows.
+		if len(heard) != 16 {
+			t.Fatalf("heard %d reports, want 16", len(heard))
+		}
+	})
+	t.Run("markdown has a header, a rule and a line per row", func(t *testing.T) {
+		var b bytes.Buffer
+		if err := res.Write(&b, "md"); err != nil {
+			t.Fatal(err)
+		}
+		lines := strings.Split(b.String(), "\n")
+		if !strings.HasPrefix(lines[0], "| model") || !strings.Contains(lines[1], "---:") || !strings.Contains(lines[2], "pp8") ||
+			!strings.Contains(lines[2], " ± ") || !strings.Contains(lines[6], "skipped: no AMX backend") {
+			t.Fatalf("table:\n%s", b.String())
+		}
+	})
+	t.Run("JSON round-trips with the raw repetitions", func(t *testing.T) {
+		var b bytes.Buffer
+		if err := res.Write(&b, "json"); err != nil {
+			t.Fatal(err)
+		}
+		var back Result
+		if err := json.Unmarshal(b.Bytes(), &back); err != nil {
+			t.Fatal(err)
+		}
+		if len(back.Rows) != len(res.Rows) || back.Rows[1].SamplesT[1] != res.Rows[1].SamplesT[1] || back.Env.CPU == "" {
+			t.Fatalf("JSON lost data: %s", b.String())
+		}
+	})
+	t.Run("CSV has llama-bench's columns and one record per row", func(t *testing.T) {
+		var b bytes.Buffer
+		if err := res.Write(&b, "csv"); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := csv.NewReader(&b).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != 1+len(res.Rows) || recs[0][19] != "avg_ts" || len(strings.Fields(recs[1][22])) != 2 {
+			t.Fatalf("csv: %v", recs[:2])
+		}
+	})
+	t.Run("an unknown format is refused", func(t *testing.T) {
+		if err := res.Write(&bytes.Buffer{}, "xml"); err == nil {
+			t.Fatal("no error")
+		}
+	})
+}
+
+func TestRunInterrupted(t *testing.T) {
+	model := tinyModel(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	res, err := Run(ctx, Config{Model: model, Prompt: []int{4}, Reps: 50, Threads: []int{1}}, func(p Progress) {
+		if p.Rep == 2 {
+			cancel()
+		}
+	})
+	t.Run("a cancelled run returns the repetitions done so far with ctx's error", func(t *testing.T) {
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("err = %v", err)
+		}
+		if len(res.Rows) != 1 || !res.Rows[0].Partial || len(res.Rows[0].Samples) != 2 {
+			t.Fatalf("rows %+v", res.Rows)
+		}
+	})
+}
+
+func TestSetupDecidesModes(t *testing.T) {
+	model := tinyModel(t)
+	setup := func(in Instance, _ *backend.Registry, _ *pool.Pool) (string, error) {
+		if in.Mode == CPUGPU {
+			return "", errors.New("driver exploded")
+		}
+		return "", nil
+	}
+	_, err := Run(context.Background(), Config{Model: model, Gen: []int{1}, Reps: 1, Modes: []Mode{CPUGPU}, Setup: setup}, nil)
+	t.Run("a setup failure is an error naming the mode", func(t *testing.T) {
+		if err == nil || !strings.Contains(err.Error(), "cpu+gpu") || !strings.Contains(err.Error(), "driver exploded") {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := []struct {
+		name, want string
+		cfg        Config
+	}{
+		{"no model", "no model", Config{Prompt: []int{1}}},
+		{"no tests", "no tests", Config{Model: "x", Prompt: []int{0}, Gen: []int{0}}},
+		{"a negative prompt", "prompt size -1", Config{Model: "x", Prompt: []int{-1}}},
+		{"zero threads", "thread count 0", Config{Model: "x", Prompt: []int{1}, Threads: []int{0}}},
+		{"a bad AMX policy", `amx policy "some"`, Config{Model: "x", Prompt: []int{1}, AMX: "some"}},
+		{"a missing file", "no such file", Config{Model: "/nonexistent.gguf", Prompt: []int{1}}},
+	}
+	for _, c := range cases {
+		t.Run("Run refuses "+c.name, func(t *testing.T) {
+			_, err := Run(context.Background(), c.cfg, nil)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("err = %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestParseModes(t *testing.T) {
+	t.Run("a list keeps its order", func(t *testing.T) {
+		m, err := ParseModes("cpu+gpu, cpu")
+		if err != nil || len(m) != 2 || m[0] != CPUGPU || m[1] != CPU {
+			t.Fatalf("%v %v", m, err)
+		}
+	})
+	t.Run("all is every mode", func(t *testing.T) {
+		if m, err := ParseModes("all"); err != nil || len(m) != 4 {
+			t.Fatalf("%v %v", m, err)
+		}
+	})
+	t.Run("an unknown mode is named", func(t *testing.T) {
+		if _, err := ParseModes("cpu,gpu"); err == nil || !strings.Contains(err.Error(), `"gpu"`) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
