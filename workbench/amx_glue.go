@@ -1,22 +1,25 @@
 package workbench
 
 import (
-	"golang.org/x/sys/cpu"
-
+	"tilelab/amx"
 	"tilelab/engine/backend"
 )
 
-// amxSummary says whether AMX runs here. Until the amx package lands it reports the CPUID bits only: CPUID is not
-// permission, so it says so.
-func amxSummary() string {
-	if !cpu.X86.HasAMXTile {
-		return "no (CPUID has no AMX-TILE; the emulator is for correctness only)"
-	}
-	return "CPUID reports AMX-TILE; OS permission not checked (the amx package has not landed)"
-}
+// amxSummary says whether AMX runs here and, when it does not, why (CPUID bits are not permission: the amx
+// package asks the OS).
+func amxSummary() string { return amx.Detect().String() }
 
 // checkTile validates a tile configuration for `set tile=`.
-func checkTile(s string) error { return nil }
+func checkTile(s string) error {
+	if s == "default" {
+		return nil
+	}
+	c, err := amx.ParseTileConfig(s)
+	if err != nil {
+		return err
+	}
+	return c.Validate()
+}
 
-// amxPlanBufferType is the AMX buffer type for plans, or nil until the amx package lands.
-func amxPlanBufferType() backend.BufferType { return nil }
+// amxPlanBufferType is the AMX buffer type for plans: its rule and packed sizes need no AMX hardware.
+func amxPlanBufferType() backend.BufferType { return amx.NewBufferType() }

@@ -146,8 +146,3 @@ func tensorTable(title string, rows []placement.TensorRow) *result.Table {
 	}
 	return t
 }
-
-// synthHeader builds a preset's metadata in memory; engine/synth has not landed yet.
-func (c *ctxCall) synthHeader(param, preset, quant string, layers int) (*gguf.File, string, error) {
-	return nil, "", c.errAt(param, "plan a GGUF file until then", "not available yet: engine/synth has not landed")
-}
