@@ -13,6 +13,7 @@ import (
 	"tilelab/engine/cpu"
 	"tilelab/engine/gguf"
 	"tilelab/engine/placement"
+	"tilelab/engine/synth"
 	"tilelab/engine/tensor"
 )
 
@@ -83,7 +84,7 @@ func planSource(model, quant string, layers int) (*gguf.File, string, error) {
 		q := tensor.Q4_0
 		if quant != "" {
 			var err error
-			if q, err = tensor.ParseDType(quant); err != nil {
+			if q, err = synth.ParseQuant(quant); err != nil {
 				return nil, "", err
 			}
 		}
@@ -115,9 +116,9 @@ func planRegistry() *backend.Registry {
 
 func planCPUBufferType() backend.BufferType { return cpu.BufferType() }
 
-// synthHeader builds a preset's metadata in memory. engine/synth has not landed yet.
+// synthHeader builds a preset's metadata in memory: the tensor list and keys a written file would have, no data.
 func synthHeader(preset string, q tensor.DType, layers int) (*gguf.File, error) {
-	return nil, fmt.Errorf("not available yet: engine/synth has not landed (plan a GGUF file with -m FILE)")
+	return synth.Header(preset, synth.Options{Quant: q, Layers: layers})
 }
 
 // planAMXBufferType is the amx package's buffer type: its own rule and packed sizes, which need no AMX hardware.
