@@ -231,11 +231,10 @@ func choose(w backend.WeightInfo, nLayers int, o Options, b buffers) (backend.Bu
 	if ok, why := host.Accepts(w); !ok {
 		return nil, "", fmt.Errorf("weight %s fits no buffer type: %s; %s; %s refuses it: %s", w.Name, offWhy, notAMX, hostName, why)
 	}
-	reason := hostName + ": " + notAMX
 	if o.GPUPresent() {
-		reason += "; " + offWhy + ", pinned for GPU transfers"
+		return host, hostName + ": " + offWhy + ", pinned for GPU transfers; " + notAMX, nil
 	}
-	return host, reason, nil
+	return host, hostName + ": " + notAMX, nil
 }
 
 // Offloaded reports whether ngl puts the weight on the GPU, following llama.cpp's layer split: the last ngl
