@@ -76,7 +76,7 @@ const (
 // readable type is always supported. Tensors in a packed layout, or whose storage is not in host memory, are refused
 // with the reason, so the scheduler looks for another backend.
 func (b *Backend) SupportsOp(op *graph.Op) (bool, string) {
-	if op.Kind > graph.MoESum {
+	if op.Kind > graph.StoreKV {
 		return false, reasonUnknownOp
 	}
 	for _, t := range op.Src {
@@ -150,7 +150,9 @@ func (b *Backend) Compute(op *graph.Op) (string, error) {
 	case graph.SwiGLU:
 		err = b.swiGLU(op)
 	case graph.Attention:
-		err = b.attention(op)
+		return b.attention(op)
+	case graph.StoreKV:
+		err = b.storeKV(op)
 	case graph.TopK:
 		err = b.topK(op)
 	case graph.MoEWeights:

@@ -364,18 +364,19 @@ func TestGetRowsDecodesTheChosenRows(t *testing.T) {
 	})
 }
 
-// loopAttention is causal grouped-query attention written out directly.
-func loopAttention(q, kc, vc []float32, d, hq, hkv, m, past int) []float32 {
+// loopAttention is causal grouped-query attention written out directly, over a K cache [D,Ctx,Hkv] and a
+// transposed V cache [Ctx,D,Hkv].
+func loopAttention(q, kc, vc []float32, d, hq, hkv, m, past, ctx int) []float32 {
 	out := make([]float32, d*hq*m)
 	for t := 0; t < m; t++ {
 		for h := 0; h < hq; h++ {
-			kvh := h / (hq / hkv)
+			g := h / (hq / hkv)
 			n := past + t + 1
 			s := make([]float64, n)
 			mx := math.Inf(-1)
 			for j := 0; j < n; j++ {
 				for i := 0; i < d; i++ {
-					s[j] += float64(q[(t*hq+h)*d+i]) * float64(kc[(j*hkv+kvh)*d+i])
+					s[j] += float64(q[(t*hq+h)*d+i]) * float64(kc[(g*ctx+j)*d+i])
 				}
 				s[j] /= math.Sqrt(float64(d))
 				mx = math.Max(mx, s[j])
@@ -388,7 +389,7 @@ func loopAttention(q, kc, vc []float32, d, hq, hkv, m, past int) []float32 {
 			for i := 0; i < d; i++ {
 				var o float64
 				for j := range s {
-					o += s[j] / sum * float64(vc[(j*hkv+kvh)*d+i])
+					o += s[j] / sum * float64(vc[(g*d+i)*ctx+j])
 				}
 				out[(t*hq+h)*d+i] = float32(o)
 			}
@@ -398,33 +399,88 @@ func loopAttention(q, kc, vc []float32, d, hq, hkv, m, past int) []float32 {
 }
 
 func TestAttentionMatchesTheCausalGroupedDefinition(t *testing.T) {
-	for _, c := range []struct {
-		name                   string
-		d, hq, hkv, m, past, n int
-	}{
-		{"a prompt with an empty cache", 8, 4, 2, 5, 0, 16},
-		{"a decode step after a prompt", 16, 6, 2, 1, 9, 12},
-		{"a chunk after earlier chunks, one KV head", 8, 3, 1, 3, 4, 8},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(uint64(c.d), uint64(c.past)))
-			q := randF32(rng, c.d*c.hq*c.m)
-			kc, vc := randF32(rng, c.d*c.hkv*c.n), randF32(rng, c.d*c.hkv*c.n)
-			dst := f32Tensor("dst", make([]float32, c.d*c.hq*c.m), c.d*c.hq, c.m)
-			run(t, New(testPool, Options{}), &graph.Op{Kind: graph.Attention, Name: "attn", Dst: dst,
-				Src:    []*graph.Tensor{f32Tensor("q", q, c.d, c.hq, c.m), f32Tensor("k", kc, c.d, c.hkv, c.n), f32Tensor("v", vc, c.d, c.hkv, c.n)},
-				Params: graph.Params{NPast: c.past, HeadsKV: c.hkv, HeadDim: c.d, Causal: true}})
-			closeTo(t, dst.F32, loopAttention(q, kc, vc, c.d, c.hq, c.hkv, c.m, c.past), 1e-5)
-		})
+	for _, reference := range []bool{true, false} {
+		for _, c := range []struct {
+			name                     string
+			d, hq, hkv, m, past, ctx int
+		}{
+			{"a prompt with an empty cache", 8, 4, 2, 5, 0, 16},
+			{"a decode step after a prompt", 16, 6, 2, 1, 9, 12},
+			{"a chunk after earlier chunks, one KV head", 8, 3, 1, 3, 4, 8},
+			{"a long prompt split over many blocks", 32, 8, 2, 70, 3, 80},
+		} {
+			mode := map[bool]string{true: " (reference)", false: " (fast)"}[reference]
+			t.Run(c.name+mode, func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(uint64(c.d), uint64(c.past)))
+				q := randF32(rng, c.d*c.hq*c.m)
+				kc, vc := randF32(rng, c.d*c.hkv*c.ctx), randF32(rng, c.d*c.hkv*c.ctx)
+				kt, vt := f32Tensor("k", kc, c.d, c.ctx, c.hkv), f32Tensor("v", vc, c.ctx, c.d, c.hkv)
+				n := c.past + c.m
+				kw := &graph.Tensor{Name: "k", Type: tensor.F32, Ne: [4]int{c.d, n, c.hkv, 1}, F32: kc, ViewSrc: kt}
+				vw := &graph.Tensor{Name: "v", Type: tensor.F32, Ne: [4]int{n, c.d, c.hkv, 1}, F32: vc, ViewSrc: vt}
+				dst := f32Tensor("dst", make([]float32, c.d*c.hq*c.m), c.d*c.hq, c.m)
+				run(t, New(testPool, Options{Reference: reference}), &graph.Op{Kind: graph.Attention, Name: "attn", Dst: dst,
+					Src:    []*graph.Tensor{f32Tensor("q", q, c.d, c.hq, c.m), kw, vw},
+					Params: graph.Params{NPast: c.past, HeadsKV: c.hkv, HeadDim: c.d, Causal: true}})
+				closeTo(t, dst.F32, loopAttention(q, kc, vc, c.d, c.hq, c.hkv, c.m, c.past, c.ctx), 1e-5)
+			})
+		}
 	}
 	t.Run("a cache too short for the positions is an error", func(t *testing.T) {
+		kt, vt := f32Tensor("k", make([]float32, 16), 8, 2, 1), f32Tensor("v", make([]float32, 16), 2, 8, 1)
 		_, err := New(testPool, Options{}).Compute(&graph.Op{Kind: graph.Attention, Name: "attn",
-			Dst: f32Tensor("dst", make([]float32, 8*2), 8*2, 1),
-			Src: []*graph.Tensor{f32Tensor("q", make([]float32, 16), 8, 2, 1), f32Tensor("k", make([]float32, 16), 8, 1, 2),
-				f32Tensor("v", make([]float32, 16), 8, 1, 2)},
+			Dst:    f32Tensor("dst", make([]float32, 8*2), 8*2, 1),
+			Src:    []*graph.Tensor{f32Tensor("q", make([]float32, 16), 8, 2, 1), kt, vt},
 			Params: graph.Params{NPast: 2, HeadsKV: 1, HeadDim: 8, Causal: true}})
-		if err == nil || !strings.Contains(err.Error(), "cache k") {
-			t.Fatalf("got %v, want an error about cache k", err)
+		if err == nil || !strings.Contains(err.Error(), "caches hold 2") {
+			t.Fatalf("got %v, want an error about the caches' length", err)
+		}
+	})
+}
+
+func TestStoreKVWritesEachLayoutAtThePastPositions(t *testing.T) {
+	const d, h, m, ctx, past = 4, 3, 2, 6, 3
+	x := randF32(rand.New(rand.NewPCG(8, 8)), d*h*m)
+	for _, tr := range []bool{false, true} {
+		t.Run(map[bool]string{false: "keys land as rows per position", true: "values land transposed"}[tr], func(t *testing.T) {
+			cache := f32Tensor("cache", make([]float32, d*h*ctx), d, ctx, h)
+			if tr {
+				cache.Ne = [4]int{ctx, d, h, 1}
+			}
+			win := &graph.Tensor{Name: "cache", Type: tensor.F32, Ne: [4]int{d, m, h, 1}, F32: cache.F32, ViewSrc: cache}
+			run(t, New(testPool, Options{}), &graph.Op{Kind: graph.StoreKV, Name: "store", Dst: win,
+				Src: []*graph.Tensor{f32Tensor("x", x, d, h, m)}, Params: graph.Params{NPast: past, Transposed: tr}})
+			for tok := 0; tok < m; tok++ {
+				for g := 0; g < h; g++ {
+					for i := 0; i < d; i++ {
+						at := (g*ctx+past+tok)*d + i
+						if tr {
+							at = (g*d+i)*ctx + past + tok
+						}
+						if cache.F32[at] != x[(tok*h+g)*d+i] {
+							t.Fatalf("token %d head %d dim %d: cache has %g, want %g", tok, g, i, cache.F32[at], x[(tok*h+g)*d+i])
+						}
+					}
+				}
+			}
+			nonzero := 0
+			for _, v := range cache.F32 {
+				if v != 0 {
+					nonzero++
+				}
+			}
+			if nonzero != d*h*m {
+				t.Fatalf("%d cache entries written, want %d", nonzero, d*h*m)
+			}
+		})
+	}
+	t.Run("positions past the cache are an error", func(t *testing.T) {
+		cache := f32Tensor("cache", make([]float32, d*h*ctx), d, ctx, h)
+		win := &graph.Tensor{Name: "cache", Type: tensor.F32, Ne: [4]int{d, m, h, 1}, F32: cache.F32, ViewSrc: cache}
+		_, err := New(testPool, Options{}).Compute(&graph.Op{Kind: graph.StoreKV, Name: "store", Dst: win,
+			Src: []*graph.Tensor{f32Tensor("x", x, d, h, m)}, Params: graph.Params{NPast: ctx - 1}})
+		if err == nil || !strings.Contains(err.Error(), "do not fit") {
+			t.Fatalf("got %v, want an error about positions that do not fit", err)
 		}
 	})
 }

@@ -232,11 +232,36 @@ func (b *Builder) Copy(name string, x, dst *Tensor) *Tensor {
 	return b.op(Copy, name, dst, Params{}, x)
 }
 
-// Attention computes causal grouped-query attention of q [D,Hq,M] over the caches k and v ([D,Hkv,Ctx]), whose
-// positions [0, nPast+M) are filled; query m sits at position nPast+m. The result is [D·Hq, M].
+// Attention computes causal grouped-query attention of q [D,Hq,M] over the KV caches k ([D,Ctx,Hkv]) and v
+// ([Ctx,D,Hkv], transposed), whose positions [0, nPast+M) are filled; query m sits at position nPast+m. The result
+// is [D·Hq, M]. The op reads windows of the caches covering the visible positions.
 func (b *Builder) Attention(name string, q, k, v *Tensor, nPast int, scale float32) *Tensor {
-	p := Params{NPast: nPast, HeadsKV: k.Ne[1], HeadDim: q.Ne[0], Causal: true, Scale: scale}
-	return b.op(Attention, name, b.Arena.NewF32(name, q.Ne[0]*q.Ne[1], q.Ne[2]), p, q, k, v)
+	n := nPast + q.Ne[2]
+	kw := b.window(k, k.Ne[0], n, k.Ne[2])
+	vw := b.window(v, n, v.Ne[1], v.Ne[2])
+	p := Params{NPast: nPast, HeadsKV: k.Ne[2], HeadDim: q.Ne[0], Causal: true, Scale: scale}
+	return b.op(Attention, name, b.Arena.NewF32(name, q.Ne[0]*q.Ne[1], q.Ne[2]), p, q, kw, vw)
+}
+
+// StoreKV writes x [D,Hkv,M] into a K cache [D,Ctx,Hkv] (or, transposed, a V cache [Ctx,D,Hkv]) at positions
+// nPast.., and returns the window it wrote.
+func (b *Builder) StoreKV(name string, x, cache *Tensor, nPast int, transposed bool) *Tensor {
+	d, h, m := x.Ne[0], x.Ne[1], x.Ne[2]
+	var w *Tensor
+	if transposed {
+		w = b.window(cache, m, d, h)
+	} else {
+		w = b.window(cache, d, m, h)
+	}
+	return b.op(StoreKV, name, w, Params{NPast: nPast, Transposed: transposed}, x)
+}
+
+// window is a view of part of a cache: its shape says which part (and so how many bytes an op touches), while
+// its storage stays the whole cache, whose own shape gives the strides.
+func (b *Builder) window(cache *Tensor, ne ...int) *Tensor {
+	t := b.Arena.tensors.get()
+	t.Name, t.Type, t.Layout, t.Ne, t.ViewSrc, t.F32 = cache.Name, cache.Type, cache.Layout, shape(ne), cache, cache.F32
+	return t
 }
 
 // TopK gives the indices of the k largest elements of each row of x, largest first.

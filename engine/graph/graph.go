@@ -76,7 +76,13 @@ func (t *Tensor) Shape() string {
 //	Add, Mul  Src[0]=A, Src[1]=B (B broadcast over rows when smaller)  → Dst
 //	SiLU      Src[0]=X                                                 → Dst
 //	SwiGLU    Src[0]=gate, Src[1]=up                                   → Dst = silu(gate)·up
-//	Attention Src[0]=Q [D,Hq,M], Src[1]=K cache, Src[2]=V cache        → Dst [D·Hq,M]; causal, grouped-query; Params
+//	Attention Src[0]=Q [D,Hq,M], Src[1]=K window [D,N,Hkv], Src[2]=V window [N,D,Hkv] → Dst [D·Hq,M]; causal,
+//	          grouped-query (query head h reads KV head h/(Hq/Hkv)); N = Params.NPast+M positions are visible. The
+//	          windows are views of KV caches (see StoreKV) and take their strides from the cache (ViewSrc): K cache
+//	          [D,Ctx,Hkv] holds each head's keys as rows of D; V cache [Ctx,D,Hkv] holds each head's values
+//	          transposed, a row over positions per dimension, so both products are plain matrix products.
+//	StoreKV   Src[0]=X [D,Hkv,M], Dst=a view (ViewSrc) of a K or V cache → writes X into the cache at positions
+//	          Params.NPast..+M; Params.Transposed selects the V layout [Ctx,D,Hkv] over the K layout [D,Ctx,Hkv]
 //	Scale     Src[0]=X                                                 → Dst = X·Params.Scale
 //	Copy      Src[0]=X                                                 → Dst (possibly another type or buffer)
 //	TopK      Src[0]=X [K,R]                                           → Dst I32 [Params.K,R]: indices of the largest
@@ -102,11 +108,12 @@ const (
 	TopK
 	MoEWeights
 	MoESum
+	StoreKV
 	numKinds
 )
 
 var kindNames = [numKinds]string{"GET_ROWS", "MUL_MAT", "MUL_MAT_ID", "RMS_NORM", "ROPE", "SOFT_MAX", "ADD", "MUL",
-	"SILU", "SWIGLU", "ATTENTION", "SCALE", "COPY", "TOP_K", "MOE_WEIGHTS", "MOE_SUM"}
+	"SILU", "SWIGLU", "ATTENTION", "SCALE", "COPY", "TOP_K", "MOE_WEIGHTS", "MOE_SUM", "STORE_KV"}
 
 // String returns ggml's upper-case op name.
 func (k Kind) String() string {
@@ -132,6 +139,8 @@ type Params struct {
 	Reserved [4]int // op-specific extras, documented where set
 	// Normalize makes MoEWeights divide the chosen experts' probabilities by their sum.
 	Normalize bool
+	// Transposed makes StoreKV write the V cache layout.
+	Transposed bool
 }
 
 // Op is one operation of a graph.

@@ -91,9 +91,8 @@ func heads(b *graph.Builder, t *graph.Tensor, headDim, n int) *graph.Tensor {
 // attend stores the batch's keys and values in layer il's cache at positions nPast.. and attends over the cache.
 func (m *Model) attend(b *graph.Builder, il int, q, k, v *graph.Tensor, in *batch) *graph.Tensor {
 	h, l := m.Hyper, &m.layers[il]
-	row := h.HeadDim * h.HeadsKV
-	b.Copy(l.n.kStore, k, b.Arena.View(m.kc[il], in.nPast*row, h.HeadDim, h.HeadsKV, in.M()))
-	b.Copy(l.n.vStore, v, b.Arena.View(m.vc[il], in.nPast*row, h.HeadDim, h.HeadsKV, in.M()))
+	b.StoreKV(l.n.kStore, k, m.kc[il], in.nPast, false)
+	b.StoreKV(l.n.vStore, heads(b, v, h.HeadDim, h.HeadsKV), m.vc[il], in.nPast, true)
 	scale := float32(1 / math.Sqrt(float64(h.HeadDim)))
 	return b.Attention(l.n.attn, q, m.kc[il], m.vc[il], in.nPast, scale)
 }

@@ -54,7 +54,7 @@ type Model struct {
 	outNorm  *graph.Tensor
 	output   *graph.Tensor
 	layers   []layer
-	kc, vc   []*graph.Tensor // per-layer caches [HeadDim, HeadsKV, Ctx]
+	kc, vc   []*graph.Tensor // per-layer caches: K [HeadDim, Ctx, HeadsKV], V [Ctx, HeadDim, HeadsKV]
 	nPast    int
 	ownPool  *pool.Pool
 	b        *graph.Builder
@@ -129,11 +129,13 @@ func Load(f *gguf.File, o Options) (*Model, error) {
 	}
 	m.Batch = min(m.Batch, m.Ctx)
 	for i := 0; i < h.Layers; i++ {
+		// Keys as rows of HeadDim per position, values transposed (a row over positions per dimension), each KV
+		// head's block contiguous: both attention products are then plain matrix products (see graph.Attention).
 		n := h.HeadDim * h.HeadsKV * m.Ctx
 		m.kc = append(m.kc, &graph.Tensor{Name: fmt.Sprintf("cache_k_l%d", i), Type: tensor.F32, Layout: tensor.Plain,
-			Ne: [4]int{h.HeadDim, h.HeadsKV, m.Ctx, 1}, F32: make([]float32, n), BufferType: cpu.Name})
+			Ne: [4]int{h.HeadDim, m.Ctx, h.HeadsKV, 1}, F32: make([]float32, n), BufferType: cpu.Name})
 		m.vc = append(m.vc, &graph.Tensor{Name: fmt.Sprintf("cache_v_l%d", i), Type: tensor.F32, Layout: tensor.Plain,
-			Ne: [4]int{h.HeadDim, h.HeadsKV, m.Ctx, 1}, F32: make([]float32, n), BufferType: cpu.Name})
+			Ne: [4]int{m.Ctx, h.HeadDim, h.HeadsKV, 1}, F32: make([]float32, n), BufferType: cpu.Name})
 	}
 	m.b = graph.NewBuilder()
 	m.logits = make([]float32, h.Vocab)

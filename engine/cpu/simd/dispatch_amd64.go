@@ -9,27 +9,55 @@ import (
 )
 
 // tileFunc computes a tile of dst (rows of a × rows of w) over the whole k: dst[i*ds + j] for the tile's i and j.
-// Strides ws and as are in bytes, ds in elements; nb counts blocks (quantized) or 16-element steps (float).
+// Strides ws and as are in bytes, ds in elements; nb counts blocks (quantized) or vector steps (float).
 type tileFunc func(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
 
-// tileRows is the largest tile edge the generated kernels cover.
-const tileRows = 4
-
-var avx512VNNI = kernels{
-	name: "avx512-vnni",
-	mmQ4: func(w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) {
-		tiles(&q4VNNITiles, 18, w, k, a, m, dst, n, n0, n1)
-	},
-	mmQ8: func(w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) {
-		tiles(&q8VNNITiles, 34, w, k, a, m, dst, n, n0, n1)
-	},
-	mmF:   matMulFAVX512,
-	quant: quantizeQ8Generic,
+// tileSet is one instruction set's generated tiles, indexed [activation rows-1][weight rows-1].
+type tileSet struct {
+	q4, q8, f32, f16, bf16 *[4][4]tileFunc
+	edge                   int // the largest tile edge generated
+	step                   int // float elements per vector step
 }
 
+var (
+	avx512Tiles = tileSet{&q4VNNITiles, &q8VNNITiles, &f32Tiles, &f16Tiles, &bf16Tiles, 4, 16}
+	avx2Tiles   = tileSet{&q4AVX2Tiles, &q8AVX2Tiles, &f32AVX2Tiles, &f16AVX2Tiles, &bf16AVX2Tiles, 2, 8}
+)
+
+func (ts tileSet) family(name string) kernels {
+	return kernels{
+		name: name,
+		mmQ4: func(w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) {
+			tiles(ts.q4, ts.edge, 18, w, k, a, m, dst, n, n0, n1)
+		},
+		mmQ8: func(w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) {
+			tiles(ts.q8, ts.edge, 34, w, k, a, m, dst, n, n0, n1)
+		},
+		mmF: func(wt tensor.DType, w []byte, k int, x []float32, m int, dst []float32, n, n0, n1 int) {
+			tab := ts.f32
+			switch wt {
+			case tensor.F16:
+				tab = ts.f16
+			case tensor.BF16:
+				tab = ts.bf16
+			}
+			floatTiles(tab, ts.edge, ts.step, wt, w, k, x, m, dst, n, n0, n1)
+		},
+		quant: quantizeQ8Generic,
+	}
+}
+
+var (
+	avx512VNNI = avx512Tiles.family("avx512-vnni")
+	avx2       = avx2Tiles.family("avx2")
+)
+
 func init() {
-	if hasAVX512VNNI() {
+	switch {
+	case hasAVX512VNNI():
 		impl = avx512VNNI
+	case hasAVX2():
+		impl = avx2
 	}
 }
 
@@ -39,55 +67,58 @@ func hasAVX512VNNI() bool {
 	return x.HasAVX512 && x.HasAVX512F && x.HasAVX512BW && x.HasAVX512VL && x.HasAVX512VNNI && x.HasF16C
 }
 
+// hasAVX2 covers the AVX2 family's needs: AVX2, FMA and F16C (x/sys/cpu checks the OS's YMM support for HasAVX).
+func hasAVX2() bool {
+	x := cpu.X86
+	return x.HasAVX && x.HasAVX2 && x.HasFMA && x.HasF16C
+}
+
 func fastFamilies() []kernels {
 	var f []kernels
 	if hasAVX512VNNI() {
 		f = append(f, avx512VNNI)
 	}
+	if hasAVX2() {
+		f = append(f, avx2)
+	}
 	return f
 }
 
-// tiles walks the output in tiles of up to 4×4. For one activation row (decoding) it streams each weight row once.
-// For many rows (prompts) it takes the activations in blocks of about 128 KiB, which stay in L2 while every weight
-// tile of the range passes over them, and each weight tile stays in L1 while the block's rows pass over it.
-func tiles(tab *[tileRows][tileRows]tileFunc, blockBytes int, w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) {
+// tiles walks the output in tiles of up to edge×edge. For one activation row (decoding) it streams each weight row
+// once. For many rows (prompts) it takes the activations in blocks of about 128 KiB, which stay in L2 while every
+// weight tile of the range passes over them, and each weight tile stays in L1 while the block's rows pass over it.
+func tiles(tab *[4][4]tileFunc, edge, blockBytes int, w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) {
 	nb := k / QK
 	wr, ar := nb*blockBytes, nb*34
-	mb := max(tileRows, (128<<10)/ar/tileRows*tileRows)
+	mb := max(edge, (128<<10)/ar/edge*edge)
 	for i0 := 0; i0 < m; i0 += mb {
 		i1 := min(m, i0+mb)
-		for j := n0; j < n1; j += tileRows {
-			rn := min(tileRows, n1-j)
-			for i := i0; i < i1; i += tileRows {
-				rm := min(tileRows, i1-i)
+		for j := n0; j < n1; j += edge {
+			rn := min(edge, n1-j)
+			for i := i0; i < i1; i += edge {
+				rm := min(edge, i1-i)
 				tab[rm-1][rn-1](&w[j*wr], wr, &a[i*ar], ar, nb, &dst[i*n+j], n)
 			}
 		}
 	}
 }
 
-func matMulFAVX512(wt tensor.DType, w []byte, k int, x []float32, m int, dst []float32, n, n0, n1 int) {
-	steps := k / 16
+// floatTiles runs the float tiles over the whole vector steps of k and finishes the last k%step elements in Go.
+func floatTiles(tab *[4][4]tileFunc, edge, step int, wt tensor.DType, w []byte, k int, x []float32, m int, dst []float32, n, n0, n1 int) {
+	steps := k / step
 	if steps == 0 {
 		matMulFGeneric(wt, w, k, x, m, dst, n, n0, n1)
 		return
 	}
-	tab := &f32Tiles
-	switch wt {
-	case tensor.F16:
-		tab = &f16Tiles
-	case tensor.BF16:
-		tab = &bf16Tiles
-	}
 	wr := wt.RowBytes(k)
-	for j := n0; j < n1; j += tileRows {
-		rn := min(tileRows, n1-j)
-		for i := 0; i < m; i += tileRows {
-			rm := min(tileRows, m-i)
+	for j := n0; j < n1; j += edge {
+		rn := min(edge, n1-j)
+		for i := 0; i < m; i += edge {
+			rm := min(edge, m-i)
 			tab[rm-1][rn-1](&w[j*wr], wr, (*byte)(unsafe.Pointer(&x[i*k])), 4*k, steps, &dst[i*n+j], n)
 		}
 	}
-	if tail := steps * 16; tail < k {
+	if tail := steps * step; tail < k {
 		for i := 0; i < m; i++ {
 			xs := x[i*k : i*k+k]
 			for j := n0; j < n1; j++ {

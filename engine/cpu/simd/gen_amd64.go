@@ -246,6 +246,156 @@ func (g *gen) floatTile(wt string, rm, rn int) string {
 	return name
 }
 
+// AVX2 register plan: 16 YMM registers, tiles up to 2×2, one block (quantized) or 8 elements (float) a step.
+const (
+	vQ    = 4  // weights of row j (Q4_0: unpacked nibbles; Q8_0: signed values), 4..5
+	vSW   = 6  // weight scales, 6..7
+	vA    = 8  // activations of row i
+	vSA   = 9  // activation scales of row i
+	vNS   = 10 // Q4_0: 8·Σ pairs of a as int16; Q8_0: |w| of row 0
+	vT    = 11
+	vU    = 12
+	vMask = 13 // Q4_0: 0x0F bytes; Q8_0: |w| of row 1
+	vOnes = 14 // int16 ones, for VPMADDWD
+	vOff  = 15 // Q4_0: 8 as bytes
+)
+
+// quantTileAVX2 writes one AVX2 tile: VPMADDUBSW (unsigned × signed bytes into int16 pairs), then VPMADDWD by
+// ones into int32. Q4_0 nibbles are unsigned, and their offset of 8 is removed in the int16 domain (|(q-8)·a|·2
+// fits easily). Q8_0 uses the sign trick: |w| times a·sign(w), exact while no value is -128, which ggml's
+// quantizer never writes.
+func (g *gen) quantTileAVX2(wt string, rm, rn int) string {
+	name := fmt.Sprintf("%sAVX2%dx%d", wt, rm, rn)
+	wb := 18
+	if wt == "q8" {
+		wb = 34
+	}
+	g.prologue(name, rm)
+	g.p("MOVL $0x00010001, AX")
+	g.p("MOVD AX, %s", x(vOnes))
+	g.p("VPBROADCASTD %s, %s", x(vOnes), y(vOnes))
+	if wt == "q4" {
+		g.p("MOVL $0x0f0f0f0f, AX")
+		g.p("MOVD AX, %s", x(vMask))
+		g.p("VPBROADCASTD %s, %s", x(vMask), y(vMask))
+		g.p("MOVL $0x08080808, AX")
+		g.p("MOVD AX, %s", x(vOff))
+		g.p("VPBROADCASTD %s, %s", x(vOff), y(vOff))
+	}
+	for r := 0; r < rm*rn; r++ {
+		g.p("VPXOR %s, %s, %s", y(r), y(r), y(r))
+	}
+	g.p("TESTQ CX, CX")
+	g.p("JZ %s_reduce", name)
+	g.label(name + "_loop")
+	abs := []int{vNS, vMask}
+	for j := 0; j < rn; j++ {
+		q, sw := vQ+j, vSW+j
+		if wt == "q4" {
+			g.p("VMOVDQU %s, %s", wrow(j, 2), x(q))
+			g.p("VPSRLW $4, %s, %s", x(q), x(vT))
+			g.p("VINSERTI128 $1, %s, %s, %s", x(vT), y(q), y(q))
+			g.p("VPAND %s, %s, %s", y(vMask), y(q), y(q))
+		} else {
+			g.p("VMOVDQU %s, %s", wrow(j, 2), y(q))
+			g.p("VPABSB %s, %s", y(q), y(abs[j]))
+		}
+		g.p("VPBROADCASTW %s, %s", wrow(j, 0), x(sw))
+		g.p("VCVTPH2PS %s, %s", x(sw), y(sw))
+	}
+	for i := 0; i < rm; i++ {
+		g.p("VMOVDQU %s, %s", arow(i, 2), y(vA))
+		g.p("VPBROADCASTW %s, %s", arow(i, 0), x(vSA))
+		g.p("VCVTPH2PS %s, %s", x(vSA), y(vSA))
+		if wt == "q4" {
+			g.p("VPMADDUBSW %s, %s, %s", y(vA), y(vOff), y(vNS))
+		}
+		for j := 0; j < rn; j++ {
+			if wt == "q4" {
+				g.p("VPMADDUBSW %s, %s, %s", y(vA), y(vQ+j), y(vT))
+				g.p("VPSUBW %s, %s, %s", y(vNS), y(vT), y(vT))
+			} else {
+				g.p("VPSIGNB %s, %s, %s", y(vQ+j), y(vA), y(vT))
+				g.p("VPMADDUBSW %s, %s, %s", y(vT), y(abs[j]), y(vT))
+			}
+			g.p("VPMADDWD %s, %s, %s", y(vOnes), y(vT), y(vT))
+			g.p("VCVTDQ2PS %s, %s", y(vT), y(vT))
+			g.p("VMULPS %s, %s, %s", y(vSA), y(vSW+j), y(vU))
+			g.p("VFMADD231PS %s, %s, %s", y(vU), y(vT), y(i*rn+j))
+		}
+	}
+	g.p("ADDQ $%d, SI", wb)
+	g.p("ADDQ $34, DI")
+	g.p("DECQ CX")
+	g.p("JNZ %s_loop", name)
+	g.label(name + "_reduce")
+	for i := 0; i < rm; i++ {
+		for j := 0; j < rn; j++ {
+			g.reduceY(i*rn+j, drow(i, 4*j))
+		}
+	}
+	g.p("VZEROUPPER")
+	g.p("RET")
+	return name
+}
+
+// reduceY sums the 8 lanes of YMM accumulator r and stores the float at dst.
+func (g *gen) reduceY(r int, dst string) {
+	g.p("VEXTRACTF128 $1, %s, %s", y(r), x(vT))
+	g.p("VADDPS %s, %s, %s", x(vT), x(r), x(vT))
+	g.p("VPERMILPD $1, %s, %s", x(vT), x(vU))
+	g.p("VADDPS %s, %s, %s", x(vU), x(vT), x(vT))
+	g.p("VMOVSHDUP %s, %s", x(vT), x(vU))
+	g.p("VADDSS %s, %s, %s", x(vU), x(vT), x(vT))
+	g.p("VMOVSS %s, %s", x(vT), dst)
+}
+
+// floatTileAVX2 is floatTile for AVX2 and F16C: 8 elements a step, tiles up to 2×2.
+func (g *gen) floatTileAVX2(wt string, rm, rn int) string {
+	name := fmt.Sprintf("%sFAVX2%dx%d", wt, rm, rn)
+	g.prologue(name, rm)
+	for r := 0; r < rm*rn; r++ {
+		g.p("VPXOR %s, %s, %s", y(r), y(r), y(r))
+	}
+	step := 16
+	if wt == "f32" {
+		step = 32
+	}
+	g.p("TESTQ CX, CX")
+	g.p("JZ %s_reduce", name)
+	g.label(name + "_loop")
+	for j := 0; j < rn; j++ {
+		switch wt {
+		case "f16":
+			g.p("VCVTPH2PS %s, %s", wrow(j, 0), y(vQ+j))
+		case "bf16":
+			g.p("VPMOVZXWD %s, %s", wrow(j, 0), y(vQ+j))
+			g.p("VPSLLD $16, %s, %s", y(vQ+j), y(vQ+j))
+		default:
+			g.p("VMOVUPS %s, %s", wrow(j, 0), y(vQ+j))
+		}
+	}
+	for i := 0; i < rm; i++ {
+		g.p("VMOVUPS %s, %s", arow(i, 0), y(vA+i))
+		for j := 0; j < rn; j++ {
+			g.p("VFMADD231PS %s, %s, %s", y(vA+i), y(vQ+j), y(i*rn+j))
+		}
+	}
+	g.p("ADDQ $%d, SI", step)
+	g.p("ADDQ $32, DI")
+	g.p("DECQ CX")
+	g.p("JNZ %s_loop", name)
+	g.label(name + "_reduce")
+	for i := 0; i < rm; i++ {
+		for j := 0; j < rn; j++ {
+			g.reduceY(i*rn+j, drow(i, 4*j))
+		}
+	}
+	g.p("VZEROUPPER")
+	g.p("RET")
+	return name
+}
+
 func main() {
 	if len(os.Args) > 1 {
 		fmt.Sscan(os.Args[1], &prefetch)
@@ -257,7 +407,9 @@ func main() {
 	table := func(kind string, names [maxR][maxR]string, sig string) {
 		for _, row := range names {
 			for _, n := range row {
-				fmt.Fprintf(&g.g, "//go:noescape\nfunc %s%s\n\n", n, sig)
+				if n != "nil" {
+					fmt.Fprintf(&g.g, "//go:noescape\nfunc %s%s\n\n", n, sig)
+				}
 			}
 		}
 		fmt.Fprintf(&g.g, "// %s holds the tiles by [activation rows-1][weight rows-1].\nvar %s = [%d][%d]tileFunc{\n", kind, kind, maxR, maxR)
@@ -291,6 +443,31 @@ func main() {
 			}
 		}
 		table(wt+"Tiles", names, qsig)
+	}
+	const maxAVX2 = 2
+	for _, wt := range []string{"q4", "q8"} {
+		var names [maxR][maxR]string
+		for i := range maxR {
+			for j := range maxR {
+				names[i][j] = "nil"
+				if i < maxAVX2 && j < maxAVX2 {
+					names[i][j] = g.quantTileAVX2(wt, i+1, j+1)
+				}
+			}
+		}
+		table(wt+"AVX2Tiles", names, qsig)
+	}
+	for _, wt := range []string{"f32", "f16", "bf16"} {
+		var names [maxR][maxR]string
+		for i := range maxR {
+			for j := range maxR {
+				names[i][j] = "nil"
+				if i < maxAVX2 && j < maxAVX2 {
+					names[i][j] = g.floatTileAVX2(wt, i+1, j+1)
+				}
+			}
+		}
+		table(wt+"AVX2Tiles", names, qsig)
 	}
 	if err := os.WriteFile("kernels_amd64.s", g.s.Bytes(), 0o644); err != nil {
 		panic(err)

@@ -281,3 +281,103 @@ var bf16Tiles = [4][4]tileFunc{
 	{bf16F3x1, bf16F3x2, bf16F3x3, bf16F3x4},
 	{bf16F4x1, bf16F4x2, bf16F4x3, bf16F4x4},
 }
+
+//go:noescape
+func q4AVX21x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4AVX21x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4AVX22x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4AVX22x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+// q4AVX2Tiles holds the tiles by [activation rows-1][weight rows-1].
+var q4AVX2Tiles = [4][4]tileFunc{
+	{q4AVX21x1, q4AVX21x2, nil, nil},
+	{q4AVX22x1, q4AVX22x2, nil, nil},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+}
+
+//go:noescape
+func q8AVX21x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8AVX21x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8AVX22x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8AVX22x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+// q8AVX2Tiles holds the tiles by [activation rows-1][weight rows-1].
+var q8AVX2Tiles = [4][4]tileFunc{
+	{q8AVX21x1, q8AVX21x2, nil, nil},
+	{q8AVX22x1, q8AVX22x2, nil, nil},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+}
+
+//go:noescape
+func f32FAVX21x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func f32FAVX21x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func f32FAVX22x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func f32FAVX22x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+// f32AVX2Tiles holds the tiles by [activation rows-1][weight rows-1].
+var f32AVX2Tiles = [4][4]tileFunc{
+	{f32FAVX21x1, f32FAVX21x2, nil, nil},
+	{f32FAVX22x1, f32FAVX22x2, nil, nil},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+}
+
+//go:noescape
+func f16FAVX21x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func f16FAVX21x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func f16FAVX22x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func f16FAVX22x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+// f16AVX2Tiles holds the tiles by [activation rows-1][weight rows-1].
+var f16AVX2Tiles = [4][4]tileFunc{
+	{f16FAVX21x1, f16FAVX21x2, nil, nil},
+	{f16FAVX22x1, f16FAVX22x2, nil, nil},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+}
+
+//go:noescape
+func bf16FAVX21x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func bf16FAVX21x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func bf16FAVX22x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func bf16FAVX22x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+// bf16AVX2Tiles holds the tiles by [activation rows-1][weight rows-1].
+var bf16AVX2Tiles = [4][4]tileFunc{
+	{bf16FAVX21x1, bf16FAVX21x2, nil, nil},
+	{bf16FAVX22x1, bf16FAVX22x2, nil, nil},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+}

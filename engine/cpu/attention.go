@@ -1,0 +1,210 @@
+package cpu
+
+import (
+	"fmt"
+	"math"
+	"unsafe"
+
+	"tilelab/engine/graph"
+	"tilelab/engine/tensor"
+)
+
+// kvCache checks that a cache window's source is an F32 cache of the expected layout and returns the cache's
+// floats and its length in positions. transposed is the V layout [Ctx,D,Hkv]; otherwise K's [D,Ctx,Hkv].
+func kvCache(op *graph.Op, w *graph.Tensor, d, hkv int, transposed bool) ([]float32, int, error) {
+	c := w.Source()
+	ctx, cd := c.Ne[1], c.Ne[0]
+	if transposed {
+		ctx, cd = c.Ne[0], c.Ne[1]
+	}
+	if cd != d || c.Ne[2] != hkv || max(c.Ne[3], 1) != 1 {
+		return nil, 0, fmt.Errorf("op %s %s: cache %s is %s; want %d dimensions and %d heads", op.Kind, op.Name, c.Name, c.Shape(), d, hkv)
+	}
+	f, err := f32s(op, c, d*ctx*hkv)
+	return f, ctx, err
+}
+
+// storeKV writes keys or values [D,Hkv,M] into their cache at positions NPast..NPast+M.
+func (b *Backend) storeKV(op *graph.Op) error {
+	xt, err := src(op, 0)
+	if err != nil {
+		return err
+	}
+	d, hkv, m := xt.Ne[0], xt.Ne[1], xt.Ne[2]*max(xt.Ne[3], 1)
+	x, err := f32s(op, xt, d*hkv*m)
+	if err != nil {
+		return err
+	}
+	tr, past := op.Params.Transposed, op.Params.NPast
+	cache, ctx, err := kvCache(op, op.Dst, d, hkv, tr)
+	if err != nil {
+		return err
+	}
+	if past < 0 || past+m > ctx {
+		return fmt.Errorf("op %s %s: positions [%d,%d) do not fit cache %s of %d", op.Kind, op.Name, past, past+m, op.Dst.Source().Name, ctx)
+	}
+	b.pool.Run(hkv, func(g, _ int) {
+		for t := 0; t < m; t++ {
+			row := x[(t*hkv+g)*d : (t*hkv+g+1)*d]
+			if !tr {
+				copy(cache[(g*ctx+past+t)*d:], row)
+				continue
+			}
+			for i, v := range row {
+				cache[(g*d+i)*ctx+past+t] = v
+			}
+		}
+	})
+	return nil
+}
+
+// attnShapes is ATTENTION's operands, checked.
+type attnShapes struct {
+	q, kc, vc, dst          []float32
+	d, hq, hkv, m, past, nv int // nv: visible positions, past+m
+	ctxK, ctxV              int
+	scale                   float32
+	causal                  bool
+}
+
+func attentionShapes(op *graph.Op) (s attnShapes, err error) {
+	qt, err := src(op, 0)
+	if err != nil {
+		return s, err
+	}
+	kt, err := src(op, 1)
+	if err != nil {
+		return s, err
+	}
+	vt, err := src(op, 2)
+	if err != nil {
+		return s, err
+	}
+	p := op.Params
+	s.d, s.hq, s.m = qt.Ne[0], qt.Ne[1], qt.Ne[2]*max(qt.Ne[3], 1)
+	s.hkv, s.past, s.causal = p.HeadsKV, p.NPast, p.Causal
+	s.nv = s.past + s.m
+	switch {
+	case p.HeadDim != 0 && p.HeadDim != s.d:
+		return s, fmt.Errorf("op %s %s: query heads of %d, params say %d", op.Kind, op.Name, s.d, p.HeadDim)
+	case s.hkv <= 0 || s.hq%s.hkv != 0:
+		return s, fmt.Errorf("op %s %s: %d query heads cannot share %d KV heads", op.Kind, op.Name, s.hq, s.hkv)
+	case s.past < 0:
+		return s, fmt.Errorf("op %s %s: negative past length %d", op.Kind, op.Name, s.past)
+	}
+	if s.kc, s.ctxK, err = kvCache(op, kt, s.d, s.hkv, false); err != nil {
+		return s, err
+	}
+	if s.vc, s.ctxV, err = kvCache(op, vt, s.d, s.hkv, true); err != nil {
+		return s, err
+	}
+	if s.nv > s.ctxK || s.nv > s.ctxV {
+		return s, fmt.Errorf("op %s %s: %d positions are visible but the caches hold %d and %d", op.Kind, op.Name, s.nv, s.ctxK, s.ctxV)
+	}
+	if s.q, err = f32s(op, qt, s.d*s.hq*s.m); err != nil {
+		return s, err
+	}
+	if s.dst, err = f32s(op, op.Dst, s.d*s.hq*s.m); err != nil {
+		return s, err
+	}
+	s.scale = p.Scale
+	if s.scale == 0 {
+		s.scale = float32(1 / math.Sqrt(float64(s.d)))
+	}
+	return s, nil
+}
+
+// visible is how many positions query t sees.
+func (s *attnShapes) visible(t int) int {
+	if s.causal {
+		return s.past + t + 1
+	}
+	return s.nv
+}
+
+// attention is causal grouped-query attention over the KV cache: softmax(scale·q·Kᵀ) over the visible positions,
+// then the weighted sum of V. Query head h shares KV head h/(Hq/Hkv), as llama.cpp groups them.
+func (b *Backend) attention(op *graph.Op) (string, error) {
+	s, err := attentionShapes(op)
+	if err != nil {
+		return "", err
+	}
+	if !b.opt.Reference {
+		return b.attentionFast(&s)
+	}
+	group := s.hq / s.hkv
+	b.pool.Run(s.hq*s.m, func(c, wk int) {
+		t, h := c/s.hq, c%s.hq
+		g := h / group
+		n := s.visible(t)
+		qv := s.q[(t*s.hq+h)*s.d : (t*s.hq+h+1)*s.d]
+		scores := b.workerBuf(wk, n)
+		for j := 0; j < n; j++ {
+			off := (g*s.ctxK + j) * s.d
+			scores[j] = dot(qv, s.kc[off:off+s.d]) * s.scale
+		}
+		softmaxRow(scores, scores)
+		out := s.dst[(t*s.hq+h)*s.d : (t*s.hq+h+1)*s.d]
+		for i := range out {
+			off := (g*s.d + i) * s.ctxV
+			out[i] = dot(scores, s.vc[off:off+n])
+		}
+	})
+	return KernelReference, nil
+}
+
+// attentionFast runs each KV head's attention for a block of tokens as two matrix products on simd's float
+// kernels: the block's query rows (every query head of the group, pre-scaled) against the head's keys, a masked
+// softmax, then the probabilities against the head's values, copied to a contiguous [D, visible] block.
+func (b *Backend) attentionFast(s *attnShapes) (string, error) {
+	group := s.hq / s.hkv
+	// Enough blocks to keep every worker busy, but blocks of several tokens so each product has rows to share.
+	per := max(1, min(64, (s.m*s.hkv+4*b.pool.Threads()-1)/(4*b.pool.Threads())))
+	blocks := (s.m + per - 1) / per
+	var fe firstErr
+	b.pool.Run(blocks*s.hkv, func(c, wk int) {
+		g, t0 := c%s.hkv, (c/s.hkv)*per
+		t1 := min(s.m, t0+per)
+		rows, n := (t1-t0)*group, s.visible(t1-1)
+		buf := b.workerBuf(wk, 2*rows*s.d+rows*n+s.d*n)
+		q, out := buf[:rows*s.d], buf[rows*s.d:2*rows*s.d]
+		scores, vt := buf[2*rows*s.d:2*rows*s.d+rows*n], buf[2*rows*s.d+rows*n:]
+		for i := 0; i < rows; i++ {
+			t, h := t0+i/group, g*group+i%group
+			src := s.q[(t*s.hq+h)*s.d : (t*s.hq+h+1)*s.d]
+			for k, v := range src {
+				q[i*s.d+k] = v * s.scale
+			}
+		}
+		keys := s.kc[g*s.ctxK*s.d : (g*s.ctxK+n)*s.d]
+		if err := simdMatMulF(tensor.F32, floatBytes(keys), s.d, q, rows, scores, n, 0, n); err != nil {
+			fe.set(err)
+			return
+		}
+		for i := 0; i < rows; i++ {
+			row, vis := scores[i*n:(i+1)*n], s.visible(t0+i/group)
+			softmaxRow(row[:vis], row[:vis])
+			clear(row[vis:])
+		}
+		for k := 0; k < s.d; k++ {
+			copy(vt[k*n:(k+1)*n], s.vc[(g*s.d+k)*s.ctxV:])
+		}
+		if err := simdMatMulF(tensor.F32, floatBytes(vt), n, scores, rows, out, s.d, 0, s.d); err != nil {
+			fe.set(err)
+			return
+		}
+		for i := 0; i < rows; i++ {
+			t, h := t0+i/group, g*group+i%group
+			copy(s.dst[(t*s.hq+h)*s.d:(t*s.hq+h+1)*s.d], out[i*s.d:(i+1)*s.d])
+		}
+	})
+	return fastVariant(), fe.err
+}
+
+// floatBytes views float32s as their little-endian bytes (the machine's order on every platform TileLab runs).
+func floatBytes(f []float32) []byte {
+	if len(f) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*len(f))
+}
