@@ -243,7 +243,7 @@ func TestDecodeStepAllocatesLittle(t *testing.T) {
 		if _, err := m.Eval(ctx, []int32{1, 2, 3}); err != nil {
 			t.Fatal(err)
 		}
-		allocs := testing.AllocsPerRun(20, func() {
+		allocs := testing.AllocsPerRun(8, func() {
 			if m.NPast() >= m.Ctx-1 {
 				m.Reset()
 			}
@@ -253,7 +253,7 @@ func TestDecodeStepAllocatesLittle(t *testing.T) {
 		})
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		const steps = 20
+		const steps = 8
 		for i := 0; i < steps; i++ {
 			if m.NPast() >= m.Ctx-1 {
 				m.Reset()
