@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strconv"
 	"strings"
@@ -70,6 +71,8 @@ func (ti *testInterp) Execute(ctx context.Context, code string, out Output) erro
 		out.Stream("stdout", "got "+v+"\n")
 	case "panic":
 		panic("test panic")
+	case "nan":
+		out.Display(Bundle{Data: map[string]any{"text/plain": "x", "application/json": math.NaN()}}, "")
 	case "count":
 		ti.mu.Lock()
 		ti.counter++

@@ -214,7 +214,10 @@ func (o *cellOutput) emit(msgType string, content map[string]any) {
 	if o.done || o.silent {
 		return
 	}
-	o.k.publish(msgType, o.parent, content)
+	if err := o.k.publish(msgType, o.parent, content); err != nil {
+		// Say so in the notebook rather than lose the output without a trace.
+		o.k.publish("stream", o.parent, map[string]any{"name": "stderr", "text": "tilelab kernel: " + msgType + " dropped: " + err.Error() + "\n"})
+	}
 }
 
 func bundleData(b Bundle) map[string]any {

@@ -253,8 +253,9 @@ func (k *Kernel) header(msgType string) Header {
 	return Header{MsgID: uuid.NewString(), Session: k.session, Username: "tilelab", Date: jupyterTime(time.Now()), MsgType: msgType, Version: protocolVersion}
 }
 
-// publish sends one IOPub message; parent may be nil (for the starting status).
-func (k *Kernel) publish(msgType string, parent *message, content any) {
+// publish sends one IOPub message; parent may be nil (for the starting status). It fails only when the
+// content cannot be encoded as JSON (an interpreter's bundle holding a NaN, say); that is logged too.
+func (k *Kernel) publish(msgType string, parent *message, content any) error {
 	var ph json.RawMessage
 	if parent != nil {
 		ph = parent.rawHeader
@@ -262,9 +263,10 @@ func (k *Kernel) publish(msgType string, parent *message, content any) {
 	frames, err := k.sign.encode([][]byte{[]byte(k.topic + msgType)}, k.header(msgType), ph, nil, content)
 	if err != nil {
 		k.logf("iopub: %v", err)
-		return
+		return err
 	}
 	k.iopub.publish(frames)
+	return nil
 }
 
 // reply answers req on the socket it came in on.

@@ -2,9 +2,11 @@ package kernel
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log"
 	"net"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -98,8 +100,9 @@ func TestExecute(t *testing.T) {
 		{"clear sends clear_output", "clear", "ok", []string{"execute_input", "clear_output"}, 6},
 		{"a failing cell sends exactly one error", "fail it broke", "error", []string{"execute_input", "error"}, 7},
 		{"a panic is an error and the kernel lives", "panic", "error", []string{"execute_input", "error"}, 8},
-		{"a comment-only cell replies ok with no output", "# nothing", "ok", []string{"execute_input"}, 9},
-		{"an empty cell replies ok and takes no number", "   ", "ok", []string{"execute_input"}, 9},
+		{"an output JSON cannot encode becomes a note on stderr", "nan", "ok", []string{"execute_input", "stream"}, 9},
+		{"a comment-only cell replies ok with no output", "# nothing", "ok", []string{"execute_input"}, 10},
+		{"an empty cell replies ok and takes no number", "   ", "ok", []string{"execute_input"}, 10},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -137,19 +140,19 @@ func TestExecute(t *testing.T) {
 		if out := c.outputs(id); len(out) != 0 {
 			t.Errorf("silent cell sent %v", types(out))
 		}
-		if content(r)["execution_count"] != 10.0 {
-			t.Errorf("silent cell count %v; want 10 (unchanged)", content(r)["execution_count"])
+		if content(r)["execution_count"] != 11.0 {
+			t.Errorf("silent cell count %v; want 11 (unchanged)", content(r)["execution_count"])
 		}
 	})
 	t.Run("store_history false does not count", func(t *testing.T) {
 		id := c.send(c.shell, "execute_request", map[string]any{"code": "print x", "store_history": false})
-		if n := content(c.reply(c.shellIn, id))["execution_count"]; n != 10.0 {
-			t.Errorf("count %v; want 10", n)
+		if n := content(c.reply(c.shellIn, id))["execution_count"]; n != 11.0 {
+			t.Errorf("count %v; want 11", n)
 		}
 		c.outputs(id)
 		r, _ := run("print y")
-		if n := content(r)["execution_count"]; n != 11.0 {
-			t.Errorf("next stored cell count %v; want 11", n)
+		if n := content(r)["execution_count"]; n != 12.0 {
+			t.Errorf("next stored cell count %v; want 12", n)
 		}
 	})
 }
@@ -517,5 +520,35 @@ func TestHostilePeersDoNotBlockOthers(t *testing.T) {
 	id := c.send(c.shell, "kernel_info_request", map[string]any{})
 	if r := c.reply(c.shellIn, id); r.header.MsgType != "kernel_info_reply" {
 		t.Fatalf("got %s", r.header.MsgType)
+	}
+}
+
+func TestIPCTransport(t *testing.T) {
+	base := filepath.Join(t.TempDir(), "kernel")
+	k, err := New(Config{
+		Connection: ConnectionInfo{Transport: "ipc", IP: base, ShellPort: 1, IOPubPort: 2, StdinPort: 3, ControlPort: 4, HBPort: 5, Key: "k"},
+		Logger:     testLogger(t),
+	}, &testInterp{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- k.Serve(ctx) }()
+	defer func() { cancel(); <-done }()
+	c, err := net.Dial("unix", base+"-5")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	z, err := handshake(c, "REQ", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Write(appendMessage(nil, [][]byte{{}, []byte("ping")})); err != nil {
+		t.Fatal(err)
+	}
+	if frames, _, _, err := z.readMessage(); err != nil || string(frames[1]) != "ping" {
+		t.Fatalf("heartbeat over ipc: %q %v", frames, err)
 	}
 }

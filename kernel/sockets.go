@@ -298,10 +298,17 @@ func (r *router) serve(z *zconn) {
 	}
 }
 
-// send queues a message for the peer with this routing id; it never blocks.
+// send queues a message for the peer with this routing id; it never blocks. When no peer has that id but
+// exactly one peer is connected, that one gets it: a client whose stdin socket has another identity than its
+// shell socket still gets its input_request.
 func (r *router) send(id []byte, frames [][]byte) error {
 	r.mu.Lock()
 	q := r.peers[string(id)]
+	if q == nil && len(r.peers) == 1 {
+		for _, only := range r.peers {
+			q = only
+		}
+	}
 	r.mu.Unlock()
 	if q == nil {
 		return fmt.Errorf("%s: no peer with routing id %q", r.name, id)
