@@ -15,10 +15,12 @@ type rowSet struct {
 	actRow int         // first row in the shared activation buffer
 }
 
-// task is a piece of work for one worker: rows [m0, m0+mrows) of a set against output columns [n0, n1).
+// task is a piece of work for one worker: rows [m0, m1) of a set against output columns [n0, n1).
 type task struct {
-	set, m0, n0, n1 int
+	set, m0, m1, n0, n1 int
 }
+
+func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
 // weights is what a GEMM needs from a packed tensor, int8 or bf16.
 type weights struct {
@@ -67,19 +69,34 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 			nVec++
 		}
 	}
-	if err := g.prepare(w, sets, rows, kp); err != nil {
+	if err := g.prepare(w, sets, rows, kp, cfg.Rows, kstep); err != nil {
 		return "", err
 	}
 
 	var tasks []task
 	nbTile := roundUp(n, bn) / bn // blocks past N would only compute padding
+	// A task is a rectangle of blocks whose activation and weight rows fit in about 1 MiB together, so they stay
+	// in the core's L2 while every block of the rectangle reads them over the full K.
+	rowBytes := kp
+	if w.b16 != nil {
+		rowBytes = 2 * kp
+	}
+	side := max(1, (1<<20)/(2*rowBytes*max(bm, bn)))
 	for si, s := range sets {
 		if s.tiles {
 			mBlocks := roundUp(len(s.x), bm) / bm
-			per := max(1, min(8, nbTile*mBlocks*len(sets)/(4*g.pool.Threads())))
-			for mb := 0; mb < mBlocks; mb++ {
-				for nb := 0; nb < nbTile; nb += per {
-					tasks = append(tasks, task{si, mb * bm, nb * bn, min(nbTile, nb+per) * bn})
+			mPer, nPer := min(side, mBlocks), min(side, nbTile)
+			// Keep at least two tasks per worker where the work allows.
+			for mPer*nPer > 1 && ceilDiv(mBlocks, mPer)*ceilDiv(nbTile, nPer)*len(sets) < 2*g.pool.Threads() {
+				if mPer >= nPer {
+					mPer = max(1, mPer/2)
+				} else {
+					nPer = max(1, nPer/2)
+				}
+			}
+			for mb := 0; mb < mBlocks; mb += mPer {
+				for nb := 0; nb < nbTile; nb += nPer {
+					tasks = append(tasks, task{set: si, m0: mb * bm, m1: min(mBlocks, mb+mPer) * bm, n0: nb * bn, n1: min(nbTile, nb+nPer) * bn})
 				}
 			}
 		} else {
@@ -88,7 +105,7 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 			per := max(1, min(16, nb32*mGroups*len(sets)/(4*g.pool.Threads())))
 			for mg := 0; mg < mGroups; mg++ {
 				for nb := 0; nb < nb32; nb += per {
-					tasks = append(tasks, task{si, mg * 4, nb * 32, min(nb32, nb+per) * 32})
+					tasks = append(tasks, task{set: si, m0: mg * 4, m1: mg*4 + 4, n0: nb * 32, n1: min(nb32, nb+per) * 32})
 				}
 			}
 		}
@@ -143,8 +160,9 @@ func (g *engine) vecName(w weights, threshold int) string {
 	return fmt.Sprintf("go-bf16 (m < %d, no avx512)", threshold)
 }
 
-// prepare quantizes (int8) or converts (bf16) every set's rows into the shared activation buffer, in parallel.
-func (g *engine) prepare(w weights, sets []rowSet, rows, kp int) error {
+// prepare quantizes (int8) or converts (bf16) every set's rows into the shared activation buffer, in parallel:
+// row-major for the AVX-512 path, tile order (bands of tileRows rows, kstep bytes at a time) for the tiles.
+func (g *engine) prepare(w weights, sets []rowSet, rows, kp, tileRows, kstep int) error {
 	if w.i8 != nil {
 		g.act8.reset(rows, kp, w.i8.Group)
 	} else {
@@ -165,60 +183,62 @@ func (g *engine) prepare(w weights, sets []rowSet, rows, kp int) error {
 	g.pool.Run(len(spans), func(c, _ int) {
 		sp := spans[c]
 		s := &sets[sp.set]
+		var tmp []byte
+		if s.tiles {
+			tmp = make([]byte, 2*kp)
+		}
 		for r := sp.r0; r < sp.r1; r++ {
-			row := s.actRow + r
-			if w.i8 != nil {
-				if r < len(s.x) {
-					g.act8.quantizeRow(row, s.x[r], !s.tiles)
-				} else {
-					g.act8.zeroRow(row, !s.tiles)
-				}
-				continue
-			}
 			var x []float32
 			if r < len(s.x) {
 				x = s.x[r]
 			}
-			g.act16.setRow(row, x, !s.tiles)
+			switch {
+			case w.i8 != nil && s.tiles:
+				g.act8.quantizeTileRow(s.actRow, r, tileRows, kstep, x, tmp)
+			case w.i8 != nil:
+				g.act8.quantizeRow(s.actRow+r, x, true)
+			case s.tiles:
+				g.act16.setTileRow(s.actRow, r, tileRows, kstep, x, tmp)
+			default:
+				g.act16.setRow(s.actRow+r, x, true)
+			}
 		}
 	})
 	return nil
 }
 
-// tileTask computes rows [t.m0, t.m0+block) of a set for output columns [t.n0, t.n1), block by block, through
-// the worker's output buffer, then copies the rows and columns that exist into dst.
+// tileTask computes the task's rectangle block by block (down the rows of one column block, then the next),
+// through the worker's output buffer, and copies the rows and columns that exist into dst.
 func (g *engine) tileTask(ws *workspace, pal *[64]byte, cfg TileConfig, kstep int, w weights, s *rowSet, t task, dst []float32) error {
 	p, _ := g.plan(cfg)
 	bm, bn := cfg.BlockRows(), cfg.BlockCols()
 	n, _, _, kp := w.dims()
-	row0 := s.actRow + t.m0
 	for n0 := t.n0; n0 < t.n1; n0 += bn {
-		c := ws.cbuf[:bm*bn]
-		var j tileJob
-		j.c, j.ldc, j.rows = c, bn, cfg.Rows
-		if w.i8 != nil {
-			clear(c)
-			q := w.i8
-			j.a, j.aOff, j.lda, j.aTile = g.act8.Q, row0*kp, kp, cfg.Rows*kp
-			j.b, j.bOff, j.bPanel = q.Q, q.qIndex(s.e, n0, 0), 16*kp
-			j.ws, j.wsOff, j.wsPanel = q.WS, q.sIndex(s.e, n0, 0), q.Groups*16
-			j.xs, j.xsOff, j.xsGroup = g.act8.XS, row0, g.act8.Rows
-			j.groups, j.kstep = q.Groups, kstep
-			j.steps = q.Group / kstep
-		} else {
-			b := w.b16
-			j.a, j.aOff, j.lda, j.aTile = g.act16.B, 2*row0*kp, 2*kp, 2*cfg.Rows*kp
-			j.b, j.bOff, j.bPanel = b.B, b.bIndex(s.e, n0, 0), 2*16*kp
-			j.groups, j.kstep = 1, kstep
-			j.steps = 2 * kp / kstep
-		}
-		if err := g.runTile(ws, pal, p, &j, w.i8 != nil); err != nil {
-			return err
-		}
-		mEnd := min(bm, len(s.x)-t.m0)
-		nEnd := min(bn, n-n0)
-		for r := 0; r < mEnd; r++ {
-			copy(dst[s.dst[t.m0+r]+n0:][:nEnd], c[r*bn:r*bn+nEnd])
+		for m0 := t.m0; m0 < t.m1; m0 += bm {
+			c := ws.cbuf[:bm*bn]
+			j := tileJob{c: c, ldc: bn, rows: cfg.Rows, kstep: kstep, aStep: cfg.Rows * kstep, lda: kstep}
+			if w.i8 != nil {
+				clear(c)
+				q := w.i8
+				j.a, j.aOff, j.aTile = g.act8.Q, (s.actRow+m0)*kp, cfg.Rows*kp
+				j.b, j.bOff, j.bPanel = q.Q, q.qIndex(s.e, n0, 0), 16*kp
+				j.ws, j.wsOff, j.wsPanel = q.WS, q.sIndex(s.e, n0, 0), q.Groups*16
+				j.xs, j.xsOff, j.xsGroup = g.act8.XS, s.actRow+m0, g.act8.Rows
+				j.groups, j.steps = q.Groups, q.Group/kstep
+			} else {
+				b := w.b16
+				j.a, j.aOff, j.aTile = g.act16.B, 2*(s.actRow+m0)*kp, 2*cfg.Rows*kp
+				j.b, j.bOff, j.bPanel = b.B, b.bIndex(s.e, n0, 0), 2*16*kp
+				j.groups, j.steps = 1, 2*kp/kstep
+			}
+			if err := g.runTile(ws, pal, p, &j, w.i8 != nil); err != nil {
+				return err
+			}
+			mEnd := min(bm, len(s.x)-m0)
+			nEnd := min(bn, n-n0)
+			for r := 0; r < mEnd; r++ {
+				copy(dst[s.dst[m0+r]+n0:][:nEnd], c[r*bn:r*bn+nEnd])
+			}
 		}
 	}
 	return nil

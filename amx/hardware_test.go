@@ -116,7 +116,7 @@ func TestTileKernelsSurviveGoroutineChurn(t *testing.T) {
 					clear(ws.cbuf[:])
 					j := tileJob{a: a.Q, lda: pk.Kp, aTile: 16 * pk.Kp, b: pk.Q, bOff: pk.qIndex(0, n0, 0), bPanel: 16 * pk.Kp,
 						ws: pk.WS, wsOff: pk.sIndex(0, n0, 0), wsPanel: pk.Groups * 16, xs: a.XS, xsGroup: 32,
-						c: ws.cbuf[:], ldc: 32, groups: pk.Groups, steps: 1, kstep: 32, rows: 16}
+						c: ws.cbuf[:], ldc: 32, groups: pk.Groups, steps: 1, kstep: 32, aStep: 32, rows: 16}
 					if err := eng.runTile(ws, &pal, p, &j, true); err != nil {
 						errs <- err
 						return

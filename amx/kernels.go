@@ -99,15 +99,16 @@ type tileJob struct {
 	cOff, ldc    int // elements
 	groups       int
 	steps        int
-	kstep        int // bytes of A per step
+	kstep        int // bytes of K per step (each A tile row; B advances 16 x kstep)
+	aStep        int // bytes the A pointer advances per step: kstep for row-major A, rows x kstep for tile order
 	rows         int
 }
 
 // check verifies that every byte the kernel will touch lies inside its operand, so an addressing mistake is an
 // error, never a stray write.
 func (j *tileJob) check(p sched.Plan, int8 bool) error {
-	lastA := j.aOff + (p.MT-1)*j.aTile + (j.rows-1)*j.lda + j.groups*j.steps*j.kstep
-	if lastA > len(j.a) {
+	lastA := j.aOff + (p.MT-1)*j.aTile + (j.groups*j.steps-1)*j.aStep + (j.rows-1)*j.lda + j.kstep
+	if j.aOff < 0 || lastA > len(j.a) {
 		return fmt.Errorf("amx kernel would read activations to byte %d of %d", lastA, len(j.a))
 	}
 	lastB := j.bOff + (p.NT-1)*j.bPanel + j.groups*j.steps*j.kstep*16
@@ -164,7 +165,7 @@ func emuTile(u *tileUnit, pal *[64]byte, p sched.Plan, j *tileJob, int8 bool, sc
 					return err
 				}
 			}
-			aPos += j.kstep
+			aPos += j.aStep
 			bPos += j.kstep * 16
 		}
 		if !int8 {

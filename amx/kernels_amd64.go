@@ -20,7 +20,7 @@ func asmTileCall(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, int8 boo
 	*a = tileArgs{
 		cfg: uintptr(unsafe.Pointer(pal)), a: addr(j.a, j.aOff), lda: uintptr(j.lda), b: addr(j.b, j.bOff),
 		c: addr(j.c, j.cOff), ldc: uintptr(4 * j.ldc), groups: uintptr(j.groups), steps: uintptr(j.steps),
-		kstep: uintptr(j.kstep), bstep: uintptr(16 * j.kstep), rows: uintptr(j.rows),
+		astep: uintptr(j.aStep), bstep: uintptr(16 * j.kstep), rows: uintptr(j.rows),
 		scratch: uintptr(unsafe.Pointer(&w.scratch[0])),
 	}
 	offs := [4]*uintptr{&a.aOff0, &a.aOff1, &a.aOff2, &a.aOff3}

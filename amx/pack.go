@@ -261,10 +261,30 @@ func (a *actInt8) reset(rows, kp, group int) {
 	}
 }
 
-// quantizeRow quantizes x (len <= Kp) into row r: per group, the largest magnitude maps to 127. With unsigned
-// set, values are stored offset by 128 (the VNNI path's unsigned operand).
+// quantizeRow quantizes x (len <= Kp) into row r, row-major: per group, the largest magnitude maps to 127. With
+// unsigned set, values are stored offset by 128 (the VNNI path's unsigned operand).
 func (a *actInt8) quantizeRow(r int, x []float32, unsigned bool) {
-	q := a.Q[r*a.Kp : (r+1)*a.Kp]
+	a.quantizeInto(a.Q[r*a.Kp:(r+1)*a.Kp], r, x, unsigned)
+}
+
+// quantizeTileRow quantizes x as row rel of the set whose rows start at row base, in tile order: the set's rows
+// in bands of tileRows, each band K step by K step, so a tile load reads one contiguous run (stride kstep).
+// tmp is Kp bytes of scratch.
+func (a *actInt8) quantizeTileRow(base, rel, tileRows, kstep int, x []float32, tmp []byte) {
+	a.quantizeInto(tmp, base+rel, x, false)
+	toTileOrder(a.Q[base*a.Kp:], tmp, rel, tileRows, kstep, a.Kp)
+}
+
+// toTileOrder places a row-major row of rowBytes bytes as row rel of a tile-ordered band layout.
+func toTileOrder(dst, row []byte, rel, tileRows, kstep, rowBytes int) {
+	band := dst[rel/tileRows*tileRows*rowBytes:]
+	in := rel % tileRows * kstep
+	for c := 0; c < rowBytes/kstep; c++ {
+		copy(band[c*tileRows*kstep+in:][:kstep], row[c*kstep:(c+1)*kstep])
+	}
+}
+
+func (a *actInt8) quantizeInto(q []byte, r int, x []float32, unsigned bool) {
 	var off byte
 	if unsigned {
 		off = 0x80
@@ -272,8 +292,8 @@ func (a *actInt8) quantizeRow(r int, x []float32, unsigned bool) {
 	for g := 0; g < a.Groups; g++ {
 		lo, hi := g*a.Group, min((g+1)*a.Group, len(x))
 		var amax float32
-		for _, v := range x[lo:max(lo, hi)] {
-			amax = max(amax, float32(math.Abs(float64(v))))
+		for j := lo; j < hi; j++ {
+			amax = max(amax, float32(math.Abs(float64(x[j]))))
 		}
 		s := amax / 127
 		a.XS[g*a.Rows+r] = s
@@ -288,21 +308,6 @@ func (a *actInt8) quantizeRow(r int, x []float32, unsigned bool) {
 			}
 			q[j] = byte(v) ^ off
 		}
-	}
-}
-
-// zeroRow clears padding row r (value 0 and scale 0).
-func (a *actInt8) zeroRow(r int, unsigned bool) {
-	var v byte
-	if unsigned {
-		v = 0x80
-	}
-	q := a.Q[r*a.Kp : (r+1)*a.Kp]
-	for i := range q {
-		q[i] = v
-	}
-	for g := 0; g < a.Groups; g++ {
-		a.XS[g*a.Rows+r] = 0
 	}
 }
 
@@ -334,7 +339,17 @@ func (a *actBF16) setRow(r int, x []float32, wide bool) {
 		clear(row[n:])
 		return
 	}
-	row := a.B[2*r*a.Kp : 2*(r+1)*a.Kp]
+	a.bf16Into(a.B[2*r*a.Kp:2*(r+1)*a.Kp], x)
+}
+
+// setTileRow stores x as bf16 row rel of the set starting at row base, in tile order (see quantizeTileRow);
+// tmp is 2*Kp bytes of scratch.
+func (a *actBF16) setTileRow(base, rel, tileRows, kstep int, x []float32, tmp []byte) {
+	a.bf16Into(tmp, x)
+	toTileOrder(a.B[2*base*a.Kp:], tmp, rel, tileRows, kstep, 2*a.Kp)
+}
+
+func (a *actBF16) bf16Into(row []byte, x []float32) {
 	for j := 0; j < a.Kp; j++ {
 		var h uint16
 		if j < len(x) {

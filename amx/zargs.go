@@ -15,7 +15,7 @@ type tileArgs struct {
 	ldc     uintptr
 	groups  uintptr
 	steps   uintptr
-	kstep   uintptr
+	astep   uintptr
 	bstep   uintptr
 	rows    uintptr
 	scratch uintptr

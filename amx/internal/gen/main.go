@@ -19,7 +19,7 @@ import (
 
 // Argument block fields, in order; every field is 8 bytes. The Go structs in zargs.go come from these lists, so
 // the assembly offsets and the Go layout cannot drift apart.
-var tileFields = []string{"cfg", "a", "lda", "b", "ws", "xs", "xsGroup", "c", "ldc", "groups", "steps", "kstep",
+var tileFields = []string{"cfg", "a", "lda", "b", "ws", "xs", "xsGroup", "c", "ldc", "groups", "steps", "astep",
 	"bstep", "rows", "scratch", "aOff0", "aOff1", "aOff2", "aOff3", "bOff0", "bOff1", "bOff2", "bOff3", "wsOff0",
 	"wsOff1", "wsOff2", "wsOff3", "cOff0", "cOff1", "cOff2", "cOff3"}
 
@@ -100,7 +100,7 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 			g.emit(T.Dot(dot, op.Tile, op.A, op.B))
 		}
 	}
-	g.p("ADDQ %s, SI", g.k("kstep"))
+	g.p("ADDQ %s, SI", g.k("astep"))
 	g.p("ADDQ %s, DI", g.k("bstep"))
 	g.p("DECQ R12")
 	g.p("JNZ step")
