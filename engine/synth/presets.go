@@ -25,6 +25,16 @@ type Shape struct {
 	SPM        bool    // built-in vocabulary is SentencePiece (llama) rather than byte-level BPE (qwen)
 }
 
+// String summarises the shape in one line.
+func (s Shape) String() string {
+	moe := ""
+	if s.MoE() {
+		moe = fmt.Sprintf(", %d experts (%d used, FFN %d)", s.Experts, s.ExpertUsed, s.ExpertFF)
+	}
+	return fmt.Sprintf("%s: %d layers, embedding %d, %d/%d heads of %d, FFN %d%s, vocabulary %d, context %d",
+		s.Arch, s.Layers, s.Embd, s.Heads, s.KVHeads, s.HeadDim, s.FF, moe, s.Vocab, s.Context)
+}
+
 // MoE reports whether the shape has routed experts.
 func (s Shape) MoE() bool { return s.Experts > 0 }
 

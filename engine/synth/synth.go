@@ -116,7 +116,10 @@ func metadata(preset string, s Shape, o Options, v vocab) []gguf.KV {
 	)
 	if s.Arch == "llama" {
 		kv = append(kv, gguf.KV{Key: a + "rope.dimension_count", Value: u(s.HeadDim)})
-	} else {
+	}
+	// llama.cpp takes the head dimension to be embedding/heads unless key_length says otherwise; LLaMA's
+	// converter writes it only when it differs, Qwen3's always (Qwen3-30B-A3B's heads are 128 wide, not 64).
+	if s.Arch != "llama" || s.Embd != s.Heads*s.HeadDim {
 		kv = append(kv,
 			gguf.KV{Key: a + "attention.key_length", Value: u(s.HeadDim)},
 			gguf.KV{Key: a + "attention.value_length", Value: u(s.HeadDim)},

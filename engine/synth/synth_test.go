@@ -141,6 +141,9 @@ func TestEveryPresetHeaderIsConsistent(t *testing.T) {
 					t.Errorf("%s: ne0 %d is not a multiple of 32", ti.Name, ti.Ne[0])
 				}
 			}
+			if _, ok := f.Get(a + "attention.key_length"); s.Arch == "llama" && ok != (s.Embd != s.Heads*s.HeadDim) {
+				t.Error("llama files carry key_length exactly when the head dimension is not embedding/heads")
+			}
 			if strings.HasPrefix(name, "tiny-") && (s.Context < 4096 || s.HeadDim < 32 || s.Embd < 64) {
 				t.Error("tiny presets need context ≥ 4096, head dim ≥ 32, embedding ≥ 64")
 			}
@@ -164,6 +167,14 @@ func TestEveryPresetHeaderIsConsistent(t *testing.T) {
 			t.Error("a third layer exists")
 		}
 	})
+}
+
+func TestShapesDescribeThemselves(t *testing.T) {
+	s, _ := Lookup("qwen3-30b-a3b")
+	want := "qwen3moe: 48 layers, embedding 2048, 32/4 heads of 128, FFN 6144, 128 experts (8 used, FFN 768), vocabulary 151936, context 40960"
+	if s.String() != want {
+		t.Errorf("got  %s\nwant %s", s, want)
+	}
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
