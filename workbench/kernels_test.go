@@ -1,0 +1,118 @@
+package workbench
+
+import (
+	"strings"
+	"testing"
+
+	"tilelab/amx"
+)
+
+func TestMatmulMeasuresErrorEverywhere(t *testing.T) {
+	s := newSession(t)
+	mustExec(t, s, "set reps=2 warmup=0 threads=2\nmatmul m=1,5 n=64 k=256 type=q8_0,q4_0,bf16,f32 backend=cpu,amx")
+	rows := s.Last().Tables[0].Rows
+	if len(rows) != 16 {
+		t.Fatalf("%d rows, want 2 m × 4 types × 2 backends", len(rows))
+	}
+	usable := amx.Detect().Usable
+	for _, r := range rows {
+		typ, be, note := r[0].(string), r[1].(string), r[11].(string)
+		name := typ + "/" + be
+		if be == "amx" && typ == "f32" {
+			if !strings.Contains(note, "AMX does not take it") {
+				t.Errorf("%s: note %q", name, note)
+			}
+			continue
+		}
+		rel, ok := r[10].(float64)
+		// Quantized activations (the fast paths use Q8_0 like llama.cpp) keep the error well under 2%.
+		if !ok || rel > 0.02 {
+			t.Errorf("%s: relative error %v against the reference", name, r[10])
+		}
+		if be == "amx" && !usable {
+			if r[5] != nil || note != amx.ErrEmulated.Error() {
+				t.Errorf("%s: the emulator was timed (%v) or not flagged (%q)", name, r[5], note)
+			}
+		} else if _, ok := r[5].(interface{ String() string }); !ok {
+			t.Errorf("%s: no time (%v, %q)", name, r[5], note)
+		}
+	}
+	if len(s.Last().Charts) != 1 {
+		t.Error("matmul drew no line chart")
+	}
+}
+
+func TestMatmulErrors(t *testing.T) {
+	tests := []struct{ name, code, want string }{
+		{"k must hold whole blocks", "matmul m=1 n=32 k=48 type=q8_0 backend=cpu", "not a multiple of the q8_0 block"},
+		{"a bad tile is explained", `matmul m=1 n=32 k=64 tile="99x64 2x2"`, "bad tile configuration"},
+		{"an unknown backend gets a suggestion", "matmul backend=amd", "did you mean 'amx'?"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := exec(t, newSession(t), "set reps=1 warmup=0\n"+tt.code)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			} else {
+				got = r.text()
+			}
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTiles(t *testing.T) {
+	s := newSession(t)
+	mustExec(t, s, "set reps=1 warmup=0\ntiles m=32 n=64 k=128 rows=8,16 kstep=64 acc=2x2,1x4")
+	rows := s.Last().Tables[0].Rows
+	if len(rows) != 4 {
+		t.Fatalf("%d configurations, want 4", len(rows))
+	}
+	if !amx.Detect().Usable {
+		for _, r := range rows {
+			if r[9] != amx.ErrEmulated.Error() || r[5] != nil {
+				t.Errorf("row %v: the emulator must not be timed", r)
+			}
+		}
+	}
+	for _, tt := range []struct{ code, want string }{
+		{"tiles acc=2by2", "bad accumulator layout '2by2'"},
+		{"tiles acc=4x4", "tile configuration"},
+		{"tiles rows=17", "must be between 1 and 16"},
+		{"tiles type=bf16 kblock=64", "keep the whole K"},
+	} {
+		t.Run(tt.code+" is refused", func(t *testing.T) {
+			_, err := exec(t, s, tt.code)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseAcc(t *testing.T) {
+	for _, tt := range []struct {
+		in     string
+		mt, nt int
+		ok     bool
+	}{{"2x2", 2, 2, true}, {"1x4", 1, 4, true}, {"4x1", 4, 1, true}, {"0x4", 0, 0, false}, {"x", 0, 0, false}, {"22", 0, 0, false}} {
+		mt, nt, ok := parseAcc(tt.in)
+		if mt != tt.mt || nt != tt.nt || ok != tt.ok {
+			t.Errorf("parseAcc(%q) = %d, %d, %v", tt.in, mt, nt, ok)
+		}
+	}
+}
+
+func TestSetTileValidates(t *testing.T) {
+	s := newSession(t)
+	mustExec(t, s, `set tile="16x64 1x4 g32"`)
+	if s.settings.Tile != "16x64 1x4 g32" {
+		t.Errorf("tile = %q", s.settings.Tile)
+	}
+	if _, err := exec(t, s, `set tile="banana"`); err == nil || !strings.Contains(err.Error(), "bad value 'banana' for tile") {
+		t.Errorf("err = %v", err)
+	}
+}
