@@ -7,6 +7,8 @@ import (
 	"runtime"
 	"sync"
 
+	"golang.org/x/sys/cpu"
+
 	"tilelab/engine/tensor"
 )
 
@@ -224,6 +226,9 @@ func packBF16(t tensor.DType, data []byte, n, k, e int) (*packedBF16, error) {
 	return p, nil
 }
 
+// quantAsm says whether activations are quantized and converted with AVX-512.
+var quantAsm = haveQuantAsm && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VL && cpu.X86.HasOSXSAVE
+
 // parallelRows splits [0, rows) over the CPUs; repacking a large model at load is otherwise minutes of one core.
 func parallelRows(rows int, fn func(lo, hi int)) {
 	workers := min(runtime.NumCPU(), max(1, rows/64))
@@ -284,10 +289,22 @@ func toTileOrder(dst, row []byte, rel, tileRows, kstep, rowBytes int) {
 	}
 }
 
+// quantizeInto quantizes x into q and the scales of row r: in AVX-512 where the CPU has it, else in Go with the
+// same arithmetic (scale = max|x| / 127 in float32, values x·(1/scale) rounded to nearest even and saturated), so
+// both give the same bytes.
 func (a *actInt8) quantizeInto(q []byte, r int, x []float32, unsigned bool) {
 	var off byte
 	if unsigned {
 		off = 0x80
+	}
+	if quantAsm && len(x) > 0 {
+		if len(x) != a.Kp {
+			padded := make([]float32, a.Kp)
+			copy(padded, x)
+			x = padded
+		}
+		quantRowAVX512(&x[0], &q[0], &a.XS[r], uintptr(4*a.Rows), uintptr(a.Groups), uintptr(a.Group), uint32(off))
+		return
 	}
 	for g := 0; g < a.Groups; g++ {
 		lo, hi := g*a.Group, min((g+1)*a.Group, len(x))
@@ -302,11 +319,11 @@ func (a *actInt8) quantizeInto(q []byte, r int, x []float32, unsigned bool) {
 			inv = 1 / s
 		}
 		for j := lo; j < (g+1)*a.Group; j++ {
-			var v int8
+			var v float64
 			if j < hi {
-				v = int8(math.Round(float64(x[j] * inv)))
+				v = math.RoundToEven(float64(float32(x[j] * inv)))
 			}
-			q[j] = byte(v) ^ off
+			q[j] = byte(int8(max(-128, min(127, v)))) ^ off
 		}
 	}
 }
@@ -350,6 +367,10 @@ func (a *actBF16) setTileRow(base, rel, tileRows, kstep int, x []float32, tmp []
 }
 
 func (a *actBF16) bf16Into(row []byte, x []float32) {
+	if quantAsm && len(x) == a.Kp && a.Kp%16 == 0 {
+		bf16RowAVX512(&x[0], &row[0], uintptr(a.Kp))
+		return
+	}
 	for j := 0; j < a.Kp; j++ {
 		var h uint16
 		if j < len(x) {

@@ -1,0 +1,114 @@
+package amx
+
+import (
+	"fmt"
+	"math"
+	"testing"
+
+	"tilelab/engine/tensor"
+)
+
+func TestActivationQuantizationIsTheSameInAssemblyAndGo(t *testing.T) {
+	if !quantAsm {
+		t.Skip("needs AVX-512 F/BW/VL: there is no assembly quantizer to compare")
+	}
+	for _, c := range []struct{ k, group int }{{64, 32}, {256, 64}, {512, 512}, {96, 32}} {
+		for _, unsigned := range []bool{false, true} {
+			t.Run(fmt.Sprintf("K %d group %d unsigned %v gives identical bytes and scales", c.k, c.group, unsigned), func(t *testing.T) {
+				r := rng(uint64(c.k))
+				kp := roundUp(c.k, 64)
+				x := make([]float32, c.k)
+				for i := range x {
+					x[i] = r.Float32()*4 - 2
+				}
+				// Ties: 127 sets the first group's scale to 1, so these land exactly on .5.
+				x[0], x[1], x[2], x[3] = 127, 2.5, -3.5, 0.5
+				var asm, gol actInt8
+				asm.reset(3, kp, c.group)
+				gol.reset(3, kp, c.group)
+				asm.quantizeRow(1, x, unsigned)
+				quantAsm = false
+				gol.quantizeRow(1, x, unsigned)
+				quantAsm = true
+				for i := 0; i < kp; i++ {
+					if asm.Q[kp+i] != gol.Q[kp+i] {
+						t.Fatalf("byte %d: assembly %d, Go %d (x %v)", i, asm.Q[kp+i], gol.Q[kp+i], x[min(i, len(x)-1)])
+					}
+				}
+				for i := range asm.XS {
+					if asm.XS[i] != gol.XS[i] {
+						t.Fatalf("scale %d: assembly %v, Go %v", i, asm.XS[i], gol.XS[i])
+					}
+				}
+				if want := byte(int8(2)) ^ map[bool]byte{false: 0, true: 0x80}[unsigned]; asm.Q[kp+1] != want {
+					t.Errorf("2.5 quantized to %d, want 2 (round half to even)", int8(asm.Q[kp+1]))
+				}
+			})
+		}
+	}
+	t.Run("bf16 conversion gives identical bytes", func(t *testing.T) {
+		r := rng(9)
+		x := make([]float32, 64)
+		for i := range x {
+			x[i] = r.Float32()*8 - 4
+		}
+		x[0] = math.Float32frombits(0x3f808000) // a tie: rounds to even
+		var asm, gol actBF16
+		asm.reset(1, 64)
+		gol.reset(1, 64)
+		asm.setRow(0, x, false)
+		quantAsm = false
+		gol.setRow(0, x, false)
+		quantAsm = true
+		for i := range asm.B {
+			if asm.B[i] != gol.B[i] {
+				t.Fatalf("byte %d: assembly %#x, Go %#x", i, asm.B[i], gol.B[i])
+			}
+		}
+	})
+}
+
+func TestRepackingKeepsTheWeightsValues(t *testing.T) {
+	for _, c := range []struct {
+		typ         tensor.DType
+		n, k, group int
+		tol         float64 // largest |packed - original| relative to the row's largest magnitude
+	}{
+		{tensor.Q8_0, 32, 96, 32, 0},
+		{tensor.Q4_0, 96, 160, 32, 0},
+		{tensor.Q4_0, 64, 256, 128, 0.5 / 127},
+		{tensor.Q8_0, 32, 192, 0, 0.5 / 127},
+		{tensor.BF16, 32, 40, 0, 0},
+		{tensor.F16, 64, 64, 0, 1.0 / 256},
+	} {
+		t.Run(fmt.Sprintf("%s %dx%d group %d is within %.2g of the original", c.typ, c.n, c.k, c.group, c.tol), func(t *testing.T) {
+			w := RandomWeight(c.typ, c.k, c.n, 2, rng(uint64(c.k)))
+			plain := clone(w)
+			if err := (&BufferType{Group: c.group}).Import(w); err != nil {
+				t.Fatal(err)
+			}
+			for e := 0; e < 2; e++ {
+				for n := 0; n < c.n; n++ {
+					orig := dequantRow(plain, e*c.n+n)
+					var amax float64
+					for _, v := range orig {
+						amax = max(amax, math.Abs(v))
+					}
+					for k := 0; k < c.k; k++ {
+						var got float64
+						switch p := w.Extra.(type) {
+						case *packedInt8:
+							got = float64(p.WS[p.sIndex(e, n, k/p.Group)]) * float64(int8(p.Q[p.qIndex(e, n, k)]))
+						case *packedBF16:
+							i := p.bIndex(e, n, k)
+							got = float64(bf16ToF32(uint16(p.B[i]) | uint16(p.B[i+1])<<8))
+						}
+						if d := math.Abs(got - orig[k]); d > c.tol*amax*1.0001 {
+							t.Fatalf("expert %d row %d k %d: packed %v, original %v", e, n, k, got, orig[k])
+						}
+					}
+				}
+			}
+		})
+	}
+}

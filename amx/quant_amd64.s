@@ -1,0 +1,95 @@
+#include "textflag.h"
+
+// func quantRowAVX512(x *float32, q *byte, xs *float32, xsStride, groups, group uintptr, xor uint32)
+// Quantizes groups x group floats to int8: per group, s = max|x| / 127 is stored at xs (then xs += xsStride
+// bytes), and q = saturate(round-to-nearest-even(x * (1/s))) ^ xor. group is a multiple of 16.
+TEXT ·quantRowAVX512(SB), NOSPLIT, $0-52
+	MOVQ x+0(FP), SI
+	MOVQ q+8(FP), DI
+	MOVQ xs+16(FP), DX
+	MOVQ xsStride+24(FP), R8
+	MOVQ groups+32(FP), R9
+	MOVQ group+40(FP), R10
+	SHRQ $4, R10
+	MOVL xor+48(FP), AX
+	VPBROADCASTB AX, X20
+	MOVL $0x7fffffff, AX
+	VPBROADCASTD AX, Z21
+	MOVL $0x42fe0000, AX // 127.0
+	VMOVD AX, X22
+	MOVL $0x3f800000, AX // 1.0
+	VMOVD AX, X23
+
+group:
+	VPXORD Z0, Z0, Z0
+	MOVQ SI, R11
+	MOVQ R10, CX
+
+maxloop:
+	VANDPS (R11), Z21, Z1
+	VMAXPS Z1, Z0, Z0
+	ADDQ $64, R11
+	DECQ CX
+	JNZ maxloop
+	VEXTRACTF32X8 $1, Z0, Y1
+	VMAXPS Y1, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0x4e, X0, X1
+	VMAXPS X1, X0, X0
+	VPERMILPS $0xb1, X0, X1
+	VMAXPS X1, X0, X0
+	VDIVSS X22, X0, X2
+	VMOVSS X2, (DX)
+	ADDQ R8, DX
+	VXORPS X3, X3, X3
+	VUCOMISS X3, X2
+	JEQ scaled
+	VDIVSS X2, X23, X3
+
+scaled:
+	VBROADCASTSS X3, Z3
+	MOVQ R10, CX
+
+qloop:
+	VMULPS (SI), Z3, Z4
+	VCVTPS2DQ Z4, Z4
+	VPMOVSDB Z4, X4
+	VPXORD X20, X4, X4
+	VMOVDQU X4, (DI)
+	ADDQ $64, SI
+	ADDQ $16, DI
+	DECQ CX
+	JNZ qloop
+	DECQ R9
+	JNZ group
+	VZEROUPPER
+	RET
+
+// func bf16RowAVX512(x *float32, q *byte, n uintptr)
+// Rounds n floats (a multiple of 16) to bf16, to nearest even.
+TEXT ·bf16RowAVX512(SB), NOSPLIT, $0-24
+	MOVQ x+0(FP), SI
+	MOVQ q+8(FP), DI
+	MOVQ n+16(FP), CX
+	SHRQ $4, CX
+	MOVL $1, AX
+	VPBROADCASTD AX, Z20
+	MOVL $0x7fff, AX
+	VPBROADCASTD AX, Z21
+
+loop:
+	VMOVDQU32 (SI), Z0
+	VPSRLD $16, Z0, Z1
+	VPANDD Z20, Z1, Z1
+	VPADDD Z21, Z1, Z1
+	VPADDD Z1, Z0, Z0
+	VPSRLD $16, Z0, Z0
+	VPMOVDW Z0, Y0
+	VMOVDQU Y0, (DI)
+	ADDQ $64, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNZ loop
+	VZEROUPPER
+	RET
