@@ -11,7 +11,6 @@ var (
 	quantTypes = []string{"q4_0", "q8_0", "f16", "bf16", "f32"}
 	modeNames  = []string{"cpu", "cpu+amx", "cpu+gpu", "cpu+gpu+amx"}
 	amxModes   = []string{"off", "attn", "all"}
-	presetList = []string{"tiny-dense", "tiny-moe", "tiny-llama", "bench-moe", "qwen3-30b-a3b", "qwen3-8b"}
 )
 
 func positive(v lang.Value) error { return atLeast(1)(v) }
@@ -180,8 +179,6 @@ func engineSpecs() []*command {
 		}},
 	}
 }
-
-func presets() []string { return presetList }
 
 func init() {
 	for _, c := range engineSpecs() {

@@ -293,6 +293,9 @@ func runGenerate(c *ctxCall) error {
 	stream.flush()
 	c.out.Stream("stdout", "\n")
 	l.m.Reset()
+	if err != nil && c.ctx.Err() == nil {
+		return err
+	}
 	t := result.NewTable("generate with "+l.name, "prompt:tokens", "prompt:tok/s", "generated:tokens", "generation:tok/s", "mode", "threads")
 	t.Add(st.PromptTokens, st.PromptRate(), st.GenTokens, st.GenRate(), l.opts.String(), l.threads)
 	if why := unavailable(l.opts); why != "" {

@@ -421,7 +421,7 @@ func TestComplete(t *testing.T) {
 		{"an enum offers its values", "bench mode=cpu+", []string{"cpu+amx", "cpu+gpu", "cpu+gpu+amx"}, 11},
 		{"a list completes its last item", "bench mode=cpu,cpu+g", []string{"cpu+gpu", "cpu+gpu+amx"}, 15},
 		{"a boolean offers on and off", "plan x tensors=", []string{"on", "off"}, 15},
-		{"a source offers presets", "load synth:tiny-", []string{"synth:tiny-dense", "synth:tiny-moe", "synth:tiny-llama"}, 5},
+		{"a source offers presets", "load synth:tiny-", []string{"synth:tiny-dense", "synth:tiny-llama", "synth:tiny-moe"}, 5},
 		{"a source offers files", "load mod", []string{"models/"}, 5},
 		{"a path descends into folders", "load models/", []string{"models/tiny.gguf"}, 5},
 		{"run offers scripts", "run ex", []string{"exp.tlab"}, 4},
