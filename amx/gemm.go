@@ -81,13 +81,13 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 	if w.b16 != nil {
 		rowBytes = 2 * kp
 	}
-	side := max(1, (1<<20)/(2*rowBytes*max(bm, bn)))
+	side := max(1, min(8, (1<<20)/(2*rowBytes*max(bm, bn))))
 	for si, s := range sets {
 		if s.tiles {
 			mBlocks := roundUp(len(s.x), bm) / bm
 			mPer, nPer := min(side, mBlocks), min(side, nbTile)
 			// Keep at least two tasks per worker where the work allows.
-			for mPer*nPer > 1 && ceilDiv(mBlocks, mPer)*ceilDiv(nbTile, nPer)*len(sets) < 2*g.pool.Threads() {
+			for mPer*nPer > 1 && ceilDiv(mBlocks, mPer)*ceilDiv(nbTile, nPer)*len(sets) < g.spread*g.pool.Threads() {
 				if mPer >= nPer {
 					mPer = max(1, mPer/2)
 				} else {
@@ -207,39 +207,39 @@ func (g *engine) prepare(w weights, sets []rowSet, rows, kp, tileRows, kstep int
 	return nil
 }
 
-// tileTask computes the task's rectangle block by block (down the rows of one column block, then the next),
-// through the worker's output buffer, and copies the rows and columns that exist into dst.
+// tileTask computes the task's rectangle of blocks in one kernel call (column blocks outer, row blocks inner)
+// into the worker's output buffer, then copies the rows and columns that exist into dst.
 func (g *engine) tileTask(ws *workspace, pal *[64]byte, cfg TileConfig, kstep int, w weights, s *rowSet, t task, dst []float32) error {
 	p, _ := g.plan(cfg)
 	bm, bn := cfg.BlockRows(), cfg.BlockCols()
 	n, _, _, kp := w.dims()
-	for n0 := t.n0; n0 < t.n1; n0 += bn {
-		for m0 := t.m0; m0 < t.m1; m0 += bm {
-			c := ws.cbuf[:bm*bn]
-			j := tileJob{c: c, ldc: bn, rows: cfg.Rows, kstep: kstep, aStep: cfg.Rows * kstep, lda: kstep}
-			if w.i8 != nil {
-				clear(c)
-				q := w.i8
-				j.a, j.aOff, j.aTile = g.act8.Q, (s.actRow+m0)*kp, cfg.Rows*kp
-				j.b, j.bOff, j.bPanel = q.Q, q.qIndex(s.e, n0, 0), 16*kp
-				j.ws, j.wsOff, j.wsPanel = q.WS, q.sIndex(s.e, n0, 0), q.Groups*16
-				j.xs, j.xsOff, j.xsGroup = g.act8.XS, s.actRow+m0, g.act8.Rows
-				j.groups, j.steps = q.Groups, q.Group/kstep
-			} else {
-				b := w.b16
-				j.a, j.aOff, j.aTile = g.act16.B, 2*(s.actRow+m0)*kp, 2*cfg.Rows*kp
-				j.b, j.bOff, j.bPanel = b.B, b.bIndex(s.e, n0, 0), 2*16*kp
-				j.groups, j.steps = 1, 2*kp/kstep
-			}
-			if err := g.runTile(ws, pal, p, &j, w.i8 != nil); err != nil {
-				return err
-			}
-			mEnd := min(bm, len(s.x)-m0)
-			nEnd := min(bn, n-n0)
-			for r := 0; r < mEnd; r++ {
-				copy(dst[s.dst[m0+r]+n0:][:nEnd], c[r*bn:r*bn+nEnd])
-			}
-		}
+	mB, nB := (t.m1-t.m0)/bm, (t.n1-t.n0)/bn
+	ldc := nB * bn
+	c := ws.out(mB * bm * ldc)
+	j := tileJob{c: c, ldc: ldc, rows: cfg.Rows, kstep: kstep, aStep: cfg.Rows * kstep, lda: kstep,
+		mBlocks: mB, nBlocks: nB, xsBlock: bm, cRowBlock: bm * ldc, cColBlk: bn}
+	if w.i8 != nil {
+		clear(c)
+		q := w.i8
+		j.a, j.aOff, j.aTile, j.aBlock = g.act8.Q, (s.actRow+t.m0)*kp, cfg.Rows*kp, bm*kp
+		j.b, j.bOff, j.bPanel, j.bBlock = q.Q, q.qIndex(s.e, t.n0, 0), 16*kp, bn*kp
+		j.ws, j.wsOff, j.wsPanel = q.WS, q.sIndex(s.e, t.n0, 0), q.Groups*16
+		j.wsBlock = cfg.NT * j.wsPanel
+		j.xs, j.xsOff, j.xsGroup = g.act8.XS, s.actRow+t.m0, g.act8.Rows
+		j.groups, j.steps = q.Groups, q.Group/kstep
+	} else {
+		b := w.b16
+		j.a, j.aOff, j.aTile, j.aBlock = g.act16.B, 2*(s.actRow+t.m0)*kp, 2*cfg.Rows*kp, 2*bm*kp
+		j.b, j.bOff, j.bPanel, j.bBlock = b.B, b.bIndex(s.e, t.n0, 0), 2*16*kp, 2*bn*kp
+		j.groups, j.steps = 1, 2*kp/kstep
+	}
+	if err := g.runTile(ws, pal, p, &j, w.i8 != nil); err != nil {
+		return err
+	}
+	mEnd := min(mB*bm, len(s.x)-t.m0)
+	nEnd := min(ldc, n-t.n0)
+	for r := 0; r < mEnd; r++ {
+		copy(dst[s.dst[t.m0+r]+t.n0:][:nEnd], c[r*ldc:r*ldc+nEnd])
 	}
 	return nil
 }
@@ -250,7 +250,7 @@ func (g *engine) vecTask(ws *workspace, w weights, s *rowSet, t task, dst []floa
 	rows := min(4, len(s.x)-t.m0)
 	row0 := s.actRow + t.m0
 	for n0 := t.n0; n0 < t.n1; n0 += 32 {
-		c := ws.cbuf[:4*32]
+		c := ws.out(4 * 32)
 		j := vecJob{rows: rows, c: c, ldc: 32}
 		var xf []float32
 		if w.i8 != nil {

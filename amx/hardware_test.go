@@ -40,6 +40,7 @@ func TestHardwareMatchesEmulator(t *testing.T) {
 					op := RandomMulMat(w, m, r)
 					hw := newTestBackend(t, Options{Config: cfg, Threshold: 1})
 					emu := newTestBackend(t, Options{Config: cfg, Threshold: 1, Emulate: true})
+					hw.eng.spread, emu.eng.spread = 0, 0
 					runOp(t, hw, 0, op)
 					got := append([]float32(nil), op.Dst.F32...)
 					runOp(t, emu, 0, op)
@@ -113,10 +114,11 @@ func TestTileKernelsSurviveGoroutineChurn(t *testing.T) {
 					a.quantizeRow(m, op.Src[1].F32[m*256:(m+1)*256], false)
 				}
 				for n0 := 0; n0 < 64; n0 += 32 {
-					clear(ws.cbuf[:])
+					ws.out(1024)
+					clear(ws.cbuf)
 					j := tileJob{a: a.Q, lda: pk.Kp, aTile: 16 * pk.Kp, b: pk.Q, bOff: pk.qIndex(0, n0, 0), bPanel: 16 * pk.Kp,
 						ws: pk.WS, wsOff: pk.sIndex(0, n0, 0), wsPanel: pk.Groups * 16, xs: a.XS, xsGroup: 32,
-						c: ws.cbuf[:], ldc: 32, groups: pk.Groups, steps: 1, kstep: 32, aStep: 32, rows: 16}
+						c: ws.cbuf[:], ldc: 32, groups: pk.Groups, steps: 1, kstep: 32, aStep: 32, rows: 16, mBlocks: 1, nBlocks: 1}
 					if err := eng.runTile(ws, &pal, p, &j, true); err != nil {
 						errs <- err
 						return

@@ -15,8 +15,16 @@ type workspace struct {
 	targs   tileArgs
 	vargs   vecArgs
 	scratch [4 * 1024]byte
-	cbuf    [1024]float32
+	cbuf    []float32 // the output rectangle of the current task
 	emu     tileUnit
+}
+
+// out returns the worker's output buffer with room for n floats.
+func (w *workspace) out(n int) []float32 {
+	if cap(w.cbuf) < n {
+		w.cbuf = make([]float32, n)
+	}
+	return w.cbuf[:n]
 }
 
 func floatBytes(f []float32) []byte {
@@ -35,6 +43,7 @@ type engine struct {
 	vecAsm  bool // the AVX-512 small-batch kernels run in assembly
 	cfg     TileConfig
 	plans   map[[2]int]plannedConfig
+	spread  int // rectangles shrink until there are this many tasks per worker (where the work allows)
 
 	act8  actInt8
 	act16 actBF16
@@ -49,7 +58,7 @@ type plannedConfig struct {
 
 func newEngine(p *pool.Pool, cfg TileConfig, emulate, vecAsm bool) *engine {
 	return &engine{pool: p, ws: make([]workspace, p.Threads()), emulate: emulate, vecAsm: vecAsm, cfg: cfg,
-		plans: map[[2]int]plannedConfig{}}
+		plans: map[[2]int]plannedConfig{}, spread: 2}
 }
 
 func (g *engine) plan(c TileConfig) (sched.Plan, error) {
@@ -102,11 +111,41 @@ type tileJob struct {
 	kstep        int // bytes of K per step (each A tile row; B advances 16 x kstep)
 	aStep        int // bytes the A pointer advances per step: kstep for row-major A, rows x kstep for tile order
 	rows         int
+
+	// The rectangle of output blocks one call computes, n blocks outer, m blocks inner, and the distances
+	// between blocks: aBlock, bBlock in bytes, the others in elements.
+	mBlocks, nBlocks   int
+	aBlock, bBlock     int
+	wsBlock, xsBlock   int
+	cRowBlock, cColBlk int
+}
+
+// block returns the job of block (mb, nb) of the rectangle as a one-block job.
+func (j *tileJob) block(mb, nb int) tileJob {
+	b := *j
+	b.mBlocks, b.nBlocks = 1, 1
+	b.aOff += mb * j.aBlock
+	b.xsOff += mb * j.xsBlock
+	b.bOff += nb * j.bBlock
+	b.wsOff += nb * j.wsBlock
+	b.cOff += mb*j.cRowBlock + nb*j.cColBlk
+	return b
 }
 
 // check verifies that every byte the kernel will touch lies inside its operand, so an addressing mistake is an
-// error, never a stray write.
+// error, never a stray write. Strides between blocks are positive, so the first and last blocks bound the rest.
 func (j *tileJob) check(p sched.Plan, int8 bool) error {
+	if j.mBlocks < 1 || j.nBlocks < 1 || j.aBlock < 0 || j.bBlock < 0 || j.wsBlock < 0 || j.xsBlock < 0 || j.cRowBlock < 0 || j.cColBlk < 0 {
+		return fmt.Errorf("amx kernel rectangle %dx%d blocks with negative strides", j.mBlocks, j.nBlocks)
+	}
+	first, last := j.block(0, 0), j.block(j.mBlocks-1, j.nBlocks-1)
+	if err := first.checkOne(p, int8); err != nil {
+		return err
+	}
+	return last.checkOne(p, int8)
+}
+
+func (j *tileJob) checkOne(p sched.Plan, int8 bool) error {
 	lastA := j.aOff + (p.MT-1)*j.aTile + (j.groups*j.steps-1)*j.aStep + (j.rows-1)*j.lda + j.kstep
 	if j.aOff < 0 || lastA > len(j.a) {
 		return fmt.Errorf("amx kernel would read activations to byte %d of %d", lastA, len(j.a))
@@ -137,6 +176,18 @@ func emuTile(u *tileUnit, pal *[64]byte, p sched.Plan, j *tileJob, int8 bool, sc
 		return err
 	}
 	defer u.release()
+	for nb := 0; nb < j.nBlocks; nb++ {
+		for mb := 0; mb < j.mBlocks; mb++ {
+			b := j.block(mb, nb)
+			if err := emuBlock(u, p, &b, int8, scratch); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func emuBlock(u *tileUnit, p sched.Plan, j *tileJob, int8 bool, scratch []byte) error {
 	acc := p.MT * p.NT
 	aPos, bPos, wsPos, xsPos := j.aOff, j.bOff, j.wsOff, j.xsOff
 	c := floatBytes(j.c)

@@ -22,6 +22,9 @@ func asmTileCall(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, int8 boo
 		c: addr(j.c, j.cOff), ldc: uintptr(4 * j.ldc), groups: uintptr(j.groups), steps: uintptr(j.steps),
 		astep: uintptr(j.aStep), bstep: uintptr(16 * j.kstep), rows: uintptr(j.rows),
 		scratch: uintptr(unsafe.Pointer(&w.scratch[0])),
+		mBlocks: uintptr(j.mBlocks), nBlocks: uintptr(j.nBlocks), aBlock: uintptr(j.aBlock), bBlock: uintptr(j.bBlock),
+		wsBlock: uintptr(4 * j.wsBlock), xsBlock: uintptr(4 * j.xsBlock), cRowBlock: uintptr(4 * j.cRowBlock),
+		cColBlock: uintptr(4 * j.cColBlk),
 	}
 	offs := [4]*uintptr{&a.aOff0, &a.aOff1, &a.aOff2, &a.aOff3}
 	for i := 0; i < p.MT; i++ {

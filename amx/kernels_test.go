@@ -14,17 +14,20 @@ import (
 type path struct {
 	name      string
 	opts      Options
-	threshold int // 0: every set goes to tiles
+	threshold int  // 0: every set goes to tiles
+	wide      bool // tasks as large as the cache allows, so one call computes many blocks
 }
 
 func paths(cfg TileConfig) []path {
 	ps := []path{
-		{"the emulated tile kernels", Options{Config: cfg, Emulate: true}, 0},
-		{"the AVX-512 small-batch kernels", Options{Config: cfg}, 1 << 20},
-		{"the plain-Go small-batch kernels", Options{Config: cfg, NoVecAsm: true}, 1 << 20},
+		{"the emulated tile kernels", Options{Config: cfg, Emulate: true}, 0, false},
+		{"the emulated tile kernels with many blocks per call", Options{Config: cfg, Emulate: true}, 0, true},
+		{"the AVX-512 small-batch kernels", Options{Config: cfg}, 1 << 20, false},
+		{"the plain-Go small-batch kernels", Options{Config: cfg, NoVecAsm: true}, 1 << 20, false},
 	}
 	if Detect().Usable {
-		ps = append(ps, path{"the hardware tile kernels", Options{Config: cfg}, 0})
+		ps = append(ps, path{"the hardware tile kernels", Options{Config: cfg}, 0, false},
+			path{"the hardware tile kernels with many blocks per call", Options{Config: cfg}, 0, true})
 	}
 	return ps
 }
@@ -67,6 +70,12 @@ func TestInt8MulMatMatchesExactReferenceBitForBit(t *testing.T) {
 						t.Fatal(err)
 					}
 					b := newTestBackend(t, p.opts)
+				if p.wide {
+					b.eng.spread = 0
+				}
+					if p.wide {
+						b.eng.spread = 0
+					}
 					op := RandomMulMat(w, sh.m, r)
 					name := runOp(t, b, p.threshold, op)
 					pk := w.Extra.(*packedInt8)
@@ -108,6 +117,12 @@ func TestBF16MulMatMatchesFloatReference(t *testing.T) {
 						t.Fatal(err)
 					}
 					b := newTestBackend(t, p.opts)
+				if p.wide {
+					b.eng.spread = 0
+				}
+					if p.wide {
+						b.eng.spread = 0
+					}
 					op := RandomMulMat(w, sh.m, r)
 					name := runOp(t, b, p.threshold, op)
 					// The tiles see bf16 activations; the AVX-512 path keeps them in float32.
@@ -140,7 +155,7 @@ func TestMulMatIDGroupsTokensPerExpert(t *testing.T) {
 	}
 	cfg := DefaultConfig
 	for _, c := range cases {
-		for _, p := range append(paths(cfg), path{"tiles for large experts, AVX-512 for small", Options{Config: cfg, Emulate: true}, 12}) {
+		for _, p := range append(paths(cfg), path{"tiles for large experts, AVX-512 for small", Options{Config: cfg, Emulate: true}, 12, true}) {
 			t.Run(fmt.Sprintf("%s %d experts, %d used, %d tokens, shared=%v, in %s", c.typ, c.e, c.used, c.m, c.shared, p.name), func(t *testing.T) {
 				r := rng(uint64(c.e*100 + c.m))
 				plain := RandomWeight(c.typ, c.k, c.n, c.e, r)
@@ -149,6 +164,9 @@ func TestMulMatIDGroupsTokensPerExpert(t *testing.T) {
 					t.Fatal(err)
 				}
 				b := newTestBackend(t, p.opts)
+				if p.wide {
+					b.eng.spread = 0
+				}
 				op := RandomMulMatID(w, c.m, c.used, c.shared, r)
 				name := runOp(t, b, p.threshold, op)
 				limit := 0.02

@@ -21,7 +21,11 @@ import (
 // the assembly offsets and the Go layout cannot drift apart.
 var tileFields = []string{"cfg", "a", "lda", "b", "ws", "xs", "xsGroup", "c", "ldc", "groups", "steps", "astep",
 	"bstep", "rows", "scratch", "aOff0", "aOff1", "aOff2", "aOff3", "bOff0", "bOff1", "bOff2", "bOff3", "wsOff0",
-	"wsOff1", "wsOff2", "wsOff3", "cOff0", "cOff1", "cOff2", "cOff3"}
+	"wsOff1", "wsOff2", "wsOff3", "cOff0", "cOff1", "cOff2", "cOff3",
+	// The rectangle of blocks one call computes (n blocks outer, m blocks inner) and the strides between blocks.
+	"mBlocks", "nBlocks", "aBlock", "bBlock", "wsBlock", "xsBlock", "cRowBlock", "cColBlock",
+	// The kernel's own cursors: the caller's ws, xs, c and groups are the first block's and are restored from these.
+	"wsBase", "xsBase", "cBase", "groupsN", "aCur", "bRow", "wsRow", "xsCur", "cCur", "cCol", "mLeft", "nLeft"}
 
 var vecFields = []string{"x", "lda", "b", "bPanel", "wsum", "ws", "wsPanel", "xs", "xsGroup", "c", "ldc", "groups",
 	"quads"}
@@ -64,10 +68,36 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 	g.p("MOVQ p+0(FP), AX")
 	g.p("MOVQ %s, R10", g.k("cfg"))
 	g.emit(T.LdTileCfg(T.R10))
-	g.p("MOVQ %s, SI", g.k("a"))
-	g.p("MOVQ %s, DI", g.k("b"))
 	g.p("MOVQ %s, R8", g.k("lda"))
 	g.p("MOVQ $64, R9")
+	mov := func(dst, src string) {
+		g.p("MOVQ %s, R10", g.k(src))
+		g.p("MOVQ R10, %s", g.k(dst))
+	}
+	add := func(dst, src string) {
+		g.p("MOVQ %s, R10", g.k(src))
+		g.p("ADDQ R10, %s", g.k(dst))
+	}
+	mov("wsBase", "ws")
+	mov("xsBase", "xs")
+	mov("cBase", "c")
+	mov("groupsN", "groups")
+	mov("bRow", "b")
+	mov("wsRow", "wsBase")
+	mov("cCol", "cBase")
+	mov("nLeft", "nBlocks")
+	g.label("nblock")
+	mov("aCur", "a")
+	mov("xsCur", "xsBase")
+	mov("cCur", "cCol")
+	mov("mLeft", "mBlocks")
+	g.label("mblock")
+	g.p("MOVQ %s, SI", g.k("aCur"))
+	g.p("MOVQ %s, DI", g.k("bRow"))
+	mov("ws", "wsRow")
+	mov("xs", "xsCur")
+	mov("c", "cCur")
+	mov("groups", "groupsN")
 	g.label("group")
 	for t := 0; t < acc; t++ {
 		g.emit(T.TileZero(t), nil)
@@ -156,6 +186,16 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 			g.emit(T.TileStoreD(t, T.R10, T.R13))
 		}
 	}
+	add("aCur", "aBlock")
+	add("xsCur", "xsBlock")
+	add("cCur", "cRowBlock")
+	g.p("DECQ %s", g.k("mLeft"))
+	g.p("JNZ mblock")
+	add("bRow", "bBlock")
+	add("wsRow", "wsBlock")
+	add("cCol", "cColBlock")
+	g.p("DECQ %s", g.k("nLeft"))
+	g.p("JNZ nblock")
 	g.emit(T.TileRelease(), nil)
 	g.p("VZEROUPPER")
 	g.p("RET")
