@@ -108,17 +108,29 @@
 // tdpbssd %tmm7, %tmm5, %tmm3
 #define TDPBSSD_T3_T5_T7 BYTE $0xc4; BYTE $0xe2; BYTE $0x43; BYTE $0x5e; BYTE $0xdd
 
+// tileloadd (%r10,%r13,1), %tmm0
+#define TILELOADD_T0_R10_R13 BYTE $0xc4; BYTE $0x82; BYTE $0x7b; BYTE $0x4b; BYTE $0x04; BYTE $0x2a
+
+// tileloadd (%r10,%r13,1), %tmm1
+#define TILELOADD_T1_R10_R13 BYTE $0xc4; BYTE $0x82; BYTE $0x7b; BYTE $0x4b; BYTE $0x0c; BYTE $0x2a
+
 // tileloadd (%rsi,%r8,1), %tmm1
 #define TILELOADD_T1_SI_R8 BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x0c; BYTE $0x06
 
 // tileloadd (%rdi,%r9,1), %tmm2
 #define TILELOADD_T2_DI_R9 BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x14; BYTE $0x0f
 
+// tileloadd (%r10,%r13,1), %tmm2
+#define TILELOADD_T2_R10_R13 BYTE $0xc4; BYTE $0x82; BYTE $0x7b; BYTE $0x4b; BYTE $0x14; BYTE $0x2a
+
 // tileloadd (%rsi,%r8,1), %tmm2
 #define TILELOADD_T2_SI_R8 BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x14; BYTE $0x06
 
 // tileloadd (%rdi,%r9,1), %tmm3
 #define TILELOADD_T3_DI_R9 BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x1c; BYTE $0x0f
+
+// tileloadd (%r10,%r13,1), %tmm3
+#define TILELOADD_T3_R10_R13 BYTE $0xc4; BYTE $0x82; BYTE $0x7b; BYTE $0x4b; BYTE $0x1c; BYTE $0x2a
 
 // tileloadd (%rsi,%r8,1), %tmm3
 #define TILELOADD_T3_SI_R8 BYTE $0xc4; BYTE $0xa2; BYTE $0x7b; BYTE $0x4b; BYTE $0x1c; BYTE $0x06

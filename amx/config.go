@@ -20,28 +20,53 @@ type TileConfig struct {
 	// scale per Group values (fewer passes of scales, some precision lost); 0 keeps the whole K in the tiles. It
 	// is fixed when weights are repacked, and a kernel uses the group of the weights it gets.
 	Group int
+	// Chunk is how many K values (bf16 only) stay in the accumulators before the partial sums go to memory and
+	// the next row block takes the tiles, so one chunk of weights serves every row block of a call from L1:
+	// 0 keeps the whole K in the tiles; otherwise a multiple of 32.
+	Chunk int
 }
 
 // DefaultConfig is the tile configuration kernels use unless told otherwise.
 var DefaultConfig = TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 32}
 
 // String formats the configuration as ParseTileConfig reads it: "16x64 2x2 g32" (rows x K-step bytes,
-// arrangement, group; "gK" for the whole K).
+// arrangement, group; "gK" for the whole K), with " c256" when a bf16 chunk is set.
 func (c TileConfig) String() string {
 	g := "gK"
 	if c.Group > 0 {
 		g = "g" + strconv.Itoa(c.Group)
 	}
-	return fmt.Sprintf("%dx%d %dx%d %s", c.Rows, c.KStep, c.MT, c.NT, g)
+	s := fmt.Sprintf("%dx%d %dx%d %s", c.Rows, c.KStep, c.MT, c.NT, g)
+	if c.Chunk > 0 {
+		s += " c" + strconv.Itoa(c.Chunk)
+	}
+	return s
 }
 
-// ParseTileConfig reads "16x64 2x2 g32"; the group may be left out (then 32).
+// bf16String is the part of the configuration a bf16 kernel uses.
+func (c TileConfig) bf16String() string {
+	s := fmt.Sprintf("%dx%d %dx%d", c.Rows, c.KStep, c.MT, c.NT)
+	if c.Chunk > 0 {
+		s += " c" + strconv.Itoa(c.Chunk)
+	}
+	return s
+}
+
+// ParseTileConfig reads "16x64 2x2 g32 c256"; the group may be left out (then 32), and the chunk (then 0).
 func ParseTileConfig(s string) (TileConfig, error) {
 	f := strings.Fields(s)
+	var c TileConfig
+	if len(f) == 4 {
+		n, err := strconv.Atoi(strings.TrimPrefix(f[3], "c"))
+		if err != nil || !strings.HasPrefix(f[3], "c") {
+			return c, fmt.Errorf("tile configuration %q: %q is not a bf16 chunk such as c256", s, f[3])
+		}
+		c.Chunk = n
+		f = f[:3]
+	}
 	if len(f) < 2 || len(f) > 3 {
 		return TileConfig{}, fmt.Errorf("tile configuration %q: want \"ROWSxKSTEP MTxNT [gGROUP]\", e.g. \"16x64 2x2 g32\"", s)
 	}
-	var c TileConfig
 	if _, err := fmt.Sscanf(f[0], "%dx%d", &c.Rows, &c.KStep); err != nil {
 		return c, fmt.Errorf("tile configuration %q: %q is not ROWSxKSTEP", s, f[0])
 	}
@@ -85,6 +110,9 @@ func (c TileConfig) Validate() error {
 	}
 	if c.Group != 0 && c.Group != 32 && (c.Group < 64 || c.Group%64 != 0) {
 		return fmt.Errorf("group %d: want 32, a multiple of 64, or 0 (whole K)", c.Group)
+	}
+	if c.Chunk < 0 || c.Chunk%32 != 0 {
+		return fmt.Errorf("bf16 chunk %d: want a multiple of 32, or 0 (whole K)", c.Chunk)
 	}
 	return nil
 }

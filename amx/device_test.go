@@ -55,7 +55,7 @@ func TestDeviceFigures(t *testing.T) {
 	if want("sweep") {
 		var cfgs []TileConfig
 		for _, a := range [][2]int{{2, 2}, {1, 4}, {4, 1}, {1, 2}, {2, 1}} {
-			for _, g := range []int{32, 128, 512, 0} {
+			for _, g := range []int{32, 256, 512, 0} {
 				cfgs = append(cfgs, TileConfig{Rows: 16, KStep: 64, MT: a[0], NT: a[1], Group: g})
 			}
 		}
@@ -69,6 +69,9 @@ func TestDeviceFigures(t *testing.T) {
 			bcfg = append(bcfg, TileConfig{Rows: 16, KStep: 64, MT: a[0], NT: a[1]})
 		}
 		bcfg = append(bcfg, TileConfig{Rows: 16, KStep: 32, MT: 2, NT: 2})
+		for _, ch := range []int{128, 256, 512} {
+			bcfg = append(bcfg, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Chunk: ch}, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Chunk: ch})
+		}
 		brows, err := Sweep(p, tensor.BF16, 512, 2048, 4096, bcfg, 5)
 		if err != nil {
 			t.Fatal(err)
@@ -105,7 +108,7 @@ func TestDeviceFigures(t *testing.T) {
 			r := rand.New(rand.NewPCG(21, uint64(pr.k)))
 			plain := RandomWeight(tensor.Q4_0, pr.k, pr.n, 128, r)
 			op := RandomMulMatID(plain, 512, 8, pr.shared, r)
-			for _, g := range []int{32, 0} {
+			for _, g := range []int{32, 256, 0} {
 				w := &graph.Tensor{Name: "exps", Type: plain.Type, Ne: plain.Ne, Layout: tensor.Plain, Data: append([]byte(nil), plain.Data...)}
 				if err := (&BufferType{Group: g}).Import(w); err != nil {
 					t.Fatal(err)
@@ -148,7 +151,9 @@ func gemmConfigs() []gemmCase {
 	return []gemmCase{
 		{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 32}},
 		{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 0}},
-		{tensor.Q8_0, DefaultConfig},
+		{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 256}},
+		{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Group: 256}},
 		{tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2}},
+		{tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Chunk: 256}},
 	}
 }

@@ -138,7 +138,7 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 }
 
 func (g *engine) tileName(w weights, cfg TileConfig) string {
-	s := "amx-bf16 " + fmt.Sprintf("%dx%d %dx%d", cfg.Rows, cfg.KStep, cfg.MT, cfg.NT)
+	s := "amx-bf16 " + cfg.bf16String()
 	if w.i8 != nil {
 		s = "amx-int8 " + cfg.String()
 	}
@@ -218,8 +218,8 @@ func (g *engine) tileTask(ws *workspace, pal *[64]byte, cfg TileConfig, kstep in
 	c := ws.out(mB * bm * ldc)
 	j := tileJob{c: c, ldc: ldc, rows: cfg.Rows, kstep: kstep, aStep: cfg.Rows * kstep, lda: kstep,
 		mBlocks: mB, nBlocks: nB, xsBlock: bm, cRowBlock: bm * ldc, cColBlk: bn}
+	clear(c)
 	if w.i8 != nil {
-		clear(c)
 		q := w.i8
 		j.a, j.aOff, j.aTile, j.aBlock = g.act8.Q, (s.actRow+t.m0)*kp, cfg.Rows*kp, bm*kp
 		j.b, j.bOff, j.bPanel, j.bBlock = q.Q, q.qIndex(s.e, t.n0, 0), 16*kp, bn*kp
@@ -231,7 +231,8 @@ func (g *engine) tileTask(ws *workspace, pal *[64]byte, cfg TileConfig, kstep in
 		b := w.b16
 		j.a, j.aOff, j.aTile, j.aBlock = g.act16.B, 2*(s.actRow+t.m0)*kp, 2*cfg.Rows*kp, 2*bm*kp
 		j.b, j.bOff, j.bPanel, j.bBlock = b.B, b.bIndex(s.e, t.n0, 0), 2*16*kp, 2*bn*kp
-		j.groups, j.steps = 1, 2*kp/kstep
+		chunk := effectiveGroup(cfg.Chunk, kp)
+		j.groups, j.steps = kp/chunk, 2*chunk/kstep
 	}
 	if err := g.runTile(ws, pal, p, &j, w.i8 != nil); err != nil {
 		return err

@@ -28,7 +28,7 @@ func TestHardwareMatchesEmulator(t *testing.T) {
 			for _, cfg := range []TileConfig{
 				{Rows: 16, KStep: 64, MT: a[0], NT: a[1], Group: 32},
 				{Rows: 16, KStep: 32, MT: a[0], NT: a[1], Group: 0},
-				{Rows: 11, KStep: 64, MT: a[0], NT: a[1], Group: 128},
+				{Rows: 11, KStep: 64, MT: a[0], NT: a[1], Group: 128, Chunk: 128},
 			} {
 				t.Run(fmt.Sprintf("%s %s agrees with the emulator", typ, cfg), func(t *testing.T) {
 					r := rng(uint64(a[0]*10 + a[1]))

@@ -169,88 +169,88 @@ func (j *tileJob) checkOne(p sched.Plan, int8 bool) error {
 	return nil
 }
 
-// emuTile runs the kernel's schedule on the emulated tile unit: the same loads, dot products, spills and scaling
-// in the same order as the generated assembly.
+// emuTile runs the kernel's schedule on the emulated tile unit: the same loops (column blocks, groups, row
+// blocks), loads, dot products, spills and scaling in the same order as the generated assembly.
 func emuTile(u *tileUnit, pal *[64]byte, p sched.Plan, j *tileJob, int8 bool, scratch []byte) error {
 	if err := u.ldtilecfg(pal); err != nil {
 		return err
 	}
 	defer u.release()
-	for nb := 0; nb < j.nBlocks; nb++ {
-		for mb := 0; mb < j.mBlocks; mb++ {
-			b := j.block(mb, nb)
-			if err := emuBlock(u, p, &b, int8, scratch); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-func emuBlock(u *tileUnit, p sched.Plan, j *tileJob, int8 bool, scratch []byte) error {
 	acc := p.MT * p.NT
-	aPos, bPos, wsPos, xsPos := j.aOff, j.bOff, j.wsOff, j.xsOff
 	c := floatBytes(j.c)
-	for g := 0; g < j.groups; g++ {
-		for t := 0; t < acc; t++ {
-			if err := u.tilezero(t); err != nil {
-				return err
-			}
-		}
-		for s := 0; s < j.steps; s++ {
-			for _, op := range p.Step {
-				var err error
-				switch op.Kind {
-				case sched.LoadA:
-					err = u.tileloadd(op.Tile, j.a, aPos+op.Index*j.aTile, j.lda)
-				case sched.LoadB:
-					err = u.tileloadd(op.Tile, j.b, bPos+op.Index*j.bPanel, 64)
-				case sched.Dot:
-					if int8 {
-						err = u.tdpbssd(op.Tile, op.A, op.B)
-					} else {
-						err = u.tdpbf16ps(op.Tile, op.A, op.B)
+	for nb := 0; nb < j.nBlocks; nb++ {
+		for g := 0; g < j.groups; g++ {
+			for mb := 0; mb < j.mBlocks; mb++ {
+				aPos := j.aOff + mb*j.aBlock + g*j.steps*j.aStep
+				bPos := j.bOff + nb*j.bBlock + g*j.steps*16*j.kstep
+				cOff := j.cOff + mb*j.cRowBlock + nb*j.cColBlk
+				wsPos := j.wsOff + nb*j.wsBlock + g*16
+				xsPos := j.xsOff + mb*j.xsBlock + g*j.xsGroup
+				for mi := 0; mi < p.MT; mi++ {
+					for ni := 0; ni < p.NT; ni++ {
+						var err error
+						if int8 {
+							err = u.tilezero(p.AccTile(mi, ni))
+						} else {
+							err = u.tileloadd(p.AccTile(mi, ni), c, 4*(cOff+mi*j.rows*j.ldc+ni*16), 4*j.ldc)
+						}
+						if err != nil {
+							return err
+						}
 					}
 				}
-				if err != nil {
-					return err
+				for s := 0; s < j.steps; s++ {
+					for _, op := range p.Step {
+						var err error
+						switch op.Kind {
+						case sched.LoadA:
+							err = u.tileloadd(op.Tile, j.a, aPos+op.Index*j.aTile, j.lda)
+						case sched.LoadB:
+							err = u.tileloadd(op.Tile, j.b, bPos+op.Index*j.bPanel, 64)
+						case sched.Dot:
+							if int8 {
+								err = u.tdpbssd(op.Tile, op.A, op.B)
+							} else {
+								err = u.tdpbf16ps(op.Tile, op.A, op.B)
+							}
+						}
+						if err != nil {
+							return err
+						}
+					}
+					aPos += j.aStep
+					bPos += j.kstep * 16
 				}
-			}
-			aPos += j.aStep
-			bPos += j.kstep * 16
-		}
-		if !int8 {
-			continue
-		}
-		for t := 0; t < acc; t++ {
-			if err := u.tilestored(t, scratch, t*1024, 64); err != nil {
-				return err
-			}
-		}
-		for mi := 0; mi < p.MT; mi++ {
-			for r := 0; r < j.rows; r++ {
-				xs := j.xs[xsPos+mi*j.rows+r]
-				row := j.cOff + (mi*j.rows+r)*j.ldc
-				for ni := 0; ni < p.NT; ni++ {
-					ws := j.ws[wsPos+ni*j.wsPanel:]
-					sp := scratch[(mi*p.NT+ni)*1024+r*64:]
-					for l := 0; l < 16; l++ {
-						i := int32(uint32(sp[4*l]) | uint32(sp[4*l+1])<<8 | uint32(sp[4*l+2])<<16 | uint32(sp[4*l+3])<<24)
-						s := ws[l] * xs
-						j.c[row+ni*16+l] += float32(float32(i) * s)
+				if !int8 {
+					for mi := 0; mi < p.MT; mi++ {
+						for ni := 0; ni < p.NT; ni++ {
+							off := 4 * (cOff + mi*j.rows*j.ldc + ni*16)
+							if err := u.tilestored(p.AccTile(mi, ni), c, off, 4*j.ldc); err != nil {
+								return err
+							}
+						}
+					}
+					continue
+				}
+				for t := 0; t < acc; t++ {
+					if err := u.tilestored(t, scratch, t*1024, 64); err != nil {
+						return err
 					}
 				}
-			}
-		}
-		wsPos += 16
-		xsPos += j.xsGroup
-	}
-	if !int8 {
-		for mi := 0; mi < p.MT; mi++ {
-			for ni := 0; ni < p.NT; ni++ {
-				off := 4 * (j.cOff + mi*j.rows*j.ldc + ni*16)
-				if err := u.tilestored(p.AccTile(mi, ni), c, off, 4*j.ldc); err != nil {
-					return err
+				for mi := 0; mi < p.MT; mi++ {
+					for r := 0; r < j.rows; r++ {
+						xs := j.xs[xsPos+mi*j.rows+r]
+						row := cOff + (mi*j.rows+r)*j.ldc
+						for ni := 0; ni < p.NT; ni++ {
+							ws := j.ws[wsPos+ni*j.wsPanel:]
+							sp := scratch[(mi*p.NT+ni)*1024+r*64:]
+							for l := 0; l < 16; l++ {
+								i := int32(uint32(sp[4*l]) | uint32(sp[4*l+1])<<8 | uint32(sp[4*l+2])<<16 | uint32(sp[4*l+3])<<24)
+								s := ws[l] * xs
+								j.c[row+ni*16+l] += float32(float32(i) * s)
+							}
+						}
+					}
 				}
 			}
 		}

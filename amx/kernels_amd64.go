@@ -25,6 +25,7 @@ func asmTileCall(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, int8 boo
 		mBlocks: uintptr(j.mBlocks), nBlocks: uintptr(j.nBlocks), aBlock: uintptr(j.aBlock), bBlock: uintptr(j.bBlock),
 		wsBlock: uintptr(4 * j.wsBlock), xsBlock: uintptr(4 * j.xsBlock), cRowBlock: uintptr(4 * j.cRowBlock),
 		cColBlock: uintptr(4 * j.cColBlk),
+		aGroup: uintptr(j.steps * j.aStep), bGroup: uintptr(j.steps * 16 * j.kstep),
 	}
 	offs := [4]*uintptr{&a.aOff0, &a.aOff1, &a.aOff2, &a.aOff3}
 	for i := 0; i < p.MT; i++ {
@@ -86,7 +87,7 @@ func peakCall(w *workspace, int8 bool, iters int) {
 	pal := palette(p, 16, 64)
 	a := &w.targs
 	*a = tileArgs{cfg: uintptr(unsafe.Pointer(&pal)), a: uintptr(unsafe.Pointer(&w.scratch[0])),
-		b: uintptr(unsafe.Pointer(&w.scratch[1024])), steps: uintptr(iters), scratch: uintptr(unsafe.Pointer(&w.cbuf[0]))}
+		b: uintptr(unsafe.Pointer(&w.scratch[1024])), steps: uintptr(iters), scratch: uintptr(unsafe.Pointer(&w.out(256)[0]))}
 	if int8 {
 		tilePeakInt8(a)
 	} else {

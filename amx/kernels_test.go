@@ -98,12 +98,13 @@ func TestInt8MulMatMatchesExactReferenceBitForBit(t *testing.T) {
 }
 
 func TestBF16MulMatMatchesFloatReference(t *testing.T) {
-	shapes := []struct{ m, n, k int }{{1, 32, 2}, {7, 96, 48}, {35, 64, 160}, {20, 32, 64}}
+	shapes := []struct{ m, n, k int }{{1, 32, 2}, {7, 96, 48}, {35, 64, 160}, {20, 32, 64}, {40, 64, 192}}
 	configs := []TileConfig{
 		{Rows: 16, KStep: 64, MT: 2, NT: 2},
-		{Rows: 16, KStep: 32, MT: 1, NT: 4},
+		{Rows: 16, KStep: 32, MT: 1, NT: 4, Chunk: 32},
 		{Rows: 7, KStep: 64, MT: 4, NT: 1},
-		{Rows: 16, KStep: 64, MT: 1, NT: 2},
+		{Rows: 16, KStep: 64, MT: 1, NT: 2, Chunk: 64},
+		{Rows: 16, KStep: 64, MT: 2, NT: 1, Chunk: 128},
 	}
 	for _, typ := range []tensor.DType{tensor.BF16, tensor.F16} {
 		for ci, cfg := range configs {

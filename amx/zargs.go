@@ -43,18 +43,21 @@ type tileArgs struct {
 	xsBlock   uintptr
 	cRowBlock uintptr
 	cColBlock uintptr
-	wsBase    uintptr
-	xsBase    uintptr
-	cBase     uintptr
-	groupsN   uintptr
+	aGroup    uintptr
+	bGroup    uintptr
+	nLeft     uintptr
+	gLeft     uintptr
+	mLeft     uintptr
+	bN        uintptr
+	wsN       uintptr
+	cN        uintptr
+	aG        uintptr
+	bG        uintptr
+	wsG       uintptr
+	xsG       uintptr
 	aCur      uintptr
-	bRow      uintptr
-	wsRow     uintptr
 	xsCur     uintptr
 	cCur      uintptr
-	cCol      uintptr
-	mLeft     uintptr
-	nLeft     uintptr
 }
 
 // vecArgs is what an AVX-512 kernel reads: up to four activation rows against two 16-wide weight panels.

@@ -24,8 +24,9 @@ var tileFields = []string{"cfg", "a", "lda", "b", "ws", "xs", "xsGroup", "c", "l
 	"wsOff1", "wsOff2", "wsOff3", "cOff0", "cOff1", "cOff2", "cOff3",
 	// The rectangle of blocks one call computes (n blocks outer, m blocks inner) and the strides between blocks.
 	"mBlocks", "nBlocks", "aBlock", "bBlock", "wsBlock", "xsBlock", "cRowBlock", "cColBlock",
-	// The kernel's own cursors: the caller's ws, xs, c and groups are the first block's and are restored from these.
-	"wsBase", "xsBase", "cBase", "groupsN", "aCur", "bRow", "wsRow", "xsCur", "cCur", "cCol", "mLeft", "nLeft"}
+	"aGroup", "bGroup",
+	// The kernel's own cursors.
+	"nLeft", "gLeft", "mLeft", "bN", "wsN", "cN", "aG", "bG", "wsG", "xsG", "aCur", "xsCur", "cCur"}
 
 var vecFields = []string{"x", "lda", "b", "bPanel", "wsum", "ws", "wsPanel", "xs", "xsGroup", "c", "ldc", "groups",
 	"quads"}
@@ -60,8 +61,11 @@ func (g *gen) emit(in T.Inst, err error) {
 func (g *gen) k(name string) string { return fmt.Sprintf("%d(AX)", off(tileFields, name)) }
 func (g *gen) v(name string) string { return fmt.Sprintf("%d(AX)", off(vecFields, name)) }
 
-// tileKernel writes one tile kernel: int8 (TDPBSSD, scales applied in AVX-512 after each K group) or bf16
-// (TDPBF16PS, results stored straight from the tiles).
+// tileKernel writes one tile kernel. A call computes a rectangle of output blocks: for each column block, for
+// each K group, for each row block, the accumulators run over the group's K steps, then leave the tiles: int8
+// sums are converted and scaled in AVX-512 and added into the float output (so the weights of one column block
+// and group stay in L1 while the row blocks stream past); bf16 partial sums are stored to the output and loaded
+// again for the next group (the whole K is one group unless the configuration says otherwise).
 func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 	acc := pl.MT * pl.NT
 	fmt.Fprintf(&g.s, "\n// func %s(p *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
@@ -78,29 +82,36 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 		g.p("MOVQ %s, R10", g.k(src))
 		g.p("ADDQ R10, %s", g.k(dst))
 	}
-	mov("wsBase", "ws")
-	mov("xsBase", "xs")
-	mov("cBase", "c")
-	mov("groupsN", "groups")
-	mov("bRow", "b")
-	mov("wsRow", "wsBase")
-	mov("cCol", "cBase")
+	mov("bN", "b")
+	mov("wsN", "ws")
+	mov("cN", "c")
 	mov("nLeft", "nBlocks")
 	g.label("nblock")
-	mov("aCur", "a")
-	mov("xsCur", "xsBase")
-	mov("cCur", "cCol")
+	mov("aG", "a")
+	mov("bG", "bN")
+	mov("wsG", "wsN")
+	mov("xsG", "xs")
+	mov("gLeft", "groups")
+	g.label("group")
+	mov("aCur", "aG")
+	mov("xsCur", "xsG")
+	mov("cCur", "cN")
 	mov("mLeft", "mBlocks")
 	g.label("mblock")
 	g.p("MOVQ %s, SI", g.k("aCur"))
-	g.p("MOVQ %s, DI", g.k("bRow"))
-	mov("ws", "wsRow")
-	mov("xs", "xsCur")
-	mov("c", "cCur")
-	mov("groups", "groupsN")
-	g.label("group")
-	for t := 0; t < acc; t++ {
-		g.emit(T.TileZero(t), nil)
+	g.p("MOVQ %s, DI", g.k("bG"))
+	if int8 {
+		for t := 0; t < acc; t++ {
+			g.emit(T.TileZero(t), nil)
+		}
+	} else {
+		g.p("MOVQ %s, BX", g.k("cCur"))
+		g.p("MOVQ %s, R13", g.k("ldc"))
+		for t := 0; t < acc; t++ {
+			g.p("MOVQ BX, R10")
+			g.p("ADDQ %s, R10", g.k(fmt.Sprintf("cOff%d", t)))
+			g.emit(T.TileLoadD(t, T.R10, T.R13))
+		}
 	}
 	g.p("MOVQ %s, R12", g.k("steps"))
 	g.label("step")
@@ -143,14 +154,14 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 			g.p("LEAQ %d(BX), R10", t*1024)
 			g.emit(T.TileStoreD(t, T.R10, T.R9))
 		}
-		g.p("MOVQ %s, R10", g.k("ws"))
+		g.p("MOVQ %s, R10", g.k("wsG"))
 		for ni := 0; ni < pl.NT; ni++ {
 			g.p("MOVQ R10, R11")
 			g.p("ADDQ %s, R11", g.k(fmt.Sprintf("wsOff%d", ni)))
 			g.p("VMOVUPS (R11), Z%d", 24+ni)
 		}
-		g.p("MOVQ %s, CX", g.k("xs"))
-		g.p("MOVQ %s, DX", g.k("c"))
+		g.p("MOVQ %s, CX", g.k("xsCur"))
+		g.p("MOVQ %s, DX", g.k("cCur"))
 		g.p("MOVQ %s, R13", g.k("ldc"))
 		for mi := 0; mi < pl.MT; mi++ {
 			g.p("LEAQ %d(BX), R10", mi*pl.NT*1024)
@@ -171,15 +182,7 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 			g.p("DECQ R11")
 			g.p("JNZ %s", l)
 		}
-		g.p("ADDQ $64, %s", g.k("ws"))
-		g.p("MOVQ %s, R10", g.k("xsGroup"))
-		g.p("ADDQ R10, %s", g.k("xs"))
-	}
-	g.p("DECQ %s", g.k("groups"))
-	g.p("JNZ group")
-	if !int8 {
-		g.p("MOVQ %s, BX", g.k("c"))
-		g.p("MOVQ %s, R13", g.k("ldc"))
+	} else {
 		for t := 0; t < acc; t++ {
 			g.p("MOVQ BX, R10")
 			g.p("ADDQ %s, R10", g.k(fmt.Sprintf("cOff%d", t)))
@@ -191,9 +194,15 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 	add("cCur", "cRowBlock")
 	g.p("DECQ %s", g.k("mLeft"))
 	g.p("JNZ mblock")
-	add("bRow", "bBlock")
-	add("wsRow", "wsBlock")
-	add("cCol", "cColBlock")
+	add("aG", "aGroup")
+	add("bG", "bGroup")
+	g.p("ADDQ $64, %s", g.k("wsG"))
+	add("xsG", "xsGroup")
+	g.p("DECQ %s", g.k("gLeft"))
+	g.p("JNZ group")
+	add("bN", "bBlock")
+	add("wsN", "wsBlock")
+	add("cN", "cColBlock")
 	g.p("DECQ %s", g.k("nLeft"))
 	g.p("JNZ nblock")
 	g.emit(T.TileRelease(), nil)
