@@ -315,3 +315,37 @@ func FuzzQwen3RoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestUserDefinedTokensAreMatchedEvenAsPlainText(t *testing.T) {
+	tok := loadVocab(t, "qwen3-vocab.gguf")
+	think := tok.ids["<think>"]
+	if think == 0 || tok.attrs[think]&attrUserDefined == 0 {
+		t.Fatalf("<think> (id %d) is not a user-defined token in this vocabulary", think)
+	}
+	ids := tok.EncodeWith("a<think>b", EncodeOptions{})
+	if len(ids) != 3 || ids[1] != think {
+		t.Errorf("Encode(a<think>b) = %v, want the user-defined token %d between a and b", ids, think)
+	}
+}
+
+func FuzzLlamaSPMRoundTrip(f *testing.F) {
+	for _, s := range []string{"", " ", "Hello world", "  leading", "\n\n\tx", "<s>not special</s>", "😀 Äpfel 你好", "a\u00a0b"} {
+		f.Add(s)
+	}
+	tok := loadVocab(f, "ggml-vocab-llama-spm.gguf")
+	f.Fuzz(func(t *testing.T, s string) {
+		ids := tok.EncodeWith(s, EncodeOptions{})
+		for _, id := range ids {
+			if id < 0 || int(id) >= tok.VocabSize() {
+				t.Fatalf("Encode(%q) gave id %d outside the vocabulary", s, id)
+			}
+		}
+		if !utf8.ValidString(s) {
+			return
+		}
+		// The space SentencePiece prefixes is dropped again by Decode, so plain text survives the trip.
+		if got := tok.Decode(ids); got != s {
+			t.Errorf("Decode(Encode(%q)) = %q", s, got)
+		}
+	})
+}
