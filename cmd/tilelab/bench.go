@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 
@@ -58,6 +59,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	out := fs.String("o", "", "write the result to `FILE` (default standard output)")
 	noWarm := fs.Bool("no-warmup", false, "skip the warm-up run of each test")
 	quiet := fs.Bool("q", false, "no progress lines on standard error")
+	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to `FILE` (for go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tilelab bench -m FILE [-p 512] [-n 128] [-r 5] [-t THREADS] [--mode cpu,cpu+amx,cpu+gpu,cpu+gpu+amx]")
 		fmt.Fprintln(stderr, "                     [--amx all|attn] [--ngl N] [--format md|json|csv] [-o FILE]")
@@ -96,6 +98,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	}
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	progress := func(p bench.Progress) {

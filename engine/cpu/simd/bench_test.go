@@ -3,8 +3,10 @@ package simd
 import (
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
+	"tilelab/engine/pool"
 	"tilelab/engine/tensor"
 )
 
@@ -57,5 +59,31 @@ func BenchmarkGEMM(b *testing.B) {
 				})
 			}
 		}
+	}
+}
+
+// BenchmarkGEMVParallel splits one large GEMV over a worker pool of GOMAXPROCS workers in chunks of 64 rows, as
+// the CPU backend does when decoding; MB/s is weight bytes per second over all workers.
+func BenchmarkGEMVParallel(b *testing.B) {
+	const k, n = 4096, 32768 // 72 MiB of Q4_0, 136 MiB of Q8_0
+	p := pool.New(runtime.GOMAXPROCS(0))
+	defer p.Close()
+	for _, wt := range []tensor.DType{tensor.Q4_0, tensor.Q8_0} {
+		r := rand.New(rand.NewPCG(1, 1))
+		w := randWeights(r, wt, n, k)
+		a := make([]byte, k/32*34)
+		quantizeQ8Generic(a, randFloats(r, k))
+		dst := make([]float32, n)
+		b.Run(fmt.Sprintf("%v/%s/threads=%d", wt, Variant(), p.Threads()), func(b *testing.B) {
+			b.SetBytes(int64(len(w)))
+			const per = 64
+			for b.Loop() {
+				p.Run(n/per, func(c, _ int) {
+					if err := MatMul(wt, w, k, a, 1, dst, n, c*per, (c+1)*per); err != nil {
+						panic(err)
+					}
+				})
+			}
+		})
 	}
 }

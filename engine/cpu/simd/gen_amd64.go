@@ -18,8 +18,9 @@ import (
 	"os"
 )
 
-// prefetch is how far ahead of each weight row the quantized tiles prefetch, in bytes (0: no prefetch).
-var prefetch = 0
+// prefetch is how far ahead of each weight row the quantized tiles prefetch, in bytes (0: no prefetch); the
+// first argument overrides it.
+var prefetch = 1024
 
 type gen struct{ s, g bytes.Buffer }
 
@@ -79,6 +80,33 @@ func (g *gen) prologue(name string, rm int) {
 	_ = rm
 }
 
+// data emits the VBMI tiles' permutation tables: q4pairPerm takes the 16 packed bytes of block 0 (offsets 2..17)
+// to lanes 0 and 1 and those of block 1 (offsets 20..35) to lanes 2 and 3; q4pairScales takes word 0 (block 0's
+// scale) to words 0..7 and word 9 (block 1's, at byte 18) to words 8..15.
+func (g *gen) data() {
+	var perm [64]byte
+	for l := 0; l < 16; l++ {
+		perm[l], perm[16+l] = byte(2+l), byte(2+l)
+		perm[32+l], perm[48+l] = byte(20+l), byte(20+l)
+	}
+	for q := 0; q < 8; q++ {
+		var v uint64
+		for b := 7; b >= 0; b-- {
+			v = v<<8 | uint64(perm[q*8+b])
+		}
+		fmt.Fprintf(&g.s, "DATA q4pairPerm<>+%d(SB)/8, $0x%016x\n", q*8, v)
+	}
+	fmt.Fprintf(&g.s, "GLOBL q4pairPerm<>(SB), RODATA|NOPTR, $64\n")
+	for q := 0; q < 4; q++ {
+		w := uint64(0)
+		if q >= 2 {
+			w = 9
+		}
+		fmt.Fprintf(&g.s, "DATA q4pairScales<>+%d(SB)/8, $0x%016x\n", q*8, w|w<<16|w<<32|w<<48)
+	}
+	fmt.Fprintf(&g.s, "GLOBL q4pairScales<>(SB), RODATA|NOPTR, $32\n")
+}
+
 // reduce sums the 16 lanes of accumulator r and stores the float at addr.
 func (g *gen) reduce(r int, dst string) {
 	g.p("VEXTRACTF64X4 $1, %s, %s", z(r), y(rT))
@@ -93,9 +121,18 @@ func (g *gen) reduce(r int, dst string) {
 }
 
 // quantTile writes one VNNI tile kernel for weights "q4" or "q8".
-func (g *gen) quantTile(wt string, rm, rn int) string {
+//
+// With vbmi (Q4_0 only), a weight row's pair of blocks comes in with one masked 36-byte load (masked-off bytes
+// never fault, so the last row of a tensor is safe), VPERMB spreads the two blocks' 16 packed bytes into all four
+// 128-bit lanes, a word-masked VPSRLW moves the high nibbles down in lanes 1 and 3, and VPERMW picks both fp16
+// scales out of the same register: 6 vector instructions per row and pair instead of 10.
+func (g *gen) quantTile(wt string, rm, rn int, vbmi bool) string {
 	name := fmt.Sprintf("%sVNNI%dx%d", wt, rm, rn)
-	wb := 18 // bytes per weight block
+	if vbmi {
+		name = fmt.Sprintf("%sVBMI%dx%d", wt, rm, rn)
+	}
+	rIdx, rWIdx := rm*rn, rm*rn+1 // free registers above the accumulators
+	wb := 18                      // bytes per weight block
 	mask, off := "$0x0f0f0f0f", "$0x08080808"
 	if wt == "q8" {
 		wb = 34
@@ -110,6 +147,14 @@ func (g *gen) quantTile(wt string, rm, rn int) string {
 	for r := 0; r < rm*rn; r++ {
 		g.p("VPXORD %s, %s, %s", z(r), z(r), z(r))
 	}
+	if vbmi {
+		g.p("MOVQ $0xfffffffff, AX")
+		g.p("KMOVQ AX, K2")
+		g.p("MOVL $0xff00ff00, AX")
+		g.p("KMOVD AX, K1")
+		g.p("VMOVDQU64 q4pairPerm<>(SB), %s", z(rIdx))
+		g.p("VMOVDQU64 q4pairScales<>(SB), %s", y(rWIdx))
+	}
 	g.p("MOVQ CX, AX")
 	g.p("SHRQ $1, AX")
 	g.p("JZ %s_tail", name)
@@ -118,6 +163,15 @@ func (g *gen) quantTile(wt string, rm, rn int) string {
 		q, sw := rQ+j, rSW+j
 		if prefetch > 0 {
 			g.p("PREFETCHT0 %s", wrow(j, prefetch))
+		}
+		if vbmi {
+			g.p("VMOVDQU8.Z %s, K2, %s", wrow(j, 0), z(rT))
+			g.p("VPERMB %s, %s, %s", z(rT), z(rIdx), z(q))
+			g.p("VPSRLW $4, %s, K1, %s", z(q), z(q))
+			g.p("VPANDD %s, %s, %s", z(rMask), z(q), z(q))
+			g.p("VPERMW %s, %s, %s", y(rT), y(rWIdx), y(sw))
+			g.p("VCVTPH2PS %s, %s", y(sw), z(sw))
+			continue
 		}
 		if wt == "q4" {
 			g.p("VMOVDQU64 %s, %s", wrow(j, 2), x(q))
@@ -430,11 +484,25 @@ func main() {
 		var names [maxR][maxR]string
 		for i := range maxR {
 			for j := range maxR {
-				names[i][j] = g.quantTile(wt, i+1, j+1)
+				names[i][j] = g.quantTile(wt, i+1, j+1, false)
 			}
 		}
 		table(wt+"VNNITiles", names, qsig)
 	}
+	// The VBMI unpacking pays off where the weight side dominates: one activation row (decoding).
+	{
+		var names [maxR][maxR]string
+		for i := range maxR {
+			for j := range maxR {
+				names[i][j] = "nil"
+				if i == 0 {
+					names[i][j] = g.quantTile("q4", i+1, j+1, true)
+				}
+			}
+		}
+		table("q4VBMITiles", names, qsig)
+	}
+	g.data()
 	for _, wt := range []string{"f32", "f16", "bf16"} {
 		var names [maxR][maxR]string
 		for i := range maxR {

@@ -13,6 +13,7 @@ package simd
 
 import (
 	"fmt"
+	"os"
 
 	"tilelab/engine/tensor"
 )
@@ -49,6 +50,22 @@ var impl = kernels{
 	mmQ8:  matMulQ8Generic,
 	mmF:   matMulFGeneric,
 	quant: quantizeQ8Generic,
+}
+
+// chooseFromEnv lets $TILELAB_SIMD pick a family by name ("generic", "avx2", "avx512-vnni-novbmi", ...) among those
+// this CPU can run, for comparisons on one machine; an unknown name is reported once on stderr and ignored.
+func chooseFromEnv() {
+	want := os.Getenv("TILELAB_SIMD")
+	if want == "" || want == impl.name {
+		return
+	}
+	for _, f := range append([]kernels{generic}, fastFamilies()...) {
+		if f.name == want {
+			impl = f
+			return
+		}
+	}
+	fmt.Fprintf(os.Stderr, "simd: TILELAB_SIMD=%q is not a kernel family this CPU runs; keeping %s\n", want, impl.name)
 }
 
 // generic is the reference family, kept reachable for tests and for ForceGeneric.
