@@ -552,3 +552,38 @@ func TestIPCTransport(t *testing.T) {
 		t.Fatalf("heartbeat over ipc: %q %v", frames, err)
 	}
 }
+
+// BenchmarkExecuteRoundTrip times execute_request to execute_reply over loopback TCP with a Go client, so
+// the kernel's own share of the latency Jupyter clients see can be told apart from theirs.
+func BenchmarkExecuteRoundTrip(b *testing.B) {
+	k, err := New(Config{
+		Connection: ConnectionInfo{Transport: "tcp", IP: "127.0.0.1", Key: "bench", SignatureScheme: "hmac-sha256"},
+		Logger:     log.New(&logSink{}, "", 0),
+	}, &testInterp{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go k.Serve(ctx)
+	s, _ := newSigner("hmac-sha256", "bench")
+	c, err := net.Dial("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(k.conn.ShellPort)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	z, err := handshake(c, "DEALER", []byte("bench"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		h := Header{MsgID: strconv.Itoa(i), Session: "bench", Username: "b", MsgType: "execute_request", Version: "5.3"}
+		frames, _ := s.encode(nil, h, nil, nil, map[string]any{"code": "result 1"})
+		if _, err := c.Write(appendMessage(nil, frames)); err != nil {
+			b.Fatal(err)
+		}
+		if _, _, _, err := z.readMessage(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -25,7 +25,8 @@ var help = map[string]string{
 	"set":       "set key=value...: set session defaults",
 	"get":       "get key: show a session default as the cell's result",
 	"load":      "load SOURCE [as=NAME]: load a GGUF path or synth:PRESET (echo: records the name only)",
-	"plan":      "plan SOURCE: place a model from its metadata (echo: a stub)",
+	"plan":      "plan SOURCE: place a model from its metadata (echo: a stub table and chart)",
+	"bench":     "bench [model] ...: measure tok/s (echo: runs 30 s unless interrupted, like a long benchmark)",
 	"placement": "placement [model]: per-tensor placement table (echo: a stub)",
 	"chart":     "chart: show a small bar chart (image/svg+xml)",
 	"sleep":     "sleep SECONDS: wait, stopping early on interrupt",
@@ -127,11 +128,21 @@ func (in *Interp) run(ctx context.Context, words []string, out kernel.Output) er
 		}
 		in.models = append(in.models, args[0])
 		out.Stream("stdout", "loaded "+args[0]+"\n")
-	case "plan", "placement":
+	case "placement":
 		out.Display(kernel.Bundle{Data: map[string]any{"text/plain": name + ": echo stub", "text/html": "<p>" + name + "</p>"}}, "")
+	case "plan":
+		// Like the workbench's plan: a table, then a chart.
+		out.Display(kernel.Bundle{Data: map[string]any{"text/plain": "plan: echo stub", "text/html": "<p>plan</p>"}}, "")
+		out.Display(chart(), "")
 	case "chart":
-		svg := `<svg xmlns="http://www.w3.org/2000/svg" width="120" height="60"><rect x="10" y="20" width="30" height="40" fill="steelblue"/><rect x="60" y="5" width="30" height="55" fill="orange"/></svg>`
-		out.Display(kernel.Bundle{Data: map[string]any{"text/plain": "<chart: 2 bars>", "image/svg+xml": svg}}, "")
+		out.Display(chart(), "")
+	case "bench":
+		select {
+		case <-time.After(30 * time.Second):
+			out.Stream("stdout", "bench: done\n")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	case "sleep":
 		secs := 1.0
 		if len(args) > 0 {
@@ -180,6 +191,11 @@ func (in *Interp) run(ctx context.Context, words []string, out kernel.Output) er
 		return &unknownError{fmt.Sprintf("unknown command %q%s", name, suggest(name))}
 	}
 	return nil
+}
+
+func chart() kernel.Bundle {
+	svg := `<svg xmlns="http://www.w3.org/2000/svg" width="120" height="60"><rect x="10" y="20" width="30" height="40" fill="steelblue"/><rect x="60" y="5" width="30" height="55" fill="orange"/></svg>`
+	return kernel.Bundle{Data: map[string]any{"text/plain": "<chart: 2 bars>", "image/svg+xml": svg}}
 }
 
 func commands() []string {

@@ -50,6 +50,7 @@ func TestLanguageSamples(t *testing.T) {
 		{"stderr=on prints to stderr", `print stderr=on "oops"`, []string{"stderr:oops\n"}, ""},
 		{"get threads is a result", "get threads", []string{"result:"}, ""},
 		{"chart displays an SVG", "chart", []string{"display:image/svg+xml,text/plain"}, ""},
+		{"plan shows a table, then a chart", "plan synth:tiny-moe", []string{"display:text/html,text/plain", "display:image/svg+xml,text/plain"}, ""},
 		{"clear clears", "clear", []string{"clear"}, ""},
 		{"a comment-only cell does nothing", "# note", nil, ""},
 		{"a continued line is one command", "print a \\\n b", []string{"stdout:a b\n"}, ""},

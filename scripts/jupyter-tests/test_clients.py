@@ -1,8 +1,8 @@
 """The TileLab kernel under real Jupyter clients: restart, interrupt, a bad signature, a stalled IOPub
 subscriber, nbconvert --execute and jupyter console.
 
-The code samples use only commands LANGUAGE.md defines (print, get), except the long-running cell that an
-interrupt stops: TILELAB_LONG_CODE (default "sleep 30", which the echo interpreter provides).
+The code samples use only commands LANGUAGE.md defines (print, get, load, bench), so they hold for the
+workbench and for the echo interpreter alike. TILELAB_LONG_CODE overrides the long cell an interrupt stops.
 
 Run: JUPYTER_PATH=<folder holding kernels/tilelab> /usr/bin/python3 -m unittest -v test_clients
 """
@@ -20,7 +20,7 @@ from jupyter_client.manager import start_new_kernel
 from jupyter_client.session import Session
 
 KERNEL = os.environ.get("TILELAB_KERNEL_NAME", "tilelab")
-LONG_CODE = os.environ.get("TILELAB_LONG_CODE", "sleep 30")
+LONG_CODE = os.environ.get("TILELAB_LONG_CODE", "load synth:tiny-moe as=m\nbench m pp=512 tg=512 reps=1000")
 JUPYTER = os.environ.get("JUPYTER", "/usr/bin/jupyter")
 
 
