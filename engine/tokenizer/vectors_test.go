@@ -106,3 +106,22 @@ func TestReferencePromptEncodesToItsTokens(t *testing.T) {
 		t.Errorf("Encode(%q, true) = %v, want %v (no BOS for this vocabulary)", prompt, got, want)
 	}
 }
+
+func TestFirstGreedyTokenPrintsAsLlamaCppPrintedIt(t *testing.T) {
+	// llama.cpp's greedy continuation starts with token 7158 (summary.json's argmax), the first two bytes of a
+	// three-byte character: streaming output must pass such bytes through unchanged.
+	dir := filepath.Join(testdataDir(t), "reference", "tiny-qwen3moe-q4_0")
+	text, err := os.ReadFile(filepath.Join(dir, "greedy-16.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, err := os.ReadFile(filepath.Join(dir, "prompt.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := loadVocab(t, "qwen3-vocab.gguf")
+	want := append(append([]byte{}, prompt...), tok.TokenBytes(7158)...)
+	if !strings.HasPrefix(string(text), string(want)) {
+		t.Errorf("greedy-16.txt starts %q, want prefix %q", text[:min(len(text), len(want)+4)], want)
+	}
+}
