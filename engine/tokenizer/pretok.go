@@ -77,7 +77,16 @@ func splitGPT2(cps []rune) []int {
 //
 //	(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}|
 //	 ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-func splitQwen2(cps []rune) []int {
+func splitQwen2(cps []rune) []int { return splitDigits(cps, 1) }
+
+// splitLlama3 implements the Llama 3 pattern, the Qwen2 one with digits in groups of up to three:
+//
+//	(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+//	\s*[\r\n]+|\s+(?!\S)|\s+
+func splitLlama3(cps []rune) []int { return splitDigits(cps, 3) }
+
+// splitDigits is the Qwen2/Llama 3 scanner with runs of digits cut into words of at most maxDigits.
+func splitDigits(cps []rune, maxDigits int) []int {
 	n := len(cps)
 	lower := func(i int) rune {
 		if i >= n {
@@ -110,6 +119,9 @@ func splitQwen2(cps []rune) []int {
 			end = k
 		case isNumber(c):
 			end = i + 1
+			for end < n && end-i < maxDigits && isNumber(cps[end]) {
+				end++
+			}
 		case other(i) || c == ' ' && other(i+1):
 			k := i
 			if c == ' ' {

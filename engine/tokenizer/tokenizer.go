@@ -1,7 +1,8 @@
 // Package tokenizer turns text into token ids and back, from the vocabulary a GGUF file carries, with the
-// rules llama.cpp applies: byte-level BPE (tokenizer.ggml.model "gpt2", pre-tokenizers "gpt-2" and "qwen2")
-// and the LLaMA SentencePiece style (model "llama": score-ordered merges, "▁" for spaces, <0xXX> byte
-// fallback). Special tokens (control, user-defined) are matched in the text before either runs.
+// rules llama.cpp applies: byte-level BPE (tokenizer.ggml.model "gpt2", pre-tokenizers "gpt-2", "qwen2" and
+// Llama 3's "llama-bpe") and the LLaMA SentencePiece style (model "llama": score-ordered merges, "▁" for
+// spaces, <0xXX> byte fallback). Special tokens (control, user-defined) are matched in the text before either
+// runs.
 package tokenizer
 
 import (
@@ -67,6 +68,7 @@ type Tokenizer struct {
 	addBOS, addEOS bool
 	addSpacePrefix bool
 	cleanSpaces    bool
+	ignoreMerges   bool // a whole pre-tokenized word that is a token is taken as is (Llama 3)
 }
 
 // EncodeOptions says what Encode adds and recognises besides the text's own tokens.
@@ -109,8 +111,11 @@ func New(v Vocab) (*Tokenizer, error) {
 		case "qwen2":
 			t.pre = splitQwen2
 			t.cleanSpaces = false
+		case "llama3", "llama-v3", "llama-bpe":
+			t.pre = splitLlama3
+			t.ignoreMerges, t.addBOS = true, true
 		default:
-			return nil, fmt.Errorf("tokenizer: BPE pre-tokenizer %q is not supported (supported: gpt-2, qwen2)", v.Pre)
+			return nil, fmt.Errorf("tokenizer: BPE pre-tokenizer %q is not supported (supported: gpt-2, qwen2, llama-bpe)", v.Pre)
 		}
 		if len(v.Merges) == 0 {
 			return nil, fmt.Errorf("tokenizer: BPE vocabulary has no merges")
@@ -381,6 +386,10 @@ func (t *Tokenizer) encodeBPE(text string, out []int32) []int32 {
 		}
 		start = end
 		w := string(word)
+		if id, ok := t.ids[w]; ok && t.ignoreMerges {
+			out = append(out, id)
+			continue
+		}
 		syms := mergeWord(w, splitChars(w), func(l, r string) (float64, bool) {
 			rank, ok := t.ranks[[2]string{l, r}]
 			return float64(rank), ok

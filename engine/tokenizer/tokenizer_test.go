@@ -42,6 +42,8 @@ func TestPreTokenizers(t *testing.T) {
 		{"qwen2 lets a tab lead a word", splitQwen2, "\tb", []string{"\tb"}},
 		{"gpt-2 keeps a lone tab before a word apart", splitGPT2, "\tb", []string{"\t", "b"}},
 		{"qwen2 treats U+3000 as whitespace", splitQwen2, "a\u3000\u3000", []string{"a", "\u3000\u3000"}},
+		{"llama3 groups digits by three", splitLlama3, "x1234567 89", []string{"x", "123", "456", "7", " ", "89"}},
+		{"llama3 splits contractions in any case", splitLlama3, "YOU'LL", []string{"YOU", "'LL"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -81,6 +83,36 @@ func tinyBPE(t *testing.T, merges []string, extra ...string) *Tokenizer {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+func TestLlama3TakesWholeWordsThatAreTokens(t *testing.T) {
+	var tokens []string
+	for b := 0; b < 256; b++ {
+		tokens = append(tokens, byteLevel(string([]byte{byte(b)})))
+	}
+	tokens = append(tokens, byteLevel("ab"), byteLevel("abc"), "<|begin_of_text|>")
+	types := make([]int32, len(tokens))
+	for i := range types {
+		types[i] = TypeNormal
+	}
+	types[len(types)-1] = TypeControl
+	for _, c := range []struct {
+		pre  string
+		want []string
+		bos  bool
+	}{{"qwen2", []string{"ab", "c"}, false}, {"llama-bpe", []string{"abc"}, true}} {
+		tok, err := New(Vocab{Model: "gpt2", Pre: c.pre, Tokens: tokens, Types: types, Merges: []string{"a b"},
+			IDs: map[string]int64{"bos_token_id": int64(len(tokens) - 1)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := pieces(tok, tok.EncodeWith("abc", EncodeOptions{})); fmt.Sprintf("%q", got) != fmt.Sprintf("%q", c.want) {
+			t.Errorf("%s: Encode(abc) = %q, want %q", c.pre, got, c.want)
+		}
+		if tok.AddsBOS() != c.bos {
+			t.Errorf("%s: AddsBOS %v, want %v", c.pre, tok.AddsBOS(), c.bos)
+		}
+	}
 }
 
 func pieces(tok *Tokenizer, ids []int32) []string {
