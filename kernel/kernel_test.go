@@ -587,3 +587,65 @@ func BenchmarkExecuteRoundTrip(b *testing.B) {
 		}
 	}
 }
+
+func TestPublisherDropsOnlyForTheStalledPeer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newPublisher("iopub", ln, func(string, ...any) {})
+	defer p.close()
+	dial := func() *zconn {
+		z := dialZ(t, port(ln), "SUB", nil)
+		if _, err := z.c.Write(appendMessage(nil, [][]byte{{1}})); err != nil {
+			t.Fatal(err)
+		}
+		return z
+	}
+	dial() // stalled: never read
+	healthy := dial()
+	for p.subscribers() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	got := make(chan int, 1)
+	go func() {
+		n := 0
+		for {
+			if _, _, _, err := healthy.readMessage(); err != nil {
+				got <- n
+				return
+			}
+			n++
+			if n%500 == 0 {
+				got <- n
+			}
+		}
+	}()
+	// 12000 messages of 8 KiB (94 MiB): past the stalled peer's socket buffers and its 64 MiB queue. The
+	// publisher is paced by the healthy reader so that only the stalled peer can fall behind.
+	const total, batch = 12000, 500
+	msg := [][]byte{[]byte("topic"), bytes.Repeat([]byte("x"), 8<<10)}
+	for sent := 0; sent < total; sent += batch {
+		for range batch {
+			p.publish(msg)
+		}
+		select {
+		case n := <-got:
+			if n != sent+batch {
+				t.Fatalf("healthy subscriber has %d of %d", n, sent+batch)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("healthy subscriber stuck after %d messages", sent)
+		}
+	}
+	var stalledDropped int64
+	p.mu.Lock()
+	for s := range p.subs {
+		stalledDropped += s.q.dropped.Load()
+	}
+	p.mu.Unlock()
+	if stalledDropped == 0 {
+		t.Error("the stalled subscriber's queue never overflowed; the test did not test anything")
+	}
+	t.Logf("healthy: %d of %d; stalled peer dropped %d", total, total, stalledDropped)
+}
