@@ -57,6 +57,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	amxPolicy := fs.String("amx", "all", "weights offered to AMX in the AMX modes: all or attn (the seed's attention-only set)")
 	format := fs.String("format", "md", "output format: md, json or csv")
 	out := fs.String("o", "", "write the result to `FILE` (default standard output)")
+	jsonOut := fs.String("json", "", "also write the result as JSON, raw repetitions included, to `FILE`")
 	noWarm := fs.Bool("no-warmup", false, "skip the warm-up run of each test")
 	quiet := fs.Bool("q", false, "no progress lines on standard error")
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to `FILE` (for go tool pprof)")
@@ -151,6 +152,16 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		if err := total.Write(w, *format); err != nil {
 			return err
+		}
+		if *jsonOut != "" {
+			f, err := os.Create(*jsonOut)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			if err := total.WriteJSON(f); err != nil {
+				return err
+			}
 		}
 	}
 	if errors.Is(runErr, context.Canceled) {

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The fast CPU path's figures on the accelerator machine (issue 5), in one device call.
+#
+#   scripts/device-bench.sh build   here: static tilelab and the simd test binary into .devbuild/h7/
+#   scripts/device-bench.sh run     there (device tool, carry [".devbuild/h7"]): machine facts, kernel benchmarks
+#                                   (single thread and all threads, against read bandwidth), synth bench-moe in
+#                                   Q4_0 and Q8_0, then tilelab bench pp512/tg128 per mode; results under $OUT
+#
+# Environment for run: THREADS (default 16), REPS (default 5), MODES (default cpu,cpu+amx), SKIP_SIMD=1.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+B=.devbuild/h7 # a folder of its own: other device scripts share .devbuild
+
+case "${1:-}" in
+build)
+	set -e
+	mkdir -p $B
+	CGO_ENABLED=0 go build -o $B/tilelab ./cmd/tilelab
+	CGO_ENABLED=0 go test -c -o $B/simd.test ./engine/cpu/simd
+	ls -la $B
+	;;
+run)
+	OUT=${OUT:-out}
+	mkdir -p "$OUT"
+	T=${THREADS:-16}
+	R=${REPS:-5}
+	MODES=${MODES:-cpu,cpu+amx}
+	{ lscpu | head -20; echo "amx_tile CPUs: $(grep -c amx_tile /proc/cpuinfo)"; nvidia-smi -L; } >"$OUT/machine.txt" 2>&1
+	cat "$OUT/machine.txt"
+	if [ -z "${SKIP_SIMD:-}" ]; then
+		{
+			echo "== single thread"
+			$B/simd.test -test.run '^$' -test.bench 'MemRead$|GEMV$' -test.benchtime 20x -test.cpu 1
+			echo "== $T threads"
+			$B/simd.test -test.run '^$' -test.bench 'Parallel' -test.benchtime 40x -test.cpu "$T"
+			echo "== GEMM, single thread"
+			$B/simd.test -test.run '^$' -test.bench 'GEMM' -test.benchtime 5x -test.cpu 1
+		} 2>&1 | grep -v '^goos\|^goarch\|^pkg' | tee "$OUT/simd.txt"
+	fi
+	for q in q4_0 q8_0; do
+		[ -f /tmp/bm-$q.gguf ] || $B/tilelab synth bench-moe --quant $q -o /tmp/bm-$q.gguf -q
+	done
+	for q in q4_0 q8_0; do
+		echo "== bench $q"
+		timeout 240 $B/tilelab bench -m /tmp/bm-$q.gguf -p 512 -n 128 -r "$R" -t "$T" --mode "$MODES" -q \
+			--json "$OUT/bench-$q.json" --cpuprofile "$OUT/$q.prof"
+	done
+	;;
+*)
+	echo "usage: $0 build|run" >&2
+	exit 2
+	;;
+esac
