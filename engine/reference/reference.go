@@ -440,7 +440,9 @@ func (r *runner) denseFFN(il int, x *tensors.Tensor) (*tensors.Tensor, error) {
 
 func silu(x *mlx.Node) *mlx.Node { return mlx.Mul(x, mlx.Logistic(x)) }
 
-// moeLayer runs a qwen3moe FFN: router probabilities in GoMLX, top-k in Go, the chosen experts in GoMLX.
+// moeLayer runs a qwen3moe FFN: router probabilities in GoMLX, top-k in Go, then each chosen expert in GoMLX
+// on the rows of the tokens that chose it, and the weighted sum with the residual in GoMLX. Go only moves rows:
+// it gathers each expert's input rows and places each output row at its (token, slot).
 func (r *runner) moeLayer(il int, x *tensors.Tensor) (*tensors.Tensor, error) {
 	h := r.h
 	n := x.Shape().Dimensions[0]
@@ -460,72 +462,78 @@ func (r *runner) moeLayer(il int, x *tensors.Tensor) (*tensors.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
-	xn := out[0]
+	xn := tensors.MustCopyFlatData[float32](out[0])
 	probs := tensors.MustCopyFlatData[float32](out[1])
 
-	// Choose each token's experts and their weights; collect the experts any token uses.
-	mixByExpert := map[int][]float32{}
+	// Each token's experts and weights; for each expert, the (token, slot) pairs that chose it.
+	k := h.nExpertUsed
+	weights := make([]float32, n*k)
+	users := map[int][]int{} // expert -> token*k + slot
 	for t := 0; t < n; t++ {
 		row := probs[t*h.nExpert : (t+1)*h.nExpert]
-		chosen := topK(row, h.nExpertUsed)
+		chosen := topK(row, k)
 		var sum float32
 		for _, e := range chosen {
 			sum += row[e]
 		}
-		for _, e := range chosen {
+		for slot, e := range chosen {
 			w := row[e]
 			if h.normTopK {
 				w /= sum
 			}
-			if mixByExpert[e] == nil {
-				mixByExpert[e] = make([]float32, n)
-			}
-			mixByExpert[e][t] = w
+			weights[t*k+slot] = w
+			users[e] = append(users[e], t*k+slot)
 		}
 	}
-	experts := make([]int, 0, len(mixByExpert))
-	for e := range mixByExpert {
+	experts := make([]int, 0, len(users))
+	for e := range users {
 		experts = append(experts, e)
 	}
 	sort.Ints(experts)
 
-	gate, tg, err := r.expertWeights(il, "ffn_gate_exps", experts, h.nEmbd, h.nFFExp)
-	if err != nil {
-		return nil, err
-	}
-	up, tu, err := r.expertWeights(il, "ffn_up_exps", experts, h.nEmbd, h.nFFExp)
-	if err != nil {
-		return nil, err
-	}
-	down, td, err := r.expertWeights(il, "ffn_down_exps", experts, h.nFFExp, h.nEmbd)
-	if err != nil {
-		return nil, err
-	}
-	mix := make([]float32, n*len(experts))
-	for u, e := range experts {
-		for t := 0; t < n; t++ {
-			mix[t*len(experts)+u] = mixByExpert[e][t]
+	d := h.nEmbd
+	ys := make([]float32, n*k*d) // expert outputs by (token, slot)
+	for _, e := range experts {
+		gate, tg, err := r.expertWeights(il, "ffn_gate_exps", e, h.nEmbd, h.nFFExp)
+		if err != nil {
+			return nil, err
+		}
+		up, tu, err := r.expertWeights(il, "ffn_up_exps", e, h.nEmbd, h.nFFExp)
+		if err != nil {
+			return nil, err
+		}
+		down, td, err := r.expertWeights(il, "ffn_down_exps", e, h.nFFExp, h.nEmbd)
+		if err != nil {
+			return nil, err
+		}
+		// Pad the gathered rows to a power of two so that few shapes get compiled; zero rows stay zero.
+		rows := users[e]
+		padded := 1
+		for padded < len(rows) {
+			padded *= 2
+		}
+		in := make([]float32, padded*d)
+		for i, ts := range rows {
+			t := ts / k
+			copy(in[i*d:(i+1)*d], xn[t*d:(t+1)*d])
+		}
+		quant := r.quantFlags([]tensor.DType{tg, tu, td})
+		out, err := r.exec(fmt.Sprintf("expert%v", quant), func(a []*mlx.Node) []*mlx.Node {
+			in, gate, up, down := a[0], a[1], a[2], a[3]
+			act := mlx.Mul(silu(linear(in, gate, nil, quant[0])), linear(in, up, nil, quant[1]))
+			return []*mlx.Node{linear(act, down, nil, quant[2])}
+		}, tensors.FromFlatDataAndDimensions(in, padded, d), gate, up, down)
+		if err != nil {
+			return nil, err
+		}
+		y := tensors.MustCopyFlatData[float32](out[0])
+		for i, ts := range rows {
+			copy(ys[ts*d:(ts+1)*d], y[i*d:(i+1)*d])
 		}
 	}
-	quant := r.quantFlags([]tensor.DType{tg, tu, td})
-	out, err = r.exec(fmt.Sprintf("experts%v", quant), func(a []*mlx.Node) []*mlx.Node {
-		x, xn, gate, up, down, mix := a[0], a[1], a[2], a[3], a[4], a[5]
-		in := xn
-		if quant[0] {
-			in = q8Round(xn)
-		}
-		g := mlx.Einsum("ti,ufi->tuf", in, gate)
-		upIn := xn
-		if quant[1] {
-			upIn = q8Round(xn)
-		}
-		act := mlx.Mul(silu(g), mlx.Einsum("ti,ufi->tuf", upIn, up))
-		if quant[2] {
-			act = q8Round(act)
-		}
-		y := mlx.Einsum("tuf,udf->tud", act, down)
-		return []*mlx.Node{mlx.Add(x, mlx.Einsum("tud,tu->td", y, mix))}
-	}, x, xn, gate, up, down, tensors.FromFlatDataAndDimensions(mix, n, len(experts)))
+	out, err = r.exec("moe-sum", func(a []*mlx.Node) []*mlx.Node {
+		return []*mlx.Node{mlx.Add(a[0], mlx.Einsum("tsd,ts->td", a[1], a[2]))}
+	}, x, tensors.FromFlatDataAndDimensions(ys, n, k, d), tensors.FromFlatDataAndDimensions(weights, n, k))
 	if err != nil {
 		return nil, err
 	}
@@ -542,9 +550,9 @@ func topK(row []float32, k int) []int {
 	return idx[:k]
 }
 
-// expertWeights dequantizes the chosen experts of a stacked expert tensor (ggml shape [in, out, n_expert])
-// into a GoMLX tensor [len(experts), out, in].
-func (r *runner) expertWeights(il int, name string, experts []int, in, out int) (*tensors.Tensor, tensor.DType, error) {
+// expertWeights dequantizes expert e of a stacked expert tensor (ggml shape [in, out, n_expert]) into a GoMLX
+// tensor [out, in].
+func (r *runner) expertWeights(il int, name string, e, in, out int) (*tensors.Tensor, tensor.DType, error) {
 	full := blk(il, name)
 	ti, ok := r.f.Tensor(full)
 	if !ok {
@@ -558,16 +566,19 @@ func (r *runner) expertWeights(il int, name string, experts []int, in, out int) 
 	if per == 0 || len(data) < per*r.h.nExpert {
 		return nil, 0, fmt.Errorf("reference: tensor %s of type %s has %d bytes, too few for %v", full, ti.Type, len(data), ti.Ne)
 	}
-	vals := make([]float32, len(experts)*in*out)
-	for u, e := range experts {
-		if err := tensor.Dequantize(ti.Type, data[e*per:(e+1)*per], vals[u*in*out:(u+1)*in*out]); err != nil {
-			return nil, 0, fmt.Errorf("reference: tensor %s: %w", full, err)
-		}
+	vals := make([]float32, in*out)
+	if err := tensor.Dequantize(ti.Type, data[e*per:(e+1)*per], vals); err != nil {
+		return nil, 0, fmt.Errorf("reference: tensor %s: %w", full, err)
 	}
-	return tensors.FromFlatDataAndDimensions(vals, len(experts), out, in), ti.Type, nil
+	return tensors.FromFlatDataAndDimensions(vals, out, in), ti.Type, nil
 }
 
-// output applies the final norm and the output projection (tied to token_embd when output.weight is absent).
+// outputChunk is how many vocabulary rows of the output matrix are dequantized and multiplied at a time, so
+// that a 151936 × 4096 output matrix never sits in memory whole as float32.
+const outputChunk = 16384
+
+// output applies the final norm and the output projection (tied to token_embd when output.weight is absent),
+// a chunk of vocabulary rows at a time.
 func (r *runner) output(x *tensors.Tensor, n, nVocab int) ([][]float32, error) {
 	h := r.h
 	norm, _, err := r.weight("output_norm.weight", false, h.nEmbd)
@@ -578,26 +589,48 @@ func (r *runner) output(x *tensors.Tensor, n, nVocab int) ([][]float32, error) {
 	if _, ok := r.f.Tensor(name); !ok {
 		name = "token_embd.weight"
 	}
-	w, tw, err := r.weight(name, false, h.nEmbd, nVocab)
-	if err != nil {
-		return nil, err
+	ti, _ := r.f.Tensor(name)
+	if ti.Ne != [4]int{h.nEmbd, nVocab, 1, 1} {
+		return nil, fmt.Errorf("reference: tensor %s has shape %v, want [%d %d 1 1]", name, ti.Ne, h.nEmbd, nVocab)
+	}
+	data := r.f.TensorData(ti)
+	rowBytes := ti.Type.RowBytes(h.nEmbd)
+	if rowBytes == 0 || len(data) < rowBytes*nVocab {
+		return nil, fmt.Errorf("reference: tensor %s of type %s has %d bytes, too few for %v", name, ti.Type, len(data), ti.Ne)
 	}
 	first := n - 1
 	if r.o.AllPositions {
 		first = 0
 	}
-	quant := r.quantFlags([]tensor.DType{tw})[0]
-	out, err := r.exec(fmt.Sprintf("output%v", quant), func(a []*mlx.Node) []*mlx.Node {
+	out, err := r.exec("final-norm", func(a []*mlx.Node) []*mlx.Node {
 		x := mlx.Slice(a[0], mlx.AxisRange(first, n), mlx.AxisRange())
-		return []*mlx.Node{linear(rmsNorm(x, a[1], h.eps), a[2], nil, quant)}
-	}, x, norm, w)
+		return []*mlx.Node{rmsNorm(x, a[1], h.eps)}
+	}, x, norm)
 	if err != nil {
 		return nil, err
 	}
-	flat := tensors.MustCopyFlatData[float32](out[0])
+	xn := out[0]
+	quant := r.quantFlags([]tensor.DType{ti.Type})[0]
 	rows := make([][]float32, n-first)
 	for i := range rows {
-		rows[i] = flat[i*nVocab : (i+1)*nVocab]
+		rows[i] = make([]float32, nVocab)
+	}
+	for v0 := 0; v0 < nVocab; v0 += outputChunk {
+		v1 := min(nVocab, v0+outputChunk)
+		vals := make([]float32, (v1-v0)*h.nEmbd)
+		if err := tensor.Dequantize(ti.Type, data[v0*rowBytes:v1*rowBytes], vals); err != nil {
+			return nil, fmt.Errorf("reference: tensor %s: %w", name, err)
+		}
+		out, err := r.exec(fmt.Sprintf("output%v", quant), func(a []*mlx.Node) []*mlx.Node {
+			return []*mlx.Node{linear(a[0], a[1], nil, quant)}
+		}, xn, tensors.FromFlatDataAndDimensions(vals, v1-v0, h.nEmbd))
+		if err != nil {
+			return nil, err
+		}
+		flat := tensors.MustCopyFlatData[float32](out[0])
+		for i := range rows {
+			copy(rows[i][v0:v1], flat[i*(v1-v0):(i+1)*(v1-v0)])
+		}
 	}
 	return rows, nil
 }
