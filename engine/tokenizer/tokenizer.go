@@ -169,6 +169,12 @@ func New(v Vocab) (*Tokenizer, error) {
 		special(k, &id)
 		fim[k] = id
 	}
+	// A vocabulary type's default id may not exist in a small vocabulary; treat it as absent.
+	for _, id := range []*int32{&t.bos, &t.eos, &t.unk} {
+		if *id >= int32(n) {
+			*id = -1
+		}
+	}
 	if b, ok := v.Flags["add_bos_token"]; ok {
 		t.addBOS = b
 	}

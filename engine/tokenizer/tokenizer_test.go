@@ -245,6 +245,20 @@ func TestBOSFollowsMetadataThenVocabularyType(t *testing.T) {
 	}
 }
 
+func TestDefaultSpecialIDsOutsideASmallVocabularyAreAbsent(t *testing.T) {
+	tok, err := New(Vocab{Model: "gpt2", Pre: "gpt-2", Tokens: []string{"a", "b"}, Merges: []string{"a b"},
+		Flags: map[string]bool{"add_bos_token": true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.BOS() != -1 || tok.EOS() != -1 || tok.AddsBOS() {
+		t.Errorf("BOS %d, EOS %d, AddsBOS %v: want -1, -1, false (the BPE default id 11 does not exist)", tok.BOS(), tok.EOS(), tok.AddsBOS())
+	}
+	if ids := tok.Encode("ab", true); fmt.Sprint(ids) != "[0 1]" {
+		t.Errorf("Encode(ab) = %v, want [0 1]", ids)
+	}
+}
+
 func TestBadVocabulariesAreRefused(t *testing.T) {
 	cases := []struct {
 		name string
