@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"unsafe"
 
 	"tilelab/engine/tensor"
 )
@@ -81,4 +82,9 @@ func dequant(wt tensor.DType, row []byte, k int) []float64 {
 func closeTo(got float32, want, absSum float64, terms int) bool {
 	tol := absSum*float64(terms+8)*3e-7 + 1e-30
 	return math.Abs(float64(got)-want) <= tol
+}
+
+// unsafeFloats views b (a multiple of 4 bytes) as float32s.
+func unsafeFloats(b []byte) []float32 {
+	return unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(b))), len(b)/4)
 }
