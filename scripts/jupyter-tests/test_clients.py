@@ -94,6 +94,26 @@ class KernelLifecycle(unittest.TestCase):
         self.assertNotIn("forged", texts)
         self.assertEqual(reply["execution_count"], 1, "the forged cell must not have run")
 
+    def test_the_heartbeat_beats(self):
+        deadline = time.monotonic() + 10
+        while not self.kc.hb_channel.is_beating():
+            self.assertLess(time.monotonic(), deadline, "no heartbeat within 10 s")
+            time.sleep(0.1)
+
+    def test_comm_info_replies_and_an_unknown_comm_is_closed(self):
+        msg_id = self.kc.comm_info()
+        reply = self.kc.get_shell_msg(timeout=10)
+        self.assertEqual(reply["parent_header"]["msg_id"], msg_id)
+        self.assertEqual(reply["content"], {"status": "ok", "comms": {}})
+        # What Notebook 6's widgets extension does at page load.
+        msg = self.kc.session.msg("comm_open", {"comm_id": "c1", "target_name": "jupyter.widget.version", "data": {}})
+        self.kc.shell_channel.send(msg)
+        while True:
+            m = self.kc.get_iopub_msg(timeout=10)
+            if m["parent_header"].get("msg_id") == msg["header"]["msg_id"] and m["msg_type"] == "comm_close":
+                self.assertEqual(m["content"]["comm_id"], "c1")
+                break
+
     def test_a_stalled_subscriber_does_not_stop_output_to_others(self):
         info = self.km.get_connection_info()
         ctx = zmq.Context.instance()
