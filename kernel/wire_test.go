@@ -256,3 +256,31 @@ func TestCursorConversion(t *testing.T) {
 		t.Error("offsets past the ends are not clamped")
 	}
 }
+
+// FuzzZMTP feeds arbitrary bytes to the frame reader and the metadata parser: errors are fine, panics and
+// frames longer than the input are not.
+func FuzzZMTP(f *testing.F) {
+	f.Add(appendMessage(nil, [][]byte{[]byte("a"), make([]byte, 300)}))
+	f.Add(appendCommand(nil, "READY", encodeProperties([][2]string{{"Socket-Type", "DEALER"}})))
+	f.Add([]byte{flagLong, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		z := &zconn{r: bufio.NewReader(bytes.NewReader(data))}
+		for {
+			frames, cmd, cdata, err := z.readMessage()
+			if err != nil {
+				break
+			}
+			total := len(cdata)
+			for _, fr := range frames {
+				total += len(fr)
+			}
+			if total > len(data) {
+				t.Fatalf("read %d bytes of frames from %d bytes of input", total, len(data))
+			}
+			if cmd == "READY" {
+				_, _ = parseProperties(cdata)
+			}
+		}
+		_, _ = parseProperties(data)
+	})
+}
