@@ -29,7 +29,9 @@ type TracebackError interface {
 // Cursor positions: Jupyter counts Unicode code points; the Interpreter gets and returns byte offsets into
 // code, which is what Go string code wants. The kernel converts both ways.
 
-// executeRequest is execute_request's content. Pointers tell a missing field from a false one.
+// executeRequest is execute_request's content. Pointers tell a missing field from a false one: a missing
+// store_history or stop_on_error means true, a missing allow_stdin false (as in ipykernel: a client that does
+// not say it serves stdin would leave the cell waiting for ever).
 type executeRequest struct {
 	Code         string `json:"code"`
 	Silent       bool   `json:"silent"`
@@ -65,7 +67,7 @@ func (k *Kernel) execute(m *message) {
 	k.mu.Lock()
 	k.running = cancel
 	k.mu.Unlock()
-	out := &cellOutput{k: k, parent: m, silent: req.Silent, count: count, allowStdin: orTrue(req.AllowStdin), ctx: ctx}
+	out := &cellOutput{k: k, parent: m, silent: req.Silent, count: count, allowStdin: req.AllowStdin != nil && *req.AllowStdin, ctx: ctx}
 	err := k.runCell(ctx, req.Code, out)
 	interrupted := ctx.Err() != nil
 	k.mu.Lock()
