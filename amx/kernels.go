@@ -44,6 +44,7 @@ type engine struct {
 	cfg     TileConfig
 	plans   map[[2]int]plannedConfig
 	spread  int // rectangles shrink until there are this many tasks per worker (where the work allows)
+	dry     bool // tests: check every kernel call's operands but run nothing
 
 	act8  actInt8
 	act16 actBF16
@@ -135,7 +136,11 @@ func (j *tileJob) block(mb, nb int) tileJob {
 // check verifies that every byte the kernel will touch lies inside its operand, so an addressing mistake is an
 // error, never a stray write. Strides between blocks are positive, so the first and last blocks bound the rest.
 func (j *tileJob) check(p sched.Plan, int8 bool) error {
-	if j.mBlocks < 1 || j.nBlocks < 1 || j.aBlock < 0 || j.bBlock < 0 || j.wsBlock < 0 || j.xsBlock < 0 || j.cRowBlock < 0 || j.cColBlk < 0 {
+	if j.mBlocks < 1 || j.nBlocks < 1 || j.groups < 1 || j.steps < 1 || j.rows < 1 {
+		return fmt.Errorf("amx kernel loop counts must be positive: %d x %d blocks, %d groups of %d steps, %d rows",
+			j.mBlocks, j.nBlocks, j.groups, j.steps, j.rows)
+	}
+	if j.aBlock < 0 || j.bBlock < 0 || j.wsBlock < 0 || j.xsBlock < 0 || j.cRowBlock < 0 || j.cColBlk < 0 {
 		return fmt.Errorf("amx kernel rectangle %dx%d blocks with negative strides", j.mBlocks, j.nBlocks)
 	}
 	first, last := j.block(0, 0), j.block(j.mBlocks-1, j.nBlocks-1)
@@ -262,6 +267,9 @@ func emuTile(u *tileUnit, pal *[64]byte, p sched.Plan, j *tileJob, int8 bool, sc
 func (g *engine) runTile(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, int8 bool) error {
 	if err := j.check(p, int8); err != nil {
 		return err
+	}
+	if g.dry {
+		return nil
 	}
 	if g.emulate {
 		return emuTile(&w.emu, pal, p, j, int8, w.scratch[:])
