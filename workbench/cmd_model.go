@@ -70,7 +70,7 @@ func runLoad(c *ctxCall) error {
 	}
 	o := placement.Options{AMX: c.Str("amx"), NGL: c.Int("ngl")}
 	start := time.Now()
-	m, p, ab, err := place(ref, o, threads, c.Int("ctx"), c.Int("batch"), false)
+	m, p, ab, err := place(ref, o, threads, c.Int("ctx"), c.Int("batch"), false, nil)
 	if err != nil {
 		ms.release(ref)
 		param := "source"

@@ -157,7 +157,9 @@ func (ms *modelSet) close(l *loaded) {
 
 // place loads the file's model under one set of placement options, on a fresh pool: the registry holds the CPU
 // buffer type and backend, and the AMX ones when the options offer AMX anything.
-func place(r *fileRef, o placement.Options, threads, ctx, batch int, reference bool) (*model.Model, *pool.Pool, *amx.Backend, error) {
+//
+// wrap, when set, wraps every backend (check uses it to scan each op's output).
+func place(r *fileRef, o placement.Options, threads, ctx, batch int, reference bool, wrap func(backend.Backend) backend.Backend) (*model.Model, *pool.Pool, *amx.Backend, error) {
 	if err := o.Validate(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -179,6 +181,16 @@ func place(r *fileRef, o placement.Options, threads, ctx, batch int, reference b
 		}
 	}
 	reg.AddBackend(cpu.New(p, cpu.Options{Reference: reference}))
+	if wrap != nil {
+		wrapped := backend.NewRegistry()
+		for _, bt := range reg.BufferTypes() {
+			wrapped.AddBufferType(bt)
+		}
+		for _, b := range reg.Backends() {
+			wrapped.AddBackend(wrap(b))
+		}
+		reg = wrapped
+	}
 	m, err := model.Load(r.f, model.Options{Placement: o, Registry: reg, Ctx: ctx, Batch: batch})
 	if err != nil {
 		p.Close()

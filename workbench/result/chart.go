@@ -310,7 +310,11 @@ func (c *Chart) Text() string {
 		for _, s := range c.Series {
 			var parts []string
 			for j, y := range s.Y {
-				parts = append(parts, fmt.Sprintf("[%s] %s", c.Categories[j], Format(y)))
+				v := Format(y)
+				if math.IsNaN(y) {
+					v = "n/a"
+				}
+				parts = append(parts, fmt.Sprintf("[%s] %s", c.Categories[j], v))
 			}
 			fmt.Fprintf(&b, "\n  %s: %s", s.Name, strings.Join(parts, ", "))
 		}

@@ -1,0 +1,153 @@
+package workbench
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"tilelab/engine/bench"
+	"tilelab/engine/bench/hw"
+	"tilelab/workbench/result"
+)
+
+func init() {
+	registry["bench"].needs = ""
+	registry["bench"].run = runBench
+	// bench's ngl defaults to the seed's quarter of the layers, which depends on the model.
+	p := registry["bench"].spec.Param("ngl")
+	p.Default, p.List, p.Doc = "", true, "GPU layers of the +gpu modes (default: a quarter of the layers, as the seed used)"
+}
+
+func runBench(c *ctxCall) error {
+	l, err := c.model("model")
+	if err != nil {
+		return err
+	}
+	cfg := bench.Config{
+		Model:   l.name,
+		File:    l.file.f,
+		Prompt:  c.Ints("pp"),
+		Gen:     c.Ints("tg"),
+		Reps:    c.reps(),
+		Threads: c.Ints("threads"),
+		AMX:     c.Str("amx"),
+		NGL:     c.Ints("ngl"),
+		NoWarm:  c.s.settings.Warmup == 0,
+		Seed:    uint64(c.s.settings.Seed),
+		Setup:   hw.Setup,
+	}
+	if len(cfg.Threads) == 0 {
+		cfg.Threads = []int{c.s.settings.Threads}
+	}
+	for _, m := range c.Strs("mode") {
+		cfg.Modes = append(cfg.Modes, bench.Mode(m))
+	}
+	var tests int
+	for _, n := range cfg.Prompt {
+		if n > 0 {
+			tests++
+		}
+	}
+	for _, n := range cfg.Gen {
+		if n > 0 {
+			tests++
+		}
+	}
+	if tests == 0 {
+		return c.errAt("pp", "give pp= or tg= a positive size", "nothing to measure: every pp and tg is 0")
+	}
+	total := tests * len(cfg.Modes) * len(cfg.Threads) * max(len(cfg.NGL), 1) * cfg.Reps
+	prog := c.progress(fmt.Sprintf("bench %s", l.name))
+	done := 0
+	res, runErr := bench.Run(c.ctx, cfg, func(p bench.Progress) {
+		if p.Rep > 0 || p.Row.Skipped != "" {
+			done++
+			if p.Row.Skipped != "" {
+				done += p.Of - 1
+			}
+		}
+		prog.step(min(done, total), total, fmt.Sprintf("repetitions (%s %s, %d threads)", p.Row.Mode, p.Row.Test, p.Row.Threads))
+	})
+	if res == nil {
+		prog.done("failed")
+		return runErr
+	}
+	t, ch := benchTables(l.name, res)
+	t.Note("%s", hw.Describe())
+	rec := &Record{Tables: []*result.Table{t}, Charts: []*result.Chart{ch}, Raw: res, Context: map[string]any{"model": modelInfo{l}}}
+	if runErr != nil {
+		rec.Partial = true
+		t.Note("interrupted: the rows measured so far are kept (the last one may have fewer repetitions)")
+		prog.done("interrupted")
+		c.emit(rec)
+		return interrupted(runErr)
+	}
+	prog.done(fmt.Sprintf("%d rows", len(res.Rows)))
+	c.emit(rec)
+	return nil
+}
+
+// benchTables renders bench rows as a table (mean ± sd tok/s, llama-bench style) and a grouped bar chart of
+// tok/s per mode, one bar per test.
+func benchTables(name string, res *bench.Result) (*result.Table, *result.Chart) {
+	t := result.NewTable("bench "+name, "mode", "amx", "ngl", "threads", "test", "speed:tok/s", "reps", "kernels", "note")
+	ch := &result.Chart{Kind: result.Bars, Title: "throughput of " + name, XLabel: "mode", YLabel: "tok/s"}
+	var tests []string
+	cats := map[string]int{}
+	vals := map[string]map[int]float64{}
+	threads := map[int]bool{}
+	for _, r := range res.Rows {
+		threads[r.Threads] = true
+	}
+	for _, r := range res.Rows {
+		note := r.Skipped
+		if r.Partial {
+			note = "interrupted"
+		}
+		var speed any
+		if r.Skipped == "" && len(r.SamplesT) > 0 {
+			speed = result.NewMeasure(r.SamplesT)
+		}
+		amxPolicy := r.AMX
+		if amxPolicy == "" {
+			amxPolicy = "off"
+		}
+		t.Add(string(r.Mode), amxPolicy, r.NGL, r.Threads, r.Test, speed, len(r.SamplesT), r.Kernel, note)
+
+		cat := string(r.Mode)
+		if r.NGL > 0 {
+			cat += fmt.Sprintf(" ngl=%d", r.NGL)
+		}
+		if len(threads) > 1 {
+			cat += fmt.Sprintf(" t=%d", r.Threads)
+		}
+		if _, ok := cats[cat]; !ok {
+			cats[cat] = len(ch.Categories)
+			ch.Categories = append(ch.Categories, cat)
+		}
+		if _, ok := vals[r.Test]; !ok {
+			vals[r.Test] = map[int]float64{}
+			tests = append(tests, r.Test)
+		}
+		v := math.NaN()
+		if m, ok := speed.(result.Measure); ok {
+			v = m.Mean
+		}
+		vals[r.Test][cats[cat]] = v
+	}
+	for _, test := range tests {
+		s := result.Series{Name: test, Y: make([]float64, len(ch.Categories))}
+		for i := range s.Y {
+			v, ok := vals[test][i]
+			if !ok {
+				v = math.NaN()
+			}
+			s.Y[i] = v
+		}
+		ch.Series = append(ch.Series, s)
+	}
+	if len(tests) > 0 {
+		ch.Title += " (" + strings.Join(tests, ", ") + ")"
+	}
+	return t, ch
+}
