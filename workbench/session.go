@@ -101,7 +101,7 @@ func (s *Session) Last() *Record {
 func (s *Session) Results() []*Record { return s.results }
 
 // Error is a failed statement: the message names the bad token with a hint; the traceback shows the line with
-// the token underlined. The Jupyter kernel reports it as ename Name(), evalue Error(), traceback Traceback().
+// the token underlined. The Jupyter kernel reports it as ename ErrorName(), evalue Error(), traceback Traceback().
 type Error struct {
 	File string // the script it came from, or ""
 	Line int    // 1-based line in the cell or script
@@ -116,14 +116,11 @@ func (e *Error) Error() string { return e.Err.Error() }
 // Unwrap exposes the cause (a *lang.Error, context.Canceled, an engine error).
 func (e *Error) Unwrap() error { return e.Err }
 
-// Name is the error's class for Jupyter's ename.
-func (e *Error) Name() string {
-	var le *lang.Error
-	switch {
-	case errors.Is(e.Err, context.Canceled):
+// ErrorName is the error's class for Jupyter's ename (the kernel's NamedError): "Interrupted" when the cell was
+// interrupted, "TileLabError" otherwise.
+func (e *Error) ErrorName() string {
+	if errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, context.DeadlineExceeded) {
 		return "Interrupted"
-	case errors.As(e.Err, &le):
-		return "TileLabError"
 	}
 	return "TileLabError"
 }

@@ -133,7 +133,7 @@ func TestErrors(t *testing.T) {
 				t.Errorf("evalue = %q, want it to contain %q", e.Error(), tt.want)
 			}
 			tb := e.Traceback()
-			if len(tb) < 3 || e.Line != tt.line || e.Name() == "" {
+			if len(tb) < 3 || e.Line != tt.line || e.ErrorName() == "" {
 				t.Errorf("traceback %q at line %d, want line %d", tb, e.Line, tt.line)
 			}
 			if got := strings.TrimPrefix(tb[2], "    "); got != tt.caret {
@@ -378,7 +378,7 @@ func TestInterruptStopsBetweenStatements(t *testing.T) {
 	r := &recorder{}
 	err := s.Execute(ctx, "print a\nprint b", r)
 	var e *Error
-	if !errors.As(err, &e) || !errors.Is(err, context.Canceled) || e.Name() != "Interrupted" || len(r.events) != 0 {
+	if !errors.As(err, &e) || !errors.Is(err, context.Canceled) || e.ErrorName() != "Interrupted" || len(r.events) != 0 {
 		t.Errorf("err = %v, events %q", err, r.events)
 	}
 }
@@ -490,3 +490,9 @@ func exampleBinds(c *command) (any, error) {
 	}
 	return langBind(c, stmts)
 }
+
+// The Jupyter kernel reads these optional interfaces to fill ename and the traceback.
+var (
+	_ kernel.NamedError     = (*Error)(nil)
+	_ kernel.TracebackError = (*Error)(nil)
+)
