@@ -76,21 +76,16 @@ func (s *Scheduler) pick(op *graph.Op) (Backend, string, error) {
 // Describe builds the profile record of one op execution: shapes, buffers, bytes and flops from the op itself.
 func Describe(op *graph.Op, backendName, kernel string, d time.Duration) profile.Record {
 	var shapes, bufs []string
-	var bytes int64
 	for _, t := range op.Src {
 		if t == nil {
 			continue
 		}
 		shapes = append(shapes, t.Type.String()+t.Shape())
 		bufs = append(bufs, t.Buffer())
-		bytes += t.Bytes()
-	}
-	if op.Dst != nil {
-		bytes += op.Dst.Bytes()
 	}
 	return profile.Record{
 		Op: op.Kind.String(), Name: op.Name, Layer: op.Layer, Backend: backendName, Kernel: kernel,
-		Shapes: strings.Join(shapes, " "), Buffers: strings.Join(bufs, ","), Bytes: bytes, Flops: Flops(op), Time: d,
+		Shapes: strings.Join(shapes, " "), Buffers: strings.Join(bufs, ","), Bytes: Bytes(op), Flops: Flops(op), Time: d,
 	}
 }
 
@@ -108,4 +103,41 @@ func Flops(op *graph.Op) int64 {
 		return int64(op.Dst.Elems())
 	}
 	return 0
+}
+
+// Bytes estimates the memory an op touches: its inputs and output, except that GET_ROWS reads only the rows it
+// fetches and MUL_MAT_ID only the experts its tokens chose (counted once each), not the whole table or stack.
+func Bytes(op *graph.Op) int64 {
+	var n int64
+	if op.Dst != nil {
+		n += op.Dst.Bytes()
+	}
+	for i, t := range op.Src {
+		if t == nil {
+			continue
+		}
+		switch {
+		case op.Kind == graph.GetRows && i == 0:
+			if len(op.Src) > 1 && op.Src[1] != nil {
+				n += int64(t.Type.RowBytes(t.Ne[0])) * int64(op.Src[1].Elems())
+			}
+		case op.Kind == graph.MulMatID && i == 0 && len(op.Src) > 2 && op.Src[2] != nil:
+			n += int64(t.Type.RowBytes(t.Ne[0])) * int64(t.Ne[1]) * int64(distinct(op.Src[2].I32, t.Ne[2]))
+		default:
+			n += t.Bytes()
+		}
+	}
+	return n
+}
+
+// distinct counts the different experts in ids (all of them when ids is not filled in yet).
+func distinct(ids []int32, experts int) int {
+	if len(ids) == 0 {
+		return experts
+	}
+	seen := make(map[int32]struct{}, experts)
+	for _, id := range ids {
+		seen[id] = struct{}{}
+	}
+	return len(seen)
 }
