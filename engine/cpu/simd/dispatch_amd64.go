@@ -47,24 +47,13 @@ func (ts tileSet) family(name string) kernels {
 	}
 }
 
-// q4VNNIVBMI is the VNNI Q4_0 set with the VBMI unpacking for single activation rows (decoding).
-var q4VNNIVBMI = func() [4][4]tileFunc {
-	t := q4VNNITiles
-	t[0] = q4VBMITiles[0]
-	return t
-}()
-
 var (
-	avx512VNNI       = avx512Tiles.family("avx512-vnni")
-	avx512VNNIVBMI   = tileSet{&q4VNNIVBMI, &q8VNNITiles, &f32Tiles, &f16Tiles, &bf16Tiles, 4, 16}.family("avx512-vnni")
-	avx2             = avx2Tiles.family("avx2")
-	avx512VNNINoVBMI = func() kernels { k := avx512VNNI; k.name = "avx512-vnni-novbmi"; return k }()
+	avx512VNNI = avx512Tiles.family("avx512-vnni")
+	avx2       = avx2Tiles.family("avx2")
 )
 
 func init() {
 	switch {
-	case hasAVX512VNNI() && cpu.X86.HasAVX512VBMI:
-		impl = avx512VNNIVBMI
 	case hasAVX512VNNI():
 		impl = avx512VNNI
 	case hasAVX2():
@@ -87,9 +76,7 @@ func hasAVX2() bool {
 
 func fastFamilies() []kernels {
 	var f []kernels
-	if hasAVX512VNNI() && cpu.X86.HasAVX512VBMI {
-		f = append(f, avx512VNNIVBMI, avx512VNNINoVBMI)
-	} else if hasAVX512VNNI() {
+	if hasAVX512VNNI() {
 		f = append(f, avx512VNNI)
 	}
 	if hasAVX2() {

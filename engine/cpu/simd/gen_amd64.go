@@ -80,33 +80,6 @@ func (g *gen) prologue(name string, rm int) {
 	_ = rm
 }
 
-// data emits the VBMI tiles' permutation tables: q4pairPerm takes the 16 packed bytes of block 0 (offsets 2..17)
-// to lanes 0 and 1 and those of block 1 (offsets 20..35) to lanes 2 and 3; q4pairScales takes word 0 (block 0's
-// scale) to words 0..7 and word 9 (block 1's, at byte 18) to words 8..15.
-func (g *gen) data() {
-	var perm [64]byte
-	for l := 0; l < 16; l++ {
-		perm[l], perm[16+l] = byte(2+l), byte(2+l)
-		perm[32+l], perm[48+l] = byte(20+l), byte(20+l)
-	}
-	for q := 0; q < 8; q++ {
-		var v uint64
-		for b := 7; b >= 0; b-- {
-			v = v<<8 | uint64(perm[q*8+b])
-		}
-		fmt.Fprintf(&g.s, "DATA q4pairPerm<>+%d(SB)/8, $0x%016x\n", q*8, v)
-	}
-	fmt.Fprintf(&g.s, "GLOBL q4pairPerm<>(SB), RODATA|NOPTR, $64\n")
-	for q := 0; q < 4; q++ {
-		w := uint64(0)
-		if q >= 2 {
-			w = 9
-		}
-		fmt.Fprintf(&g.s, "DATA q4pairScales<>+%d(SB)/8, $0x%016x\n", q*8, w|w<<16|w<<32|w<<48)
-	}
-	fmt.Fprintf(&g.s, "GLOBL q4pairScales<>(SB), RODATA|NOPTR, $32\n")
-}
-
 // reduce sums the 16 lanes of accumulator r and stores the float at addr.
 func (g *gen) reduce(r int, dst string) {
 	g.p("VEXTRACTF64X4 $1, %s, %s", z(r), y(rT))
@@ -122,23 +95,23 @@ func (g *gen) reduce(r int, dst string) {
 
 // quantTile writes one VNNI tile kernel for weights "q4" or "q8".
 //
-// With vbmi (Q4_0 only), a weight row's pair of blocks comes in with one masked 36-byte load (masked-off bytes
-// never fault, so the last row of a tensor is safe), VPERMB spreads the two blocks' 16 packed bytes into all four
-// 128-bit lanes, a word-masked VPSRLW moves the high nibbles down in lanes 1 and 3, and VPERMW picks both fp16
-// scales out of the same register: 6 vector instructions per row and pair instead of 10.
-func (g *gen) quantTile(wt string, rm, rn int, vbmi bool) string {
+// Port 5 (shuffles) is the bottleneck of these loops on Intel cores, so the pair loop avoids shuffles where it can:
+// fp16 scales become floats through a 64 Ki-entry table (halfTable) with broadcast loads, which use load ports
+// only, the second block's scale merged into its lanes under a mask; and Q4_0 nibbles stay in the order the loads
+// give ([lo nibbles of block 0 | of block 1 | hi nibbles of block 0 | of block 1]), the activations being loaded
+// in that same order by 128-bit inserts, shared by all RN weight rows.
+func (g *gen) quantTile(wt string, rm, rn int) string {
 	name := fmt.Sprintf("%sVNNI%dx%d", wt, rm, rn)
-	if vbmi {
-		name = fmt.Sprintf("%sVBMI%dx%d", wt, rm, rn)
-	}
-	rIdx, rWIdx := rm*rn, rm*rn+1 // free registers above the accumulators
-	wb := 18                      // bytes per weight block
-	mask, off := "$0x0f0f0f0f", "$0x08080808"
+	wb := 18 // bytes per weight block
+	mask, off, lanes := "$0x0f0f0f0f", "$0x08080808", "$0xf0f0"
 	if wt == "q8" {
 		wb = 34
-		mask, off = "$0x80808080", "$0x80808080"
+		mask, off, lanes = "$0x80808080", "$0x80808080", "$0xff00"
 	}
 	g.prologue(name, rm)
+	g.p("LEAQ ·halfTable(SB), R13")
+	g.p("MOVL %s, AX", lanes)
+	g.p("KMOVW AX, K1")
 	g.p("MOVL %s, AX", mask)
 	g.p("VPBROADCASTD AX, %s", z(rMask))
 	g.p("MOVL %s, AX", off)
@@ -146,14 +119,6 @@ func (g *gen) quantTile(wt string, rm, rn int, vbmi bool) string {
 	g.p("VPXORD %s, %s, %s", z(rZero), z(rZero), z(rZero))
 	for r := 0; r < rm*rn; r++ {
 		g.p("VPXORD %s, %s, %s", z(r), z(r), z(r))
-	}
-	if vbmi {
-		g.p("MOVQ $0xfffffffff, AX")
-		g.p("KMOVQ AX, K2")
-		g.p("MOVL $0xff00ff00, AX")
-		g.p("KMOVD AX, K1")
-		g.p("VMOVDQU64 q4pairPerm<>(SB), %s", z(rIdx))
-		g.p("VMOVDQU64 q4pairScales<>(SB), %s", y(rWIdx))
 	}
 	g.p("MOVQ CX, AX")
 	g.p("SHRQ $1, AX")
@@ -164,39 +129,30 @@ func (g *gen) quantTile(wt string, rm, rn int, vbmi bool) string {
 		if prefetch > 0 {
 			g.p("PREFETCHT0 %s", wrow(j, prefetch))
 		}
-		if vbmi {
-			g.p("VMOVDQU8.Z %s, K2, %s", wrow(j, 0), z(rT))
-			g.p("VPERMB %s, %s, %s", z(rT), z(rIdx), z(q))
-			g.p("VPSRLW $4, %s, K1, %s", z(q), z(q))
-			g.p("VPANDD %s, %s, %s", z(rMask), z(q), z(q))
-			g.p("VPERMW %s, %s, %s", y(rT), y(rWIdx), y(sw))
-			g.p("VCVTPH2PS %s, %s", y(sw), z(sw))
-			continue
-		}
 		if wt == "q4" {
 			g.p("VMOVDQU64 %s, %s", wrow(j, 2), x(q))
 			g.p("VINSERTI32X4 $1, %s, %s, %s", wrow(j, wb+2), y(q), y(q))
 			g.p("VPSRLW $4, %s, %s", y(q), y(rT))
 			g.p("VINSERTI64X4 $1, %s, %s, %s", y(rT), z(q), z(q))
-			g.p("VSHUFI64X2 $0xd8, %s, %s, %s", z(q), z(q), z(q))
 			g.p("VPANDD %s, %s, %s", z(rMask), z(q), z(q))
 		} else {
 			g.p("VMOVDQU64 %s, %s", wrow(j, 2), y(q))
 			g.p("VINSERTI64X4 $1, %s, %s, %s", wrow(j, wb+2), z(q), z(q))
 			g.p("VPXORD %s, %s, %s", z(rMask), z(q), z(q))
 		}
-		g.p("VPBROADCASTW %s, %s", wrow(j, 0), x(sw))
-		g.p("VPBROADCASTW %s, %s", wrow(j, wb), x(rT))
-		g.p("VINSERTI32X4 $1, %s, %s, %s", x(rT), y(sw), y(sw))
-		g.p("VCVTPH2PS %s, %s", y(sw), z(sw))
+		g.scalePair(wrow(j, 0), wrow(j, wb), sw)
 	}
 	for i := 0; i < rm; i++ {
-		g.p("VMOVDQU64 %s, %s", arow(i, 2), y(rA))
-		g.p("VINSERTI64X4 $1, %s, %s, %s", arow(i, 36), z(rA), z(rA))
-		g.p("VPBROADCASTW %s, %s", arow(i, 0), x(rSA))
-		g.p("VPBROADCASTW %s, %s", arow(i, 34), x(rT))
-		g.p("VINSERTI32X4 $1, %s, %s, %s", x(rT), y(rSA), y(rSA))
-		g.p("VCVTPH2PS %s, %s", y(rSA), z(rSA))
+		if wt == "q4" {
+			g.p("VMOVDQU64 %s, %s", arow(i, 2), x(rA))
+			g.p("VINSERTI32X4 $1, %s, %s, %s", arow(i, 36), z(rA), z(rA))
+			g.p("VINSERTI32X4 $2, %s, %s, %s", arow(i, 18), z(rA), z(rA))
+			g.p("VINSERTI32X4 $3, %s, %s, %s", arow(i, 52), z(rA), z(rA))
+		} else {
+			g.p("VMOVDQU64 %s, %s", arow(i, 2), y(rA))
+			g.p("VINSERTI64X4 $1, %s, %s, %s", arow(i, 36), z(rA), z(rA))
+		}
+		g.scalePair(arow(i, 0), arow(i, 34), rSA)
 		g.dotRow(i, rn)
 	}
 	g.p("ADDQ $%d, SI", 2*wb)
@@ -207,7 +163,7 @@ func (g *gen) quantTile(wt string, rm, rn int, vbmi bool) string {
 	g.p("TESTQ $1, CX")
 	g.p("JZ %s_reduce", name)
 	// The odd last block runs the same dot code with the upper halves of every input register zero, so the upper
-	// lanes add nothing.
+	// lanes add nothing; its elements are in natural order on both sides.
 	for j := 0; j < rn; j++ {
 		q, sw := rQ+j, rSW+j
 		if wt == "q4" {
@@ -219,13 +175,11 @@ func (g *gen) quantTile(wt string, rm, rn int, vbmi bool) string {
 			g.p("VMOVDQU64 %s, %s", wrow(j, 2), y(q))
 			g.p("VPXORD %s, %s, %s", y(rMask), y(q), y(q))
 		}
-		g.p("VPBROADCASTW %s, %s", wrow(j, 0), y(sw))
-		g.p("VCVTPH2PS %s, %s", y(sw), z(sw))
+		g.scaleOne(wrow(j, 0), sw)
 	}
 	for i := 0; i < rm; i++ {
 		g.p("VMOVDQU64 %s, %s", arow(i, 2), y(rA))
-		g.p("VPBROADCASTW %s, %s", arow(i, 0), y(rSA))
-		g.p("VCVTPH2PS %s, %s", y(rSA), z(rSA))
+		g.scaleOne(arow(i, 0), rSA)
 		g.dotRow(i, rn)
 	}
 	g.label(name + "_reduce")
@@ -237,6 +191,21 @@ func (g *gen) quantTile(wt string, rm, rn int, vbmi bool) string {
 	g.p("VZEROUPPER")
 	g.p("RET")
 	return name
+}
+
+// scalePair fills register r with the float of the fp16 scale at a0 in every lane, then that of a1 in the lanes
+// of K1 (the second block's), through halfTable (base in R13).
+func (g *gen) scalePair(a0, a1 string, r int) {
+	g.p("MOVWLZX %s, R14", a0)
+	g.p("VBROADCASTSS (R13)(R14*4), %s", z(r))
+	g.p("MOVWLZX %s, R14", a1)
+	g.p("VBROADCASTSS (R13)(R14*4), K1, %s", z(r))
+}
+
+// scaleOne fills register r with the float of the fp16 scale at a0.
+func (g *gen) scaleOne(a0 string, r int) {
+	g.p("MOVWLZX %s, R14", a0)
+	g.p("VBROADCASTSS (R13)(R14*4), %s", z(r))
 }
 
 // dotRow accumulates activation row i (in rA, scales in rSA) against the RN unpacked weight rows.
@@ -484,25 +453,11 @@ func main() {
 		var names [maxR][maxR]string
 		for i := range maxR {
 			for j := range maxR {
-				names[i][j] = g.quantTile(wt, i+1, j+1, false)
+				names[i][j] = g.quantTile(wt, i+1, j+1)
 			}
 		}
 		table(wt+"VNNITiles", names, qsig)
 	}
-	// The VBMI unpacking pays off where the weight side dominates: one activation row (decoding).
-	{
-		var names [maxR][maxR]string
-		for i := range maxR {
-			for j := range maxR {
-				names[i][j] = "nil"
-				if i == 0 {
-					names[i][j] = g.quantTile("q4", i+1, j+1, true)
-				}
-			}
-		}
-		table("q4VBMITiles", names, qsig)
-	}
-	g.data()
 	for _, wt := range []string{"f32", "f16", "bf16"} {
 		var names [maxR][maxR]string
 		for i := range maxR {

@@ -64,3 +64,13 @@ func floatToHalf(f float32) uint16 {
 
 // bf16ToFloat widens a bfloat16 value: its bits are the top half of a float32.
 func bf16ToFloat(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// halfTable maps every fp16 bit pattern to its float32 value. The assembly kernels read block scales through it
+// with broadcast loads, which keeps the conversion off the shuffle port their loops are bound by.
+var halfTable [1 << 16]float32
+
+func init() {
+	for h := range halfTable {
+		halfTable[h] = halfToFloat(uint16(h))
+	}
+}

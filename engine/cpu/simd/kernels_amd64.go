@@ -115,26 +115,6 @@ var q8VNNITiles = [4][4]tileFunc{
 }
 
 //go:noescape
-func q4VBMI1x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
-
-//go:noescape
-func q4VBMI1x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
-
-//go:noescape
-func q4VBMI1x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
-
-//go:noescape
-func q4VBMI1x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
-
-// q4VBMITiles holds the tiles by [activation rows-1][weight rows-1].
-var q4VBMITiles = [4][4]tileFunc{
-	{q4VBMI1x1, q4VBMI1x2, q4VBMI1x3, q4VBMI1x4},
-	{nil, nil, nil, nil},
-	{nil, nil, nil, nil},
-	{nil, nil, nil, nil},
-}
-
-//go:noescape
 func f32F1x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
 
 //go:noescape
