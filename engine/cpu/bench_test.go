@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"tilelab/engine/graph"
+	"tilelab/engine/pool"
 	"tilelab/engine/tensor"
 )
 
@@ -31,5 +32,60 @@ func BenchmarkAttention(b *testing.B) {
 				}
 			})
 		}
+	}
+}
+
+// BenchmarkDecodeMatMul is a decode step's matrix products on all cores: one token against big weights, reported
+// as weight bytes read per second (MB/s), to compare with the machine's read bandwidth.
+func BenchmarkDecodeMatMul(b *testing.B) {
+	p := pool.New(0)
+	defer p.Close()
+	be := New(p, Options{})
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, c := range []struct {
+		name    string
+		k, n, e int
+	}{{"output 2048x151936", 2048, 151936, 1}, {"attn_q 2048x4096", 2048, 4096, 1}, {"experts 2048x768x128 top-8", 2048, 768, 128}} {
+		w := &graph.Tensor{Name: "w", Type: tensor.Q4_0, Ne: [4]int{c.k, c.n, c.e, 1}}
+		w.Data = make([]byte, w.Bytes())
+		for i := range w.Data {
+			w.Data[i] = byte(rng.Uint32())
+		}
+		for i := 0; i < len(w.Data); i += 18 { // sane scales
+			w.Data[i], w.Data[i+1] = 0x00, 0x20
+		}
+		x := f32Tensor("x", randF32(rng, c.k), c.k, 1)
+		var op *graph.Op
+		read := w.Bytes()
+		if c.e == 1 {
+			op = &graph.Op{Kind: graph.MulMat, Name: c.name, Dst: f32Tensor("d", make([]float32, c.n), c.n, 1), Src: []*graph.Tensor{w, x}}
+		} else {
+			ids := []int32{3, 17, 29, 40, 66, 80, 99, 127}
+			x.Ne = [4]int{c.k, 1, 1, 1}
+			op = &graph.Op{Kind: graph.MulMatID, Name: c.name, Dst: f32Tensor("d", make([]float32, c.n*8), c.n, 8, 1),
+				Src: []*graph.Tensor{w, x, i32Tensor("ids", ids, 8, 1)}}
+			read = read / int64(c.e) * 8
+		}
+		for _, rows := range []int{16, 32, 64, 128, 256} {
+			b.Run(fmt.Sprintf("%s/rows=%d", c.name, rows), func(b *testing.B) {
+				defer func(a, b int) { matRows, idRows = a, b }(matRows, idRows)
+				matRows, idRows = rows, rows
+				b.SetBytes(read)
+				for b.Loop() {
+					if _, err := be.Compute(op); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkPoolRun is the fixed cost of one parallel op: waking every worker for trivial chunks.
+func BenchmarkPoolRun(b *testing.B) {
+	p := pool.New(0)
+	defer p.Close()
+	for b.Loop() {
+		p.Run(4*p.Threads(), func(c, w int) {})
 	}
 }

@@ -16,6 +16,14 @@ var (
 	simdMatMulF = simd.MatMulF
 )
 
+// The output rows one chunk of a fast matrix product covers: small enough that every worker gets many chunks
+// (so a slow one does not hold up the op), large enough that claiming a chunk costs nothing in comparison.
+// Variables, so the benchmarks can sweep them.
+var (
+	matRows = 64
+	idRows  = 32
+)
+
 // path is how a matrix op runs: on the reference kernels, on simd's quantized kernels (Q4_0/Q8_0 weights,
 // activations quantized to Q8_0), or on simd's float kernels (F32/F16/BF16 weights, float32 activations).
 type path int
@@ -86,7 +94,8 @@ func (b *Backend) mulMatFast(op *graph.Op, p path, w *graph.Tensor, x, dst []flo
 		}
 		a = b.q8
 	}
-	chunks, per := b.chunksFor(n, 16)
+	per := min(matRows, max(1, (n+b.pool.Threads()-1)/b.pool.Threads()))
+	chunks := (n + per - 1) / per
 	var fe firstErr
 	b.pool.Run(chunks, func(c, _ int) {
 		n0, n1 := c*per, min(n, (c+1)*per)
@@ -105,7 +114,7 @@ func (b *Backend) mulMatIDFast(op *graph.Op, p path, s *idShapes) (string, error
 	if _, err := newRowReader(s.w, op); err != nil {
 		return "", err
 	}
-	per := 32
+	per := idRows
 	g := &b.groups
 	g.group(s.ids, s.e, s.n, per)
 	entries := len(s.ids)

@@ -4,29 +4,42 @@ package pool
 
 import (
 	"runtime"
-	"sync"
 	"sync/atomic"
+	"time"
 )
+
+// spinFor is how long an idle worker keeps polling for the next job before it parks. A forward pass runs ops back
+// to back, so a worker that spins sees the next op within nanoseconds; waking a parked one costs the caller a
+// futex call per worker, tens of microseconds in all, which on a decode step is more than many ops take.
+const spinFor = 200 * time.Microsecond
 
 // Pool runs chunked work on a fixed set of workers. Run may be called from one goroutine at a time.
 type Pool struct {
 	n     int
 	start []chan struct{}
-	wg    sync.WaitGroup
+	state []atomic.Int32 // per worker: awake (polling or working) or parked (waiting on start)
 
-	// The job in flight, set by Run before waking the workers.
-	next   atomic.Int64
-	chunks int64
-	fn     func(chunk, worker int)
-	closed bool
+	// The job in flight, set by Run before it publishes a new generation.
+	gen     atomic.Uint64
+	next    atomic.Int64
+	pending atomic.Int32 // workers that have not yet finished the current job
+	chunks  int64
+	fn      func(chunk, worker int)
+	closed  atomic.Bool
+	spin    bool // workers poll between jobs; only when each can have its own OS thread (GOMAXPROCS ≥ n)
 }
+
+const (
+	awake  = 0
+	parked = 1
+)
 
 // New starts a pool of n workers (n <= 0 means one per CPU). The caller's goroutine counts as worker 0.
 func New(n int) *Pool {
 	if n <= 0 {
 		n = runtime.NumCPU()
 	}
-	p := &Pool{n: n, start: make([]chan struct{}, n)}
+	p := &Pool{n: n, start: make([]chan struct{}, n), state: make([]atomic.Int32, n), spin: n <= runtime.GOMAXPROCS(0)}
 	for w := 1; w < n; w++ {
 		p.start[w] = make(chan struct{}, 1)
 		go p.worker(w)
@@ -38,10 +51,44 @@ func New(n int) *Pool {
 func (p *Pool) Threads() int { return p.n }
 
 func (p *Pool) worker(w int) {
-	for range p.start[w] {
+	var seen uint64 // New published no generation yet; starting from 0 cannot miss the first job
+	for {
+		g, ok := p.await(w, seen)
+		if !ok {
+			return
+		}
+		seen = g
 		p.claim(w)
-		p.wg.Done()
+		p.pending.Add(-1)
 	}
+}
+
+// await returns the next generation after seen: by polling for a while, then parked on the worker's channel.
+func (p *Pool) await(w int, seen uint64) (uint64, bool) {
+	// Polling is a plain loop on one atomic: runtime.Gosched here would make every idle worker queue on the
+	// scheduler's lock. The Go runtime preempts the loop if the GC needs it.
+	deadline := time.Now().Add(spinFor)
+	for i := 0; p.spin; i++ {
+		if g := p.gen.Load(); g != seen {
+			return g, true
+		}
+		if i%256 == 255 && (p.closed.Load() || time.Now().After(deadline)) {
+			break
+		}
+	}
+	p.state[w].Store(parked)
+	// A job published between the last poll and the store above would find us still awake and not signal:
+	// look once more before sleeping.
+	if g := p.gen.Load(); g != seen {
+		if p.state[w].CompareAndSwap(parked, awake) {
+			return g, true
+		}
+		// Run already claimed our wake-up; take its signal so the channel stays empty.
+	}
+	if _, ok := <-p.start[w]; !ok {
+		return 0, false
+	}
+	return p.gen.Load(), true
 }
 
 func (p *Pool) claim(w int) {
@@ -68,22 +115,27 @@ func (p *Pool) Run(chunks int, fn func(chunk, worker int)) {
 	}
 	p.fn, p.chunks = fn, int64(chunks)
 	p.next.Store(0)
-	helpers := min(p.n, chunks) - 1
-	p.wg.Add(helpers)
-	for w := 1; w <= helpers; w++ {
-		p.start[w] <- struct{}{}
+	p.pending.Store(int32(p.n - 1))
+	p.gen.Add(1) // publishes the job to polling workers
+	for w := 1; w < p.n; w++ {
+		if p.state[w].CompareAndSwap(parked, awake) {
+			p.start[w] <- struct{}{}
+		}
 	}
 	p.claim(0)
-	p.wg.Wait()
+	for i := 0; p.pending.Load() != 0; i++ {
+		if !p.spin || i%256 == 255 {
+			runtime.Gosched()
+		}
+	}
 	p.fn = nil
 }
 
 // Close stops the workers. The pool must not be used afterwards.
 func (p *Pool) Close() {
-	if p.closed {
+	if p.closed.Swap(true) {
 		return
 	}
-	p.closed = true
 	for w := 1; w < p.n; w++ {
 		close(p.start[w])
 	}
