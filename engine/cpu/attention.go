@@ -43,19 +43,30 @@ func (b *Backend) storeKV(op *graph.Op) error {
 	if past < 0 || past+m > ctx {
 		return fmt.Errorf("op %s %s: positions [%d,%d) do not fit cache %s of %d", op.Kind, op.Name, past, past+m, op.Dst.Source().Name, ctx)
 	}
-	b.pool.Run(hkv, func(g, _ int) {
-		for t := 0; t < m; t++ {
-			row := x[(t*hkv+g)*d : (t*hkv+g+1)*d]
-			if !tr {
-				copy(cache[(g*ctx+past+t)*d:], row)
-				continue
-			}
-			for i, v := range row {
-				cache[(g*d+i)*ctx+past+t] = v
-			}
+	heads := hkv
+	if d*hkv*m < elemChunk {
+		heads = 1 // a decode step's few hundred values: waking the workers would cost more than the copy
+	}
+	b.pool.Run(heads, func(c, _ int) {
+		for g := c; g < hkv; g += heads {
+			storeHead(x, cache, g, d, hkv, m, ctx, past, tr)
 		}
 	})
 	return nil
+}
+
+// storeHead is storeKV's copy of one KV head's rows.
+func storeHead(x, cache []float32, g, d, hkv, m, ctx, past int, tr bool) {
+	for t := 0; t < m; t++ {
+		row := x[(t*hkv+g)*d : (t*hkv+g+1)*d]
+		if !tr {
+			copy(cache[(g*ctx+past+t)*d:], row)
+			continue
+		}
+		for i, v := range row {
+			cache[(g*d+i)*ctx+past+t] = v
+		}
+	}
 }
 
 // attnShapes is ATTENTION's operands, checked.

@@ -18,15 +18,22 @@ type Pool struct {
 	n     int
 	start []chan struct{}
 	state []atomic.Int32 // per worker: awake (polling or working) or parked (waiting on start)
+	spin  bool           // workers poll between jobs; only when each can have its own OS thread (GOMAXPROCS ≥ n)
 
 	// The job in flight, set by Run before it publishes a new generation.
+	chunks int64
+	fn     func(chunk, worker int)
+	closed atomic.Bool
+
+	// The three counters every worker touches sit on cache lines of their own: idle workers poll gen, and
+	// sharing its line with next or pending would make each claim invalidate every poller's copy.
+	_       [64]byte
 	gen     atomic.Uint64
+	_       [56]byte
 	next    atomic.Int64
+	_       [56]byte
 	pending atomic.Int32 // workers that have not yet finished the current job
-	chunks  int64
-	fn      func(chunk, worker int)
-	closed  atomic.Bool
-	spin    bool // workers poll between jobs; only when each can have its own OS thread (GOMAXPROCS ≥ n)
+	_       [60]byte
 }
 
 const (
