@@ -14,9 +14,9 @@ import (
 )
 
 // TestEngineAgreesWithOracle runs engine/model on its float32 reference kernels and this oracle on the same
-// synthetic files, and bounds the relative L2 error of the logits: 1e-4 with F32 weights, 1e-3 with Q8_0 and
-// Q4_0 weights (both sides read the same dequantized values and keep activations in float32, so what remains
-// is summation order). Every position of the prompt is compared, then one more token decoded through the
+// synthetic files, and bounds the relative L2 error of the logits: 1e-4 with F32, F16 and BF16 weights, 1e-3
+// with Q8_0 and Q4_0 weights (both sides read the same dequantized values and keep activations in float32, so
+// what remains is summation order). Every position of the prompt is compared, then one more token decoded through the
 // engine's KV cache against the oracle on the longer sequence.
 func TestEngineAgreesWithOracle(t *testing.T) {
 	dir := t.TempDir()
@@ -24,7 +24,7 @@ func TestEngineAgreesWithOracle(t *testing.T) {
 		for _, q := range []struct {
 			typ   tensor.DType
 			bound float64
-		}{{tensor.F32, 1e-4}, {tensor.Q8_0, 1e-3}, {tensor.Q4_0, 1e-3}} {
+		}{{tensor.F32, 1e-4}, {tensor.F16, 1e-4}, {tensor.BF16, 1e-4}, {tensor.Q8_0, 1e-3}, {tensor.Q4_0, 1e-3}} {
 			t.Run(fmt.Sprintf("%s in %s agrees to %g", preset, q.typ, q.bound), func(t *testing.T) {
 				path := filepath.Join(dir, fmt.Sprintf("%s-%s.gguf", preset, q.typ))
 				if err := synth.WriteFile(path, preset, synth.Options{Quant: q.typ, Seed: 3}); err != nil {
