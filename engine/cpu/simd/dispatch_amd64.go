@@ -48,7 +48,7 @@ func (ts tileSet) family(name string) kernels {
 }
 
 var (
-	avx512VNNI = avx512Tiles.family("avx512-vnni")
+	avx512VNNI = func() kernels { k := avx512Tiles.family("avx512-vnni"); k.quant = quantizeQ8AVX512; return k }()
 	avx2       = avx2Tiles.family("avx2")
 )
 

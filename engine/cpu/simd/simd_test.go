@@ -401,3 +401,77 @@ func compareParity(t *testing.T, c mmCase, fast, ref []float32, abs []float64, t
 		}
 	}
 }
+
+func TestQuantizeQ8_0Families(t *testing.T) {
+	// A block whose largest magnitude is 127 has d = 1 and id = 1, so these values land exactly on ties.
+	ties := make([]float32, 64)
+	for i := range ties {
+		ties[i] = float32(i%32) - 15.5
+	}
+	ties[0], ties[1], ties[2], ties[3] = 127, 0.5, -2.5, 126.5
+	ties[32], ties[33], ties[34] = -127, 0.49999997, -0.49999997
+	r := rand.New(rand.NewPCG(8, 8))
+	inputs := map[string][]float32{"ties": ties, "random values": randFloats(r, 32*37), "zeros": make([]float32, 64)}
+	for _, fam := range families() {
+		for name, x := range inputs {
+			t.Run(fmt.Sprintf("%s quantization matches the reference bit for bit on %s", fam.name, name), func(t *testing.T) {
+				defer use(fam)()
+				got := make([]byte, len(x)/32*34)
+				if err := QuantizeQ8_0(got, x); err != nil {
+					t.Fatal(err)
+				}
+				want := make([]byte, len(got))
+				quantizeQ8Generic(want, x)
+				for i := range got {
+					if got[i] != want[i] {
+						t.Fatalf("byte %d (block %d): %#02x, reference %#02x", i, i/34, got[i], want[i])
+					}
+				}
+			})
+		}
+	}
+	t.Run("the reference rounds ties away from zero", func(t *testing.T) {
+		q := make([]byte, 68)
+		quantizeQ8Generic(q, ties)
+		if int8(q[3]) != 1 || int8(q[4]) != -3 || int8(q[5]) != 127 || int8(q[34+3]) != 0 || int8(q[34+4]) != 0 {
+			t.Fatalf("got %d %d %d %d %d", int8(q[3]), int8(q[4]), int8(q[5]), int8(q[37]), int8(q[38]))
+		}
+	})
+}
+
+func FuzzQuantizeQ8Parity(f *testing.F) {
+	f.Add([]byte("0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef01234567"), float32(1))
+	f.Fuzz(func(t *testing.T, raw []byte, scale float32) {
+		n := len(raw) / 4 / 32 * 32
+		if n == 0 || scale != scale || math.IsInf(float64(scale), 0) {
+			return
+		}
+		x := make([]float32, n)
+		for i := range x {
+			v := math.Float32frombits(uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24)
+			if v != v || math.IsInf(float64(v), 0) {
+				v = 1
+			}
+			x[i] = v * scale
+			if math.IsInf(float64(x[i]), 0) || x[i] != x[i] {
+				x[i] = scale
+			}
+		}
+		want := make([]byte, n/32*34)
+		quantizeQ8Generic(want, x)
+		for _, fam := range fastFamilies() {
+			func() {
+				defer use(fam)()
+				got := make([]byte, len(want))
+				if err := QuantizeQ8_0(got, x); err != nil {
+					t.Fatal(err)
+				}
+				for i := range got {
+					if got[i] != want[i] {
+						t.Fatalf("%s: byte %d: %#02x, reference %#02x (block %v)", fam.name, i, got[i], want[i], x[i/34*32:i/34*32+32])
+					}
+				}
+			}()
+		}
+	})
+}
