@@ -75,7 +75,9 @@ func TimeOp(b *Backend, op *graph.Op, reps int) (time.Duration, string, error) {
 }
 
 // Sweep times a MUL_MAT of an m x n x k shape of type t under each configuration (repacking the weight for each
-// group it meets) and reports the error of each against the float64 meaning of the weights.
+// group it meets) and reports the error of each against the float64 meaning of the weights. The configurations
+// are timed in interleaved rounds (reps rounds of three runs each) and each row is the median of its runs, so a
+// machine whose speed drifts during the sweep does not favour whichever configuration ran at a good moment.
 func Sweep(p *pool.Pool, t tensor.DType, m, n, k int, configs []TileConfig, reps int) ([]SweepRow, error) {
 	if !Detect().Usable {
 		return nil, ErrEmulated
@@ -85,8 +87,11 @@ func Sweep(p *pool.Pool, t tensor.DType, m, n, k int, configs []TileConfig, reps
 	op := RandomMulMat(plain, m, r)
 	ref := sampleRef(plain, op.Src[1].F32, k, n, m)
 	packed := map[int]*graph.Tensor{}
-	var rows []SweepRow
-	for _, c := range configs {
+	backends := make([]*Backend, len(configs))
+	weights := make([]*graph.Tensor, len(configs))
+	rows := make([]SweepRow, len(configs))
+	times := make([][]time.Duration, len(configs))
+	for i, c := range configs {
 		g := c.Group
 		if t == tensor.F16 || t == tensor.BF16 {
 			g = 0
@@ -103,14 +108,32 @@ func Sweep(p *pool.Pool, t tensor.DType, m, n, k int, configs []TileConfig, reps
 		if err != nil {
 			return nil, err
 		}
+		backends[i], weights[i] = b, w
 		op.Src[0] = w
-		d, name, err := TimeOp(b, op, reps)
+		_, name, err := TimeOp(b, op, 1)
 		if err != nil {
 			return nil, err
 		}
-		rows = append(rows, SweepRow{Config: c, Type: t.String(), Shape: fmt.Sprintf("%dx%dx%d", m, n, k),
-			Seconds: d.Seconds(), TOPS: 2 * float64(m) * float64(n) * float64(k) / d.Seconds() / 1e12,
-			RelErr: ref.err(op.Dst.F32), Kernel: name})
+		rows[i] = SweepRow{Config: c, Type: t.String(), Shape: fmt.Sprintf("%dx%dx%d", m, n, k), RelErr: ref.err(op.Dst.F32), Kernel: name}
+	}
+	for round := 0; round < max(1, reps); round++ {
+		for i := range configs {
+			op.Src[0] = weights[i]
+			for j := 0; j < 3; j++ {
+				t0 := time.Now()
+				if _, err := backends[i].Compute(op); err != nil {
+					return nil, err
+				}
+				times[i] = append(times[i], time.Since(t0))
+			}
+		}
+	}
+	for i := range rows {
+		ts := times[i]
+		sort.Slice(ts, func(a, b int) bool { return ts[a] < ts[b] })
+		d := ts[len(ts)/2]
+		rows[i].Seconds = d.Seconds()
+		rows[i].TOPS = 2 * float64(m) * float64(n) * float64(k) / d.Seconds() / 1e12
 	}
 	return rows, nil
 }

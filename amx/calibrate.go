@@ -185,7 +185,7 @@ func timeMulMat(p *pool.Pool, cfg TileConfig, w *graph.Tensor, m, threshold int)
 	}
 	op := RandomMulMat(w, m, rand.New(rand.NewPCG(3, uint64(m))))
 	var ts []time.Duration
-	deadline := time.Now().Add(300 * time.Millisecond)
+	deadline := time.Now().Add(100 * time.Millisecond)
 	for i := 0; i < 50 && (i < 5 || time.Now().Before(deadline)); i++ {
 		t0 := time.Now()
 		if _, err := b.Compute(op); err != nil {

@@ -27,7 +27,7 @@ type TileConfig struct {
 }
 
 // DefaultConfig is the tile configuration kernels use unless told otherwise.
-var DefaultConfig = TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 32}
+var DefaultConfig = TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 512}
 
 // String formats the configuration as ParseTileConfig reads it: "16x64 2x2 g32" (rows x K-step bytes,
 // arrangement, group; "gK" for the whole K), with " c256" when a bf16 chunk is set.

@@ -1,8 +1,8 @@
 //go:build amxdevice
 
-// The accelerator machine's figures: peak tile rates, GEMM rates at the shapes, the tile-configuration
-// sweep and the MUL_MAT_ID comparison. Built only with -tags amxdevice (scripts/device-amx.sh does), since the
-// shapes are far too large for CI.
+// The accelerator machine's figures: peak tile rates, the tile-configuration sweep, GEMM rates at the issue's
+// shapes, MUL_MAT_ID against the non-AMX paths, small batches against CPU mode, and the calibration. Built only
+// with -tags amxdevice (scripts/device-amx.sh does), since the shapes are far too large for CI.
 package amx
 
 import (
@@ -13,15 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"tilelab/engine/cpu"
 	"tilelab/engine/graph"
 	"tilelab/engine/pool"
 	"tilelab/engine/tensor"
 )
 
-type report struct {
-	t *testing.T
-	b strings.Builder
-}
+type report struct{ b strings.Builder }
 
 func (r *report) printf(format string, a ...any) {
 	s := fmt.Sprintf(format, a...)
@@ -35,11 +33,16 @@ func (r *report) save() {
 	}
 }
 
+func repack(plain *graph.Tensor, group int) (*graph.Tensor, error) {
+	w := &graph.Tensor{Name: plain.Name, Type: plain.Type, Ne: plain.Ne, Layout: tensor.Plain, Data: append([]byte(nil), plain.Data...)}
+	return w, (&BufferType{Group: group}).Import(w)
+}
+
 func TestDeviceFigures(t *testing.T) {
 	needAMX(t)
 	p := pool.New(0)
 	defer p.Close()
-	rep := &report{t: t}
+	rep := &report{}
 	defer rep.save()
 	rep.printf("# AMX figures, %s, %d threads, %s\n\n", cpuModel(), p.Threads(), time.Now().UTC().Format(time.RFC3339))
 
@@ -59,7 +62,7 @@ func TestDeviceFigures(t *testing.T) {
 				cfgs = append(cfgs, TileConfig{Rows: 16, KStep: 64, MT: a[0], NT: a[1], Group: g})
 			}
 		}
-		cfgs = append(cfgs, TileConfig{Rows: 16, KStep: 32, MT: 2, NT: 2, Group: 0}, TileConfig{Rows: 8, KStep: 64, MT: 2, NT: 2, Group: 0})
+		cfgs = append(cfgs, TileConfig{Rows: 16, KStep: 32, MT: 2, NT: 2, Group: 512}, TileConfig{Rows: 8, KStep: 64, MT: 2, NT: 2, Group: 512})
 		rows, err := Sweep(p, tensor.Q8_0, 512, 2048, 4096, cfgs, 5)
 		if err != nil {
 			t.Fatal(err)
@@ -69,37 +72,57 @@ func TestDeviceFigures(t *testing.T) {
 			bcfg = append(bcfg, TileConfig{Rows: 16, KStep: 64, MT: a[0], NT: a[1]})
 		}
 		bcfg = append(bcfg, TileConfig{Rows: 16, KStep: 32, MT: 2, NT: 2})
-		for _, ch := range []int{128, 256, 512} {
+		for _, ch := range []int{256, 512} {
 			bcfg = append(bcfg, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Chunk: ch}, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Chunk: ch})
 		}
 		brows, err := Sweep(p, tensor.BF16, 512, 2048, 4096, bcfg, 5)
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep.printf("## Tile-configuration sweep (MUL_MAT 512x2048x4096)\n\n%s\n", SweepTable(append(rows, brows...)))
+		rep.printf("## Tile-configuration sweep (MUL_MAT 512x2048x4096, interleaved rounds, medians)\n\n%s\n", SweepTable(append(rows, brows...)))
 	}
 
 	if want("gemm") {
 		rep.printf("## GEMM at the issue's shapes (share of the peak measured above)\n\n| type | shape | config | ms | rate | %% of peak |\n|---|---|---|---|---|---|\n")
+		cases := []struct {
+			typ tensor.DType
+			cfg TileConfig
+		}{
+			{tensor.Q8_0, DefaultConfig},
+			{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 32}},
+			{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 512}},
+			{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Group: 512}},
+			{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 0}},
+			{tensor.BF16, DefaultConfig},
+			{tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Chunk: 512}},
+		}
 		for _, sh := range [][3]int{{4096, 4096, 4096}, {512, 2048, 4096}} {
-			for _, c := range gemmConfigs() {
-				rows, err := Sweep(p, c.typ, sh[0], sh[1], sh[2], []TileConfig{c.cfg}, 3)
+			for _, typ := range []tensor.DType{tensor.Q8_0, tensor.BF16} {
+				var cfgs []TileConfig
+				for _, c := range cases {
+					if c.typ == typ {
+						cfgs = append(cfgs, c.cfg)
+					}
+				}
+				rows, err := Sweep(p, typ, sh[0], sh[1], sh[2], cfgs, 3)
 				if err != nil {
 					t.Fatal(err)
 				}
 				peak := i8
-				if c.typ == tensor.BF16 {
+				if typ == tensor.BF16 {
 					peak = bf
 				}
-				r := rows[0]
-				rep.printf("| %s | %s | %s | %.2f | %.2f | %.0f%% |\n", r.Type, r.Shape, r.Config, r.Seconds*1e3, r.TOPS, 100*r.TOPS/peak)
+				for _, r := range rows {
+					rep.printf("| %s | %s | %s | %.2f | %.2f | %.0f%% |\n", r.Type, r.Shape, r.Kernel, r.Seconds*1e3, r.TOPS, 100*r.TOPS/peak)
+				}
 			}
 		}
 		rep.printf("\n")
 	}
 
+	cpuBackend := cpu.New(p, cpu.Options{})
 	if want("moe") {
-		rep.printf("## MUL_MAT_ID: 128 experts, 8 used, 512 tokens (q4_0)\n\n| projection | K x N | config | tiles ms | avx512-vnni ms | speed-up |\n|---|---|---|---|---|---|\n")
+		rep.printf("## MUL_MAT_ID: 128 experts, 8 used, 512 tokens (q4_0)\n\n| projection | K x N | AMX tiles | ms | avx512-vnni (same packing) ms | CPU backend (plain q4_0) ms | vs vnni | vs CPU |\n|---|---|---|---|---|---|---|---|\n")
 		for _, pr := range []struct {
 			name   string
 			k, n   int
@@ -108,27 +131,55 @@ func TestDeviceFigures(t *testing.T) {
 			r := rand.New(rand.NewPCG(21, uint64(pr.k)))
 			plain := RandomWeight(tensor.Q4_0, pr.k, pr.n, 128, r)
 			op := RandomMulMatID(plain, 512, 8, pr.shared, r)
-			for _, g := range []int{32, 256, 0} {
-				w := &graph.Tensor{Name: "exps", Type: plain.Type, Ne: plain.Ne, Layout: tensor.Plain, Data: append([]byte(nil), plain.Data...)}
-				if err := (&BufferType{Group: g}).Import(w); err != nil {
+			dc, _, err := timeBackend(cpuBackend, op, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, cfg := range []TileConfig{DefaultConfig, {Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 32}} {
+				w, err := repack(plain, cfg.Group)
+				if err != nil {
 					t.Fatal(err)
 				}
 				op.Src[0] = w
-				cfg := DefaultConfig
-				cfg.Group = g
 				tiles, _ := NewBackend(p, Options{Config: cfg, Threshold: 1})
 				vec, _ := NewBackend(p, Options{Config: cfg, Threshold: 1 << 30})
 				dt, kt, err := TimeOp(tiles, op, 5)
 				if err != nil {
 					t.Fatal(err)
 				}
-				dv, kv, err := TimeOp(vec, op, 5)
+				dv, _, err := TimeOp(vec, op, 5)
 				if err != nil {
 					t.Fatal(err)
 				}
-				rep.printf("| %s | %dx%d | %s | %.2f | %.2f | %.2fx |\n", pr.name, pr.k, pr.n, cfg, dt.Seconds()*1e3, dv.Seconds()*1e3, dv.Seconds()/dt.Seconds())
-				_, _ = kt, kv
+				rep.printf("| %s | %dx%d | %s | %.2f | %.2f | %.2f | %.2fx | %.2fx |\n", pr.name, pr.k, pr.n, kt, dt.Seconds()*1e3,
+					dv.Seconds()*1e3, dc.Seconds()*1e3, dv.Seconds()/dt.Seconds(), dc.Seconds()/dt.Seconds())
 			}
+			op.Src[0] = plain
+		}
+		rep.printf("\n")
+	}
+
+	if want("small") {
+		rep.printf("## Small batches: AMX backend (its own dispatch) against CPU mode, q4_0 MUL_MAT N=K=2048\n\n| m | AMX backend ms | kernel | CPU backend ms | AMX / CPU time |\n|---|---|---|---|---|\n")
+		r := rand.New(rand.NewPCG(5, 6))
+		plain := RandomWeight(tensor.Q4_0, 2048, 2048, 1, r)
+		w, err := repack(plain, DefaultConfig.Group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ab, _ := NewBackend(p, Options{})
+		for _, m := range []int{1, 2, 4, 8, 16, 32, 64, 128, 512} {
+			op := RandomMulMat(plain, m, r)
+			dc, _, err := timeBackend(cpuBackend, op, 9)
+			if err != nil {
+				t.Fatal(err)
+			}
+			op.Src[0] = w
+			da, ka, err := TimeOp(ab, op, 9)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep.printf("| %d | %.3f | %s | %.3f | %.2f |\n", m, da.Seconds()*1e3, ka, dc.Seconds()*1e3, da.Seconds()/dc.Seconds())
 		}
 		rep.printf("\n")
 	}
@@ -142,18 +193,28 @@ func TestDeviceFigures(t *testing.T) {
 	}
 }
 
-type gemmCase struct {
-	typ tensor.DType
-	cfg TileConfig
-}
-
-func gemmConfigs() []gemmCase {
-	return []gemmCase{
-		{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 32}},
-		{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 0}},
-		{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 256}},
-		{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Group: 256}},
-		{tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2}},
-		{tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Chunk: 256}},
+// timeBackend is TimeOp for any backend.
+func timeBackend(b interface {
+	Compute(*graph.Op) (string, error)
+}, op *graph.Op, reps int) (time.Duration, string, error) {
+	name, err := b.Compute(op)
+	if err != nil {
+		return 0, "", err
 	}
+	var ts []time.Duration
+	for i := 0; i < reps; i++ {
+		t0 := time.Now()
+		if _, err := b.Compute(op); err != nil {
+			return 0, "", err
+		}
+		ts = append(ts, time.Since(t0))
+	}
+	for i := range ts {
+		for j := i + 1; j < len(ts); j++ {
+			if ts[j] < ts[i] {
+				ts[i], ts[j] = ts[j], ts[i]
+			}
+		}
+	}
+	return ts[len(ts)/2], name, nil
 }
