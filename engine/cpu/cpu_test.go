@@ -175,6 +175,7 @@ func TestMulMatIDMatchesPerTokenLoops(t *testing.T) {
 		{name: "shared input rows reach each chosen expert", k: 64, n: 24, e: 5, u: 2, m: 7, sharedInput: true, dt: tensor.Q4_0},
 		{name: "per-slot input rows reach their own expert", k: 96, n: 13, e: 4, u: 3, m: 5, dt: tensor.Q8_0},
 		{name: "a single decode token uses two experts", k: 32, n: 40, e: 8, u: 2, m: 1, sharedInput: true, dt: tensor.Q4_0},
+		{name: "a prompt's rows are gathered and scattered in parallel", k: 4096, n: 8, e: 4, u: 2, m: 100, sharedInput: true, dt: tensor.Q8_0},
 		{name: "f16 experts of a ragged width", k: 48, n: 7, e: 3, u: 2, m: 4, dt: tensor.F16},
 		{name: "bf16 experts with per-slot inputs", k: 40, n: 9, e: 4, u: 2, m: 3, dt: tensor.BF16},
 		{name: "f32 experts with a shared input", k: 33, n: 5, e: 3, u: 3, m: 2, sharedInput: true, dt: tensor.F32},

@@ -128,8 +128,12 @@ func (b *Backend) mulMatIDFast(op *graph.Op, p path, s *idShapes) (string, error
 	} else {
 		b.xg = resize(b.xg, s.k*entries)
 	}
-	for i, en := range g.order {
-		r := int(en)
+	rowBytes := rb
+	if p == pathFloat {
+		rowBytes = 4 * s.k
+	}
+	b.rowsParallel(entries, rowBytes, func(i int) {
+		r := int(g.order[i])
 		if s.xu == 1 {
 			r /= s.u
 		}
@@ -138,7 +142,7 @@ func (b *Backend) mulMatIDFast(op *graph.Op, p path, s *idShapes) (string, error
 		} else {
 			copy(b.xg[i*s.k:(i+1)*s.k], s.x[r*s.k:(r+1)*s.k])
 		}
-	}
+	})
 	b.tmp = resize(b.tmp, entries*s.n)
 	wb := s.w.Type.RowBytes(s.k) * s.n // bytes of one expert
 	var fe firstErr
@@ -155,8 +159,21 @@ func (b *Backend) mulMatIDFast(op *graph.Op, p path, s *idShapes) (string, error
 	if fe.err != nil {
 		return "", fe.err
 	}
-	for i, en := range g.order {
-		copy(s.dst[int(en)*s.n:(int(en)+1)*s.n], b.tmp[i*s.n:(i+1)*s.n])
-	}
+	b.rowsParallel(entries, 4*s.n, func(i int) {
+		en := int(g.order[i])
+		copy(s.dst[en*s.n:(en+1)*s.n], b.tmp[i*s.n:(i+1)*s.n])
+	})
 	return fastVariant(), nil
+}
+
+// rowsParallel calls f for rows [0, n) of rowBytes each, on the pool when there are enough bytes to be worth
+// waking it (a prompt's expert rows), on the caller otherwise (a decode step's few).
+func (b *Backend) rowsParallel(n, rowBytes int, f func(i int)) {
+	per := max(1, (256<<10)/max(rowBytes, 1)) // about 256 KiB a chunk
+	chunks := (n + per - 1) / per
+	b.pool.Run(chunks, func(c, _ int) {
+		for i := c * per; i < min(n, (c+1)*per); i++ {
+			f(i)
+		}
+	})
 }
