@@ -77,10 +77,16 @@ func runBench(c *ctxCall) error {
 	rec := &Record{Tables: []*result.Table{t}, Charts: []*result.Chart{ch}, Raw: res, Context: map[string]any{"model": modelInfo{l}}}
 	if runErr != nil {
 		rec.Partial = true
-		t.Note("interrupted: the rows measured so far are kept (the last one may have fewer repetitions)")
-		prog.done("interrupted")
+		if c.ctx.Err() != nil {
+			t.Note("interrupted: the rows measured so far are kept (the last one may have fewer repetitions)")
+			prog.done("interrupted")
+			c.emit(rec)
+			return interrupted(runErr)
+		}
+		t.Note("stopped by an error (below): the rows measured before it are kept")
+		prog.done("failed")
 		c.emit(rec)
-		return interrupted(runErr)
+		return runErr
 	}
 	prog.done(fmt.Sprintf("%d rows", len(res.Rows)))
 	c.emit(rec)

@@ -187,6 +187,7 @@ func (c *Chart) bars(p *plot.Plot) error {
 }
 
 func (c *Chart) lines(p *plot.Plot) error {
+	p.Legend.Left = true // lines of throughput rise to the right
 	if c.LogX {
 		p.X.Scale = plot.LogScale{}
 		p.X.Tick.Marker = plot.LogTicks{Prec: -1}
@@ -242,7 +243,10 @@ func (g grid) span() (lo, hi float64) {
 }
 
 func (c *Chart) heatmap(p *plot.Plot) error {
-	cm := moreland.ExtendedBlackBody()
+	// A diverging blue-red map keeps both ends dark enough for the labels drawn on the cells.
+	cm := moreland.SmoothBlueRed()
+	cm.SetMin(0)
+	cm.SetMax(1)
 	pal := cm.Palette(64)
 	h := plotter.NewHeatMap(grid{c.Z}, pal)
 	h.NaN = color.Gray{0xdd}
@@ -255,7 +259,7 @@ func (c *Chart) heatmap(p *plot.Plot) error {
 				txt = "n/a"
 			}
 			if r == c.HighlightR && col == c.HighlightC {
-				txt = "★ " + txt
+				txt = "best: " + txt
 			}
 			labels.XYs = append(labels.XYs, plotter.XY{X: float64(col), Y: float64(r)})
 			labels.Labels = append(labels.Labels, txt)
@@ -265,8 +269,16 @@ func (c *Chart) heatmap(p *plot.Plot) error {
 	if err != nil {
 		return err
 	}
+	lo, hi := grid{c.Z}.span()
 	for i := range l.TextStyle {
-		l.TextStyle[i].Color = color.RGBA{0x20, 0x60, 0xff, 0xff}
+		// White on the saturated ends of the map, black on its pale middle.
+		l.TextStyle[i].Color = color.Black
+		xy := labels.XYs[i]
+		if v := c.Z[int(xy.Y)][int(xy.X)]; !math.IsNaN(v) {
+			if f := (v - lo) / (hi - lo); f < 0.25 || f > 0.75 {
+				l.TextStyle[i].Color = color.White
+			}
+		}
 		l.TextStyle[i].XAlign = draw.XCenter
 		l.TextStyle[i].YAlign = draw.YCenter
 	}
