@@ -35,7 +35,7 @@ func init() {
 		Params:  []lang.Param{{Name: "wait", Kind: lang.Bool, Default: "off", Doc: "clear only when the next output arrives (avoids flicker)"}},
 	}})
 	register(&command{group: "session", run: runSet, spec: &lang.Spec{
-		Name: "set", Summary: "change session defaults (threads, reps, warmup, seed, tile, format, out)",
+		Name: "set", Summary: "change session defaults (threads, reps, warmup, seed, tile, format, out, dir)",
 		Doc:     "Without parameters, shows every setting. Commands use these unless given their own value.",
 		Example: "set threads=16 reps=5",
 		Params:  settingParams,
@@ -164,8 +164,13 @@ func runSet(c *ctxCall) error {
 				return c.errAt("tile", "run tiles to find one, or set tile=default", "bad value '%s' for tile: %v", v.Text, err)
 			}
 		}
-		if p.Name == "out" {
+		if p.Name == "out" || p.Name == "dir" {
 			v.Text = c.path(v.Text)
+		}
+		if p.Name == "dir" {
+			if st, err := os.Stat(v.Text); err != nil || !st.IsDir() {
+				return c.errAt("dir", "give an existing folder", "no folder %s", v.Text)
+			}
 		}
 		c.s.settings.apply(p.Name, v)
 	}
@@ -242,7 +247,7 @@ func (c *ctxCall) baseDir() string {
 	if c.sc.file != "" {
 		return "the script's folder"
 	}
-	return c.s.opts.Dir
+	return c.s.settings.Dir
 }
 
 // scriptParams lists the names a script declares with `param`, in order.

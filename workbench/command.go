@@ -83,7 +83,7 @@ func (c *ctxCall) path(name string) string {
 	if c.sc.file != "" {
 		return filepath.Join(filepath.Dir(c.sc.file), name)
 	}
-	return filepath.Join(c.s.opts.Dir, name)
+	return filepath.Join(c.s.settings.Dir, name)
 }
 
 // bundle renders a table in the session's format.

@@ -194,7 +194,7 @@ func (s *Session) pathMatches(prefix string) []string {
 		look = "."
 	}
 	if !filepath.IsAbs(look) {
-		look = filepath.Join(s.opts.Dir, look)
+		look = filepath.Join(s.settings.Dir, look)
 	}
 	ents, err := os.ReadDir(look)
 	if err != nil {

@@ -496,3 +496,20 @@ var (
 	_ kernel.NamedError     = (*Error)(nil)
 	_ kernel.TracebackError = (*Error)(nil)
 )
+
+func TestSetDirMovesRelativePaths(t *testing.T) {
+	s := newSession(t)
+	sub := filepath.Join(s.opts.Dir, "sub")
+	os.MkdirAll(sub, 0o755)
+	os.WriteFile(filepath.Join(sub, "hi.tlab"), []byte("print hi from sub\n"), 0o644)
+	r := mustExec(t, s, "set dir=sub\nrun hi.tlab")
+	if len(r.events) != 1 || r.events[0] != "stdout: hi from sub\n" {
+		t.Errorf("events %q", r.events)
+	}
+	if got, _, _ := s.Complete("run h", 5); len(got) != 1 || got[0] != "hi.tlab" {
+		t.Errorf("completion after set dir = %q", got)
+	}
+	if _, err := exec(t, s, "set dir=nowhere"); err == nil || !strings.Contains(err.Error(), "no folder") {
+		t.Errorf("err = %v", err)
+	}
+}

@@ -18,10 +18,11 @@ type settings struct {
 	Tile    string // AMX tile configuration, "" for the kernels' default
 	Format  string // auto (every MIME type), text, markdown
 	Out     string // folder `save` writes relative names into
+	Dir     string // folder relative paths (models, scripts, vocabularies) resolve against
 }
 
 func defaultSettings(o Options) settings {
-	return settings{Threads: o.Threads, Reps: 5, Warmup: 1, Seed: 42, Format: "auto", Out: o.Dir}
+	return settings{Threads: o.Threads, Reps: 5, Warmup: 1, Seed: 42, Format: "auto", Out: o.Dir, Dir: o.Dir}
 }
 
 func atLeast(n int) func(lang.Value) error {
@@ -51,6 +52,7 @@ var settingParams = []lang.Param{
 	{Name: "tile", Kind: lang.String, Doc: "AMX tile configuration for matmul and the AMX kernels (as `tiles` offers it), or default"},
 	{Name: "format", Kind: lang.Enum, Allowed: []string{"auto", "text", "markdown"}, Doc: "how tables show: auto (text, HTML and JSON), text only, or markdown"},
 	{Name: "out", Kind: lang.Path, Doc: "folder relative save paths go into"},
+	{Name: "dir", Kind: lang.Path, Doc: "folder relative paths (models, scripts) resolve against; a notebook can set dir=.. to work from the repository root"},
 }
 
 func settingNames() []string {
@@ -81,6 +83,8 @@ func (st *settings) apply(name string, v lang.Value) {
 		st.Format = v.Text
 	case "out":
 		st.Out = v.Text
+	case "dir":
+		st.Dir = v.Text
 	}
 }
 
@@ -104,6 +108,8 @@ func (st *settings) get(name string) (string, any, error) {
 		return st.Format, st.Format, nil
 	case "out":
 		return st.Out, st.Out, nil
+	case "dir":
+		return st.Dir, st.Dir, nil
 	}
 	return "", nil, errors.New("no setting " + name)
 }
