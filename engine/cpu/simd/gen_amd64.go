@@ -251,6 +251,167 @@ func (g *gen) dotRow(i, rn int) {
 	}
 }
 
+// prepBytes is the size of one prepared activation pair: the 64 activation bytes in the order the weight tiles
+// use, 16 float scales, and 16 int32 lanes of -offset·Σa.
+const prepBytes = 192
+
+// prepTile writes the routine that prepares activations for the prepTile kernels: for each of rows rows (stride
+// as) and each pair of blocks (the odd last block as a pair with an empty second half), it stores at out (row
+// stride os) the activation bytes, their scales and the offset correction — the work quantTile repeats for every
+// weight tile, done once per activation row.
+func (g *gen) prepRoutine(wt string) string {
+	name := fmt.Sprintf("%sPrep", wt)
+	off, lanes := "$0x08080808", "$0xf0f0"
+	if wt == "q8" {
+		off, lanes = "$0x80808080", "$0xff00"
+	}
+	fmt.Fprintf(&g.s, "\n// func %s(a *byte, as int, rows int, nb int, out *byte, os int)\n", name)
+	fmt.Fprintf(&g.s, "TEXT ·%s(SB), NOSPLIT, $0-48\n", name)
+	g.p("MOVQ a+0(FP), DI")
+	g.p("MOVQ as+8(FP), R10")
+	g.p("MOVQ rows+16(FP), R11")
+	g.p("MOVQ nb+24(FP), CX")
+	g.p("MOVQ out+32(FP), DX")
+	g.p("MOVQ os+40(FP), BX")
+	g.p("LEAQ ·halfTable(SB), R13")
+	g.p("MOVL %s, AX", lanes)
+	g.p("KMOVW AX, K1")
+	g.p("MOVL %s, AX", off)
+	g.p("VPBROADCASTD AX, %s", z(rOff))
+	g.p("VPXORD %s, %s, %s", z(rZero), z(rZero), z(rZero))
+	g.label(name + "_row")
+	g.p("MOVQ DI, SI")
+	g.p("MOVQ DX, R9")
+	g.p("MOVQ CX, AX")
+	g.p("SHRQ $1, AX")
+	g.p("JZ %s_tail", name)
+	g.label(name + "_pair")
+	if wt == "q4" {
+		g.p("VMOVDQU64 2(SI), %s", x(rA))
+		g.p("VINSERTI32X4 $1, 36(SI), %s, %s", z(rA), z(rA))
+		g.p("VINSERTI32X4 $2, 18(SI), %s, %s", z(rA), z(rA))
+		g.p("VINSERTI32X4 $3, 52(SI), %s, %s", z(rA), z(rA))
+	} else {
+		g.p("VMOVDQU64 2(SI), %s", y(rA))
+		g.p("VINSERTI64X4 $1, 36(SI), %s, %s", z(rA), z(rA))
+	}
+	g.scalePair("0(SI)", "34(SI)", rSA)
+	g.prepStore()
+	g.p("ADDQ $68, SI")
+	g.p("ADDQ $%d, R9", prepBytes)
+	g.p("DECQ AX")
+	g.p("JNZ %s_pair", name)
+	g.label(name + "_tail")
+	g.p("TESTQ $1, CX")
+	g.p("JZ %s_next", name)
+	g.p("VMOVDQU64 2(SI), %s", y(rA))
+	g.p("MOVWLZX 0(SI), R14")
+	g.p("VBROADCASTSS (R13)(R14*4), %s", z(rSA))
+	g.prepStore()
+	g.label(name + "_next")
+	g.p("ADDQ R10, DI")
+	g.p("ADDQ BX, DX")
+	g.p("DECQ R11")
+	g.p("JNZ %s_row", name)
+	g.p("VZEROUPPER")
+	g.p("RET")
+	return name
+}
+
+// prepStore writes the prepared pair in rA and rSA, with its offset correction, at R9.
+func (g *gen) prepStore() {
+	g.p("VPXORD %s, %s, %s", z(rNS), z(rNS), z(rNS))
+	g.p("VPDPBUSD %s, %s, %s", z(rA), z(rOff), z(rNS))
+	g.p("VPSUBD %s, %s, %s", z(rNS), z(rZero), z(rNS))
+	g.p("VMOVDQU64 %s, 0(R9)", z(rA))
+	g.p("VMOVUPS %s, 64(R9)", z(rSA))
+	g.p("VMOVDQU64 %s, 128(R9)", z(rNS))
+}
+
+// prepTile writes a tile kernel that reads prepared activations (a points at prepared rows, as is their stride)
+// as memory operands: per activation row and weight row only the dot, convert, scale and accumulate remain.
+func (g *gen) prepTile(wt string, rm, rn int) string {
+	name := fmt.Sprintf("%sVNNIP%dx%d", wt, rm, rn)
+	wb := 18
+	mask, lanes := "$0x0f0f0f0f", "$0xf0f0"
+	if wt == "q8" {
+		wb = 34
+		mask, lanes = "$0x80808080", "$0xff00"
+	}
+	g.prologue(name, rm)
+	g.p("LEAQ ·halfTable(SB), R13")
+	g.p("MOVL %s, AX", lanes)
+	g.p("KMOVW AX, K1")
+	g.p("MOVL %s, AX", mask)
+	g.p("VPBROADCASTD AX, %s", z(rMask))
+	for r := 0; r < rm*rn; r++ {
+		g.p("VPXORD %s, %s, %s", z(r), z(r), z(r))
+	}
+	g.p("MOVQ CX, AX")
+	g.p("SHRQ $1, AX")
+	g.p("JZ %s_tail", name)
+	g.label(name + "_pair")
+	for j := 0; j < rn; j++ {
+		q, sw := rQ+j, rSW+j
+		if wt == "q4" {
+			g.p("VMOVDQU64 %s, %s", wrow(j, 2), x(q))
+			g.p("VINSERTI32X4 $1, %s, %s, %s", wrow(j, wb+2), y(q), y(q))
+			g.p("VPSRLW $4, %s, %s", y(q), y(rT))
+			g.p("VINSERTI64X4 $1, %s, %s, %s", y(rT), z(q), z(q))
+			g.p("VPANDD %s, %s, %s", z(rMask), z(q), z(q))
+		} else {
+			g.p("VMOVDQU64 %s, %s", wrow(j, 2), y(q))
+			g.p("VINSERTI64X4 $1, %s, %s, %s", wrow(j, wb+2), z(q), z(q))
+			g.p("VPXORD %s, %s, %s", z(rMask), z(q), z(q))
+		}
+		g.scalePair(wrow(j, 0), wrow(j, wb), sw)
+	}
+	g.prepDot(rm, rn)
+	g.p("ADDQ $%d, SI", 2*wb)
+	g.p("ADDQ $%d, DI", prepBytes)
+	g.p("DECQ AX")
+	g.p("JNZ %s_pair", name)
+	g.label(name + "_tail")
+	g.p("TESTQ $1, CX")
+	g.p("JZ %s_reduce", name)
+	for j := 0; j < rn; j++ {
+		q, sw := rQ+j, rSW+j
+		if wt == "q4" {
+			g.p("VMOVDQU64 %s, %s", wrow(j, 2), x(q))
+			g.p("VPSRLW $4, %s, %s", x(q), x(rT))
+			g.p("VINSERTI32X4 $1, %s, %s, %s", x(rT), y(q), y(q))
+			g.p("VPANDD %s, %s, %s", y(rMask), y(q), y(q))
+		} else {
+			g.p("VMOVDQU64 %s, %s", wrow(j, 2), y(q))
+			g.p("VPXORD %s, %s, %s", y(rMask), y(q), y(q))
+		}
+		g.scaleOne(wrow(j, 0), sw, false)
+	}
+	g.prepDot(rm, rn)
+	g.label(name + "_reduce")
+	for i := 0; i < rm; i++ {
+		for j := 0; j < rn; j++ {
+			g.reduce(i*rn+j, drow(i, 4*j))
+		}
+	}
+	g.p("VZEROUPPER")
+	g.p("RET")
+	return name
+}
+
+// prepDot accumulates the prepared pair at DI (rows by R10) against the RN weight registers.
+func (g *gen) prepDot(rm, rn int) {
+	for i := 0; i < rm; i++ {
+		for j := 0; j < rn; j++ {
+			g.p("VMOVDQU64 %s, %s", arow(i, 128), z(rT))
+			g.p("VPDPBUSD %s, %s, %s", arow(i, 0), z(rQ+j), z(rT))
+			g.p("VCVTDQ2PS %s, %s", z(rT), z(rT))
+			g.p("VMULPS %s, %s, %s", arow(i, 64), z(rSW+j), z(rU))
+			g.p("VFMADD231PS %s, %s, %s", z(rU), z(rT), z(i*rn+j))
+		}
+	}
+}
+
 // floatTile writes one AVX-512 tile for float weights ("f32", "f16", "bf16") against float32 activations, over
 // nb steps of 16 elements.
 func (g *gen) floatTile(wt string, rm, rn int) string {
@@ -486,7 +647,16 @@ func main() {
 			}
 		}
 		table(wt+"VNNITiles", names, qsig)
+		for i := range maxR {
+			for j := range maxR {
+				names[i][j] = g.prepTile(wt, i+1, j+1)
+			}
+		}
+		table(wt+"PrepTiles", names, qsig)
+		n := g.prepRoutine(wt)
+		fmt.Fprintf(&g.g, "//go:noescape\nfunc %s(a *byte, as int, rows int, nb int, out *byte, os int)\n\n", n)
 	}
+	fmt.Fprintf(&g.g, "// prepBytes is the size of one prepared activation pair.\nconst prepBytes = %d\n\n", prepBytes)
 	for _, wt := range []string{"f32", "f16", "bf16"} {
 		var names [maxR][maxR]string
 		for i := range maxR {

@@ -59,6 +59,65 @@ var q4VNNITiles = [4][4]tileFunc{
 }
 
 //go:noescape
+func q4VNNIP1x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP1x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP1x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP1x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP2x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP2x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP2x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP2x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP3x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP3x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP3x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP3x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP4x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP4x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP4x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIP4x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+// q4PrepTiles holds the tiles by [activation rows-1][weight rows-1].
+var q4PrepTiles = [4][4]tileFunc{
+	{q4VNNIP1x1, q4VNNIP1x2, q4VNNIP1x3, q4VNNIP1x4},
+	{q4VNNIP2x1, q4VNNIP2x2, q4VNNIP2x3, q4VNNIP2x4},
+	{q4VNNIP3x1, q4VNNIP3x2, q4VNNIP3x3, q4VNNIP3x4},
+	{q4VNNIP4x1, q4VNNIP4x2, q4VNNIP4x3, q4VNNIP4x4},
+}
+
+//go:noescape
+func q4Prep(a *byte, as int, rows int, nb int, out *byte, os int)
+
+//go:noescape
 func q8VNNI1x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
 
 //go:noescape
@@ -113,6 +172,68 @@ var q8VNNITiles = [4][4]tileFunc{
 	{q8VNNI3x1, q8VNNI3x2, q8VNNI3x3, q8VNNI3x4},
 	{q8VNNI4x1, q8VNNI4x2, q8VNNI4x3, q8VNNI4x4},
 }
+
+//go:noescape
+func q8VNNIP1x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP1x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP1x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP1x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP2x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP2x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP2x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP2x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP3x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP3x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP3x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP3x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP4x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP4x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP4x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIP4x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+// q8PrepTiles holds the tiles by [activation rows-1][weight rows-1].
+var q8PrepTiles = [4][4]tileFunc{
+	{q8VNNIP1x1, q8VNNIP1x2, q8VNNIP1x3, q8VNNIP1x4},
+	{q8VNNIP2x1, q8VNNIP2x2, q8VNNIP2x3, q8VNNIP2x4},
+	{q8VNNIP3x1, q8VNNIP3x2, q8VNNIP3x3, q8VNNIP3x4},
+	{q8VNNIP4x1, q8VNNIP4x2, q8VNNIP4x3, q8VNNIP4x4},
+}
+
+//go:noescape
+func q8Prep(a *byte, as int, rows int, nb int, out *byte, os int)
+
+// prepBytes is the size of one prepared activation pair.
+const prepBytes = 192
 
 //go:noescape
 func f32F1x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
