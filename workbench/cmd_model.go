@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"tilelab/amx"
 	"tilelab/engine/model"
 	"tilelab/engine/placement"
 	"tilelab/engine/profile"
@@ -416,12 +417,21 @@ func runProfile(c *ctxCall) error {
 		return err
 	}
 	t := result.NewTable(fmt.Sprintf("profile of %s, %s, by %s (%s, %d threads)", l.name, what, key, l.opts, l.threads),
-		string(key), "calls", "total:ms", "share:%", "GOP/s", "GB/s")
+		string(key), "calls", "total:ms", "share:%", "GOP/s", "GB/s", "AMX peak:%")
+	peakInt8, peakBF16 := c.s.amxPeak(l)
 	ch := &result.Chart{Kind: result.Bars, Title: fmt.Sprintf("time share by %s: %s %s", key, l.name, what), XLabel: string(key), YLabel: "share of op time (%)"}
 	s := result.Series{Name: what}
 	for _, r := range rows {
 		k := r.Key()
-		t.Add(k, r.Calls, float64(r.Time.Microseconds())/1000, 100*r.Share, r.GOPS, r.GBps)
+		// Only a row that is all AMX tile work has a meaningful fraction of the tile unit's peak.
+		var peak any
+		switch {
+		case strings.HasPrefix(k, "amx-int8") && peakInt8 > 0:
+			peak = 100 * r.GOPS / (peakInt8 * 1000)
+		case strings.HasPrefix(k, "amx-bf16") && peakBF16 > 0:
+			peak = 100 * r.GOPS / (peakBF16 * 1000)
+		}
+		t.Add(k, r.Calls, float64(r.Time.Microseconds())/1000, 100*r.Share, r.GOPS, r.GBps, peak)
 		ch.Categories = append(ch.Categories, k)
 		s.Y = append(s.Y, 100*r.Share)
 	}
@@ -433,4 +443,23 @@ func runProfile(c *ctxCall) error {
 	}
 	c.emit(&Record{Tables: []*result.Table{t}, Charts: charts, Raw: rec.Records, Context: map[string]any{"model": modelInfo{l}}})
 	return nil
+}
+
+// amxPeak measures the tile unit's peak on the model's threads once per session (0, 0 where AMX is not usable).
+func (s *Session) amxPeak(l *loaded) (int8TOPS, bf16TFLOPS float64) {
+	if l.amx == nil || l.amx.Emulated() {
+		return 0, 0
+	}
+	if s.peak == nil {
+		s.peak = map[int][2]float64{}
+	}
+	if p, ok := s.peak[l.threads]; ok {
+		return p[0], p[1]
+	}
+	i8, bf, err := amx.Peak(l.pool)
+	if err != nil {
+		return 0, 0
+	}
+	s.peak[l.threads] = [2]float64{i8, bf}
+	return i8, bf
 }

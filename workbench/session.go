@@ -46,6 +46,7 @@ type Session struct {
 	displays int       // counter for display ids
 	cmds     map[string]*command
 	started  time.Time
+	peak     map[int][2]float64 // AMX int8 TOPS and bf16 TFLOPS by thread count, measured on first use
 }
 
 // Record is one command's result, kept for `save`.
