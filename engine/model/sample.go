@@ -20,15 +20,15 @@ type Sampler struct {
 	TopP float32
 	Seed uint64
 
-	rng  *rand.Rand
-	idx  []int32
-	prob []float64
+	rng *rand.Rand
+	idx []int32
 }
 
 // Greedy returns a sampler that always picks the most likely token.
 func Greedy() *Sampler { return &Sampler{} }
 
-// Sample picks a token id.
+// Sample picks a token id. It never sorts the whole vocabulary: top-k selects its k candidates, and top-p alone
+// grows a sorted prefix until it holds the nucleus, so sampling costs a few passes over the logits.
 func (s *Sampler) Sample(logits []float32) int32 {
 	if s.Temp <= 0 || s.TopK == 1 {
 		return Argmax(logits)
@@ -36,50 +36,66 @@ func (s *Sampler) Sample(logits []float32) int32 {
 	if s.rng == nil {
 		s.rng = rand.New(rand.NewPCG(s.Seed, 0x9e3779b97f4a7c15))
 	}
-	// Candidates sorted by logit, best first: all of them, or just the top k found by a partial selection.
 	s.idx = s.idx[:0]
 	for i := range logits {
 		s.idx = append(s.idx, int32(i))
 	}
-	k := len(logits)
-	if s.TopK > 0 && s.TopK < k {
-		k = s.TopK
-		partialTop(s.idx, logits, k)
-	}
-	cand := s.idx[:k]
-	sort.SliceStable(cand, func(a, b int) bool { return logits[cand[a]] > logits[cand[b]] })
+	temp := float64(s.Temp)
+	mx := float64(logits[Argmax(logits)])
+	weight := func(id int32) float64 { return math.Exp((float64(logits[id]) - mx) / temp) }
 
-	mx := float64(logits[cand[0]])
-	s.prob = s.prob[:0]
-	var sum float64
-	for _, id := range cand {
-		p := math.Exp((float64(logits[id]) - mx) / float64(s.Temp))
-		s.prob = append(s.prob, p)
-		sum += p
+	// The candidates' total weight: the k best under top-k, else the whole vocabulary.
+	var cand []int32
+	var total float64
+	if s.TopK > 0 && s.TopK < len(logits) {
+		partialTop(s.idx, logits, s.TopK)
+		cand = s.idx[:s.TopK]
+		for _, id := range cand {
+			total += weight(id)
+		}
+	} else {
+		cand = s.idx
+		for _, id := range cand {
+			total += weight(id)
+		}
 	}
-	n := len(cand)
 	if s.TopP > 0 && s.TopP < 1 {
+		cand, total = s.nucleus(logits, cand, total, weight)
+	}
+	r := s.rng.Float64() * total
+	for _, id := range cand {
+		if r -= weight(id); r < 0 {
+			return id
+		}
+	}
+	return cand[len(cand)-1]
+}
+
+// nucleus narrows cand (whose weights sum to total) to its best tokens whose probability reaches TopP, sorting
+// only as long a prefix as it needs: 64 candidates, then four times as many, until the prefix holds the nucleus.
+func (s *Sampler) nucleus(logits []float32, cand []int32, total float64, weight func(int32) float64) ([]int32, float64) {
+	for k := min(64, len(cand)); ; k = min(4*k, len(cand)) {
+		if k < len(cand) {
+			partialTop(cand, logits, k)
+		}
+		prefix := cand[:k]
+		sort.SliceStable(prefix, func(a, b int) bool {
+			if logits[prefix[a]] != logits[prefix[b]] {
+				return logits[prefix[a]] > logits[prefix[b]]
+			}
+			return prefix[a] < prefix[b]
+		})
 		var acc float64
-		for i, p := range s.prob {
-			acc += p / sum
-			if acc >= float64(s.TopP) {
-				n = i + 1
-				break
+		for i, id := range prefix {
+			acc += weight(id)
+			if acc >= float64(s.TopP)*total {
+				return prefix[:i+1], acc
 			}
 		}
-		sum = 0
-		for _, p := range s.prob[:n] {
-			sum += p
+		if k == len(cand) {
+			return cand, total
 		}
 	}
-	r := s.rng.Float64() * sum
-	for i, p := range s.prob[:n] {
-		r -= p
-		if r < 0 {
-			return cand[i]
-		}
-	}
-	return cand[n-1]
 }
 
 // partialTop moves the k largest (by logits) of idx to its front, in no particular order (quickselect).

@@ -95,6 +95,22 @@ func TestSamplerRestrictsTheSupport(t *testing.T) {
 			t.Fatalf("token 10 drawn %.2f of the time; renormalised it has 0.625", f)
 		}
 	})
+	t.Run("a nucleus wider than the first sorted prefix still ends where top-p says", func(t *testing.T) {
+		// 1000 equal logits: top-p 0.5 keeps 500 of them, the lower ids first on ties.
+		flat := make([]float32, 1000)
+		s := &Sampler{Temp: 1, TopP: 0.5, Seed: 6}
+		seen := map[int32]bool{}
+		for i := 0; i < 3000; i++ {
+			id := s.Sample(flat)
+			if id >= 500 {
+				t.Fatalf("picked %d, outside the nucleus of ids 0..499", id)
+			}
+			seen[id] = true
+		}
+		if len(seen) < 400 {
+			t.Fatalf("only %d distinct tokens of the 500 in the nucleus", len(seen))
+		}
+	})
 	t.Run("a low temperature concentrates on the best token", func(t *testing.T) {
 		s := &Sampler{Temp: 0.01, Seed: 5}
 		for i := 0; i < 100; i++ {
