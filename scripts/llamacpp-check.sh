@@ -24,6 +24,11 @@
 # the k-th and (k+1)-th expert below 0.01), the noise of activation quantization alone may flip the choice and
 # move the logits far more than the bound allows. Such a row is re-run on the prompt less its last token(s)
 # (up to 3) and the result reported with a note; it fails only if no shorter prompt passes.
+#
+# Debugging one model by hand (paths as this script leaves them in the cache):
+#   $cache/llcheck -m M.gguf -L $cache/linux-x64-3.22.1/package/bins/linux-x64 --tokens 1,2,3 [--ours F.f32] [-v]
+#   LLCHECK_DUMP=DIR writes every float32 tensor llama.cpp computes (DIR/NNN-NAME.f32, in evaluation order);
+#   LLCHECK_NO_REPACK=1 keeps ggml's plain Q4_0/Q8_0 kernels; --kv f16 uses llama.cpp's default F16 KV cache.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
