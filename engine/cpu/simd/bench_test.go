@@ -106,3 +106,37 @@ func fastRandBlocks(r *rand.Rand, wt tensor.DType, n, k int) []byte {
 	}
 	return w
 }
+
+// BenchmarkSoftmax and BenchmarkSwiGLU time one attention row and one expert's activation.
+func BenchmarkSoftmax(b *testing.B) {
+	x := randFloats(rand.New(rand.NewPCG(3, 3)), 512)
+	dst := make([]float32, len(x))
+	for _, fam := range families() {
+		b.Run(fam.name, func(b *testing.B) {
+			defer use(fam)()
+			b.SetBytes(int64(4 * len(x)))
+			for b.Loop() {
+				if err := Softmax(dst, x); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkSwiGLU(b *testing.B) {
+	r := rand.New(rand.NewPCG(4, 4))
+	g, u := randFloats(r, 768), randFloats(r, 768)
+	dst := make([]float32, len(g))
+	for _, fam := range families() {
+		b.Run(fam.name, func(b *testing.B) {
+			defer use(fam)()
+			b.SetBytes(int64(4 * len(g)))
+			for b.Loop() {
+				if err := SwiGLU(dst, g, u); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -55,20 +55,26 @@ func (ts tileSet) family(name string) kernels {
 			}
 			floatTiles(tab, ts.edge, ts.step, wt, w, k, x, m, dst, n, n0, n1)
 		},
-		quant: quantizeQ8Generic,
+		quant:   quantizeQ8Generic,
+		softmax: softmaxGeneric,
+		swiglu:  swigluGeneric,
 	}
 }
 
 var (
-	avx512VNNI = func() kernels { k := avx512Tiles.family("avx512-vnni"); k.quant = quantizeQ8AVX512; return k }()
-	avx2       = avx2Tiles.family("avx2")
+	avx512VNNI = func() kernels {
+		k := avx512Tiles.family("avx512-vnni")
+		k.quant, k.softmax, k.swiglu = quantizeQ8AVX512, softmaxAVX512, swigluAVX512Slices
+		return k
+	}()
+	avx2 = avx2Tiles.family("avx2")
 	// avx512NoPrep runs many-row products on the unprepared tiles (the fallback for large k), for tests and
 	// comparisons.
 	avx512NoPrep = func() kernels {
 		ts := avx512Tiles
 		ts.q4p, ts.q8p = nil, nil
 		k := ts.family("avx512-vnni-noprep")
-		k.quant = quantizeQ8AVX512
+		k.quant, k.softmax, k.swiglu = quantizeQ8AVX512, softmaxAVX512, swigluAVX512Slices
 		return k
 	}()
 )

@@ -35,7 +35,7 @@ func RMSNorm(dst, x, w []float32, eps float32) error {
 }
 
 // Softmax writes the softmax of one row: dst[i] = exp(x[i]-max) / Σ exp(x[j]-max). Entries of -Inf (masked) give
-// zero. dst may be x.
+// zero. dst may be x. The vector paths use a polynomial exp within 2 ulp of the exact one.
 func Softmax(dst, x []float32) error {
 	if len(dst) != len(x) {
 		return fmt.Errorf("simd: Softmax: dst has %d values, x has %d", len(dst), len(x))
@@ -43,12 +43,18 @@ func Softmax(dst, x []float32) error {
 	if len(x) == 0 {
 		return nil
 	}
+	return impl.softmax(dst, x)
+}
+
+var errFullyMasked = fmt.Errorf("simd: Softmax: every entry of the row is -Inf (fully masked)")
+
+func softmaxGeneric(dst, x []float32) error {
 	mx := float32(math.Inf(-1))
 	for _, v := range x {
 		mx = max(mx, v)
 	}
 	if math.IsInf(float64(mx), -1) {
-		return fmt.Errorf("simd: Softmax: every entry of the row is -Inf (fully masked)")
+		return errFullyMasked
 	}
 	var sum float64
 	for i, v := range x {
@@ -68,11 +74,10 @@ func SwiGLU(dst, gate, up []float32) error {
 	if len(gate) != len(dst) || len(up) != len(dst) {
 		return fmt.Errorf("simd: SwiGLU: lengths differ: dst %d, gate %d, up %d", len(dst), len(gate), len(up))
 	}
-	up = up[:len(dst)]
-	gate = gate[:len(dst)]
-	for i, g := range gate {
-		dst[i] = g / (1 + expf(-g)) * up[i]
+	if up == nil {
+		up = []float32{} // a nil up would mean plain SiLU below
 	}
+	impl.swiglu(dst, gate, up)
 	return nil
 }
 
@@ -81,10 +86,22 @@ func SiLU(dst, x []float32) error {
 	if len(dst) != len(x) {
 		return fmt.Errorf("simd: SiLU: dst has %d values, x has %d", len(dst), len(x))
 	}
-	for i, v := range x {
-		dst[i] = v / (1 + expf(-v))
-	}
+	impl.swiglu(dst, x, nil)
 	return nil
+}
+
+func swigluGeneric(dst, g, u []float32) {
+	g = g[:len(dst)]
+	if u == nil {
+		for i, v := range g {
+			dst[i] = v / (1 + expf(-v))
+		}
+		return
+	}
+	u = u[:len(dst)]
+	for i, v := range g {
+		dst[i] = v / (1 + expf(-v)) * u[i]
+	}
 }
 
 // RoPE rotates the heads of one token at position pos, as ggml's rope with no context extension does: x holds

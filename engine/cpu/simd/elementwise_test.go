@@ -1,6 +1,7 @@
 package simd
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strconv"
@@ -185,3 +186,72 @@ func TestRoPE(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestExpKernelsEveryFamily(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	for _, fam := range families() {
+		for _, n := range []int{1, 15, 16, 17, 33, 100, 2048} {
+			x := randFloats(r, n)
+			for i := range x {
+				x[i] *= 20 // spans exp's useful range and SiLU's saturation on both sides
+			}
+			if n > 3 {
+				x[2] = float32(math.Inf(-1))
+			}
+			t.Run(fmt.Sprintf("%s softmax of %d values matches exp(x-max)/Σ", fam.name, n), func(t *testing.T) {
+				defer use(fam)()
+				dst := make([]float32, n)
+				if err := Softmax(dst, x); err != nil {
+					t.Fatal(err)
+				}
+				mx := math.Inf(-1)
+				for _, v := range x {
+					mx = math.Max(mx, float64(v))
+				}
+				var sum float64
+				for _, v := range x {
+					sum += math.Exp(float64(v) - mx)
+				}
+				for i, v := range x {
+					want := math.Exp(float64(v)-mx) / sum
+					// x-max is rounded to float32 before exp, which exp turns into a relative error of |x-max|·ε.
+					if math.Abs(float64(dst[i])-want) > (2e-6+math.Abs(float64(v)-mx)*1.2e-7)*want+1e-38 {
+						t.Fatalf("dst[%d] = %g, want %g", i, dst[i], want)
+					}
+				}
+			})
+			t.Run(fmt.Sprintf("%s SwiGLU and SiLU of %d values match x/(1+exp(-x))", fam.name, n), func(t *testing.T) {
+				defer use(fam)()
+				u := randFloats(r, n)
+				g := append([]float32(nil), x...)
+				if n > 3 {
+					g[2] = -3
+				}
+				dst := make([]float32, n)
+				silu := make([]float32, n)
+				if err := SwiGLU(dst, g, u); err != nil {
+					t.Fatal(err)
+				}
+				if err := SiLU(silu, g); err != nil {
+					t.Fatal(err)
+				}
+				for i, v := range g {
+					s := float64(v) / (1 + math.Exp(-float64(v)))
+					if math.Abs(float64(silu[i])-s) > 2e-6*math.Abs(s)+1e-30 {
+						t.Fatalf("silu(%g) = %g, want %g", v, silu[i], s)
+					}
+					if want := s * float64(u[i]); math.Abs(float64(dst[i])-want) > 2e-6*math.Abs(want)+1e-30 {
+						t.Fatalf("swiglu(%g, %g) = %g, want %g", v, u[i], dst[i], want)
+					}
+				}
+			})
+		}
+		t.Run(fam.name+" softmax refuses a fully masked row", func(t *testing.T) {
+			defer use(fam)()
+			inf := float32(math.Inf(-1))
+			if err := Softmax(make([]float32, 20), []float32{inf, inf, inf, inf, inf, inf, inf, inf, inf, inf, inf, inf, inf, inf, inf, inf, inf, inf, inf, inf}); err == nil {
+				t.Fatal("no error")
+			}
+		})
+	}
+}

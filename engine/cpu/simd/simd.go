@@ -42,14 +42,19 @@ type kernels struct {
 	mmF func(wt tensor.DType, w []byte, k int, x []float32, m int, dst []float32, n, n0, n1 int)
 	// quant quantizes whole rows of blocks.
 	quant func(dst []byte, x []float32)
+	// softmax computes one row (non-empty, lengths equal); swiglu computes silu(g)·u, or silu(g) for u nil.
+	softmax func(dst, x []float32) error
+	swiglu  func(dst, g, u []float32)
 }
 
 var impl = kernels{
-	name:  "generic",
-	mmQ4:  matMulQ4Generic,
-	mmQ8:  matMulQ8Generic,
-	mmF:   matMulFGeneric,
-	quant: quantizeQ8Generic,
+	name:    "generic",
+	mmQ4:    matMulQ4Generic,
+	mmQ8:    matMulQ8Generic,
+	mmF:     matMulFGeneric,
+	quant:   quantizeQ8Generic,
+	softmax: softmaxGeneric,
+	swiglu:  swigluGeneric,
 }
 
 // chooseFromEnv lets $TILELAB_SIMD pick a family by name ("generic", "avx2", "avx512-vnni-novbmi", ...) among those
