@@ -128,12 +128,16 @@ type Backend struct {
 	ThresholdSource string
 }
 
-// DefaultThreshold is the tile-kernel threshold used before the machine is calibrated.
-const DefaultThreshold = 32
+// DefaultThreshold and DefaultThresholdBF16 are the tile-kernel thresholds used before the machine is calibrated:
+// the crossovers measured on the accelerator machine (16-core Sapphire Rapids, see NOTES.md).
+const (
+	DefaultThreshold     = 32
+	DefaultThresholdBF16 = 16
+)
 
 // Options adjust a Backend.
 type Options struct {
-	Config    TileConfig // zero value: DefaultConfig
+	Config    TileConfig // zero value: DefaultConfig for int8 and DefaultConfigBF16 for bf16; else both
 	Emulate   bool       // run the tile kernels in the emulator even where AMX is usable
 	NoVecAsm  bool       // run the small-batch path in plain Go even where AVX-512 VNNI is present
 	Threshold int        // > 0 overrides the calibrated threshold
@@ -141,16 +145,16 @@ type Options struct {
 
 // NewBackend returns the AMX backend running on p's workers.
 func NewBackend(p *pool.Pool, o Options) (*Backend, error) {
-	cfg := o.Config
+	cfg, cfg16 := o.Config, o.Config
 	if cfg == (TileConfig{}) {
-		cfg = DefaultConfig
+		cfg, cfg16 = DefaultConfig, DefaultConfigBF16
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	st := Detect()
-	b := &Backend{eng: newEngine(p, cfg, o.Emulate || !st.Usable, st.VNNI && !o.NoVecAsm), status: st}
-	b.Threshold, b.ThresholdBF16, b.ThresholdSource = DefaultThreshold, DefaultThreshold, "default (not calibrated)"
+	b := &Backend{eng: newEngine(p, cfg, cfg16, o.Emulate || !st.Usable, st.VNNI && !o.NoVecAsm), status: st}
+	b.Threshold, b.ThresholdBF16, b.ThresholdSource = DefaultThreshold, DefaultThresholdBF16, "default (not calibrated)"
 	if c, err := LoadCalibration(); err == nil && c.Threshold > 0 {
 		b.Threshold, b.ThresholdBF16, b.ThresholdSource = c.Threshold, c.ThresholdBF16, "calibrated "+c.When+" on "+c.CPU
 	}
@@ -176,15 +180,19 @@ func (b *Backend) Status() Status { return b.status }
 // Emulated reports whether the tile kernels run in the emulator.
 func (b *Backend) Emulated() bool { return b.eng.emulate }
 
-// Config is the tile configuration in use.
+// Config is the tile configuration of the int8 kernels.
 func (b *Backend) Config() TileConfig { return b.eng.cfg }
 
-// SetConfig changes the tile configuration (the group of already packed weights stays theirs).
+// ConfigBF16 is the tile configuration of the bf16 kernels.
+func (b *Backend) ConfigBF16() TileConfig { return b.eng.cfg16 }
+
+// SetConfig sets the tile configuration of both the int8 and the bf16 kernels (the group of already packed
+// weights stays theirs), as a sweep over one weight wants.
 func (b *Backend) SetConfig(c TileConfig) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	b.eng.cfg = c
+	b.eng.cfg, b.eng.cfg16 = c, c
 	return nil
 }
 
@@ -349,7 +357,7 @@ func (b *Backend) Describe() string {
 	if b.eng.emulate {
 		mode = "emulated (correctness only; not timed)"
 	}
-	fmt.Fprintf(&s, "tile kernels: %s, configuration %s\n", mode, b.eng.cfg)
+	fmt.Fprintf(&s, "tile kernels: %s, int8 %s, bf16 %s\n", mode, b.eng.cfg, b.eng.cfg16.bf16String())
 	vec := "AVX-512 VNNI assembly"
 	if !b.eng.vecAsm {
 		vec = "plain Go (no AVX-512 VNNI)"

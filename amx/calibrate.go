@@ -121,17 +121,25 @@ func cpuModel() string {
 var ErrEmulated = errors.New("no AMX here; emulator is for correctness only")
 
 // Calibrate times MUL_MAT on both paths for row counts from 1 to 256 (N = K = 2048, q8_0 and bf16) and picks,
-// for each type, the smallest row count from which the tiles win at every measured size. It does not save.
+// for each type, the smallest row count from which the tiles win at every measured size. A zero cfg means the
+// default configurations (DefaultConfig, DefaultConfigBF16). It does not save.
 func Calibrate(p *pool.Pool, cfg TileConfig) (Calibration, error) {
 	if !Detect().Usable {
 		return Calibration{}, ErrEmulated
 	}
-	c := Calibration{CPU: cpuModel(), When: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Threads: p.Threads(), Config: cfg.String()}
+	desc := cfg.String()
+	if cfg == (TileConfig{}) {
+		desc = "int8 " + DefaultConfig.String() + ", bf16 " + DefaultConfigBF16.bf16String()
+	}
+	c := Calibration{CPU: cpuModel(), When: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Threads: p.Threads(), Config: desc}
 	const n, k = 2048, 2048
 	ms := []int{1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256}
 	for _, typ := range []tensor.DType{tensor.Q8_0, tensor.BF16} {
 		w := RandomWeight(typ, k, n, 1, rand.New(rand.NewPCG(1, 2)))
-		bt := &BufferType{Group: cfg.Group}
+		bt := NewBufferType()
+		if cfg != (TileConfig{}) {
+			bt.Group = cfg.Group
+		}
 		if err := bt.Import(w); err != nil {
 			return c, err
 		}

@@ -26,8 +26,14 @@ type TileConfig struct {
 	Chunk int
 }
 
-// DefaultConfig is the tile configuration kernels use unless told otherwise.
-var DefaultConfig = TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 512}
+// DefaultConfig is the tile configuration int8 kernels use unless told otherwise, and its Group the one weights
+// are repacked with: the fastest int8 configuration of the sweep in NOTES.md among those that keep per-group
+// scales (512 K values per scale rather than one per row).
+var DefaultConfig = TileConfig{Rows: 16, KStep: 64, MT: 1, NT: 2, Group: 512}
+
+// DefaultConfigBF16 is the tile configuration bf16 kernels use unless told otherwise: the fastest bf16
+// configuration of the same sweep.
+var DefaultConfigBF16 = TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Group: 512, Chunk: 256}
 
 // String formats the configuration as ParseTileConfig reads it: "16x64 2x2 g32" (rows x K-step bytes,
 // arrangement, group; "gK" for the whole K), with " c256" when a bf16 chunk is set.

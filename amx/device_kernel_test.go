@@ -62,7 +62,7 @@ func TestDeviceBreakdown(t *testing.T) {
 		pl, _ := g.plan(cf)
 		pal := palette(pl, cf.Rows, kstep)
 		_, _, _, kp := wt.dims()
-		if err := g.prepare(wt, sets, m, kp, cf.Rows, kstep); err != nil {
+		if err := g.prepare(wt, sets, m, kp, cf.Rows, kstep, cf.BlockRows()); err != nil {
 			t.Fatal(err)
 		}
 		dst := make([]float32, m*n)
@@ -101,9 +101,9 @@ func TestDeviceBreakdown(t *testing.T) {
 			wt.b16 = &packedBF16{Kp: 4096}
 		}
 		sets := []rowSet{s}
-		_ = b.eng.prepare(wt, sets, 4096, 4096, 16, 64)
+		_ = b.eng.prepare(wt, sets, 4096, 4096, 16, 64, 32)
 		t0 := time.Now()
-		_ = b.eng.prepare(wt, sets, 4096, 4096, 16, 64)
+		_ = b.eng.prepare(wt, sets, 4096, 4096, 16, 64, 32)
 		fmt.Printf("prepare %s 4096x4096 activations: %.2f ms\n", typ, time.Since(t0).Seconds()*1e3)
 	}
 	_ = graph.MulMat

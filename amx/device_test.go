@@ -90,11 +90,12 @@ func TestDeviceFigures(t *testing.T) {
 		}{
 			{tensor.Q8_0, DefaultConfig},
 			{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 32}},
-			{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 512}},
 			{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Group: 512}},
+			{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 1, NT: 2, Group: 0}},
 			{tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 0}},
-			{tensor.BF16, DefaultConfig},
-			{tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Chunk: 512}},
+			{tensor.BF16, DefaultConfigBF16},
+			{tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2}},
+			{tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Chunk: 256}},
 		}
 		for _, sh := range [][3]int{{4096, 4096, 4096}, {512, 2048, 4096}} {
 			for _, typ := range []tensor.DType{tensor.Q8_0, tensor.BF16} {
@@ -185,7 +186,7 @@ func TestDeviceFigures(t *testing.T) {
 	}
 
 	if want("calibrate") {
-		c, err := Calibrate(p, DefaultConfig)
+		c, err := Calibrate(p, TileConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}

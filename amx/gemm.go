@@ -39,6 +39,9 @@ func (w weights) dims() (n, k, np, kp int) {
 // count that goes to the tile kernels. It returns the kernel names used.
 func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (string, error) {
 	cfg := g.cfg
+	if w.b16 != nil {
+		cfg = g.cfg16
+	}
 	if w.i8 != nil {
 		// The weights were packed with their own group; the tile kernels step at most one group at a time.
 		cfg.Group = w.i8.Group
@@ -69,7 +72,7 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 			nVec++
 		}
 	}
-	if err := g.prepare(w, sets, rows, kp, cfg.Rows, kstep); err != nil {
+	if err := g.prepare(w, sets, rows, kp, cfg.Rows, kstep, bm); err != nil {
 		return "", err
 	}
 
@@ -162,7 +165,7 @@ func (g *engine) vecName(w weights, threshold int) string {
 
 // prepare quantizes (int8) or converts (bf16) every set's rows into the shared activation buffer, in parallel:
 // row-major for the AVX-512 path, tile order (bands of tileRows rows, kstep bytes at a time) for the tiles.
-func (g *engine) prepare(w weights, sets []rowSet, rows, kp, tileRows, kstep int) error {
+func (g *engine) prepare(w weights, sets []rowSet, rows, kp, tileRows, kstep, tileBlockRows int) error {
 	if w.i8 != nil {
 		g.act8.reset(rows, kp, w.i8.Group)
 	} else {
@@ -174,7 +177,7 @@ func (g *engine) prepare(w weights, sets []rowSet, rows, kp, tileRows, kstep int
 	for si, s := range sets {
 		n := roundUp(len(s.x), 4)
 		if s.tiles {
-			n = roundUp(len(s.x), g.cfg.BlockRows())
+			n = roundUp(len(s.x), tileBlockRows)
 		}
 		for r := 0; r < n; r += per {
 			spans = append(spans, span{si, r, min(n, r+per)})

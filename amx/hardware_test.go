@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"tilelab/engine/pool"
 	"tilelab/engine/tensor"
 )
 
@@ -70,17 +71,19 @@ func TestHardwareMatchesEmulator(t *testing.T) {
 	t.Logf("largest bf16 difference between hardware and emulator: %.3g of the largest output", worstBF16)
 }
 
-// TestTileKernelsSurviveGoroutineChurn runs the hardware kernels from many goroutines while the garbage collector
-// runs, so tile state must never leak across goroutine switches.
+// TestTileKernelsSurviveGoroutineChurn runs the hardware kernels from 32 goroutines at once (each with its own
+// backend on a one-worker pool, so every call runs on the goroutine itself) while the garbage collector runs:
+// tile state must never leak across goroutine switches.
 func TestTileKernelsSurviveGoroutineChurn(t *testing.T) {
 	needAMX(t)
 	r := rng(5)
 	w := RandomWeight(tensor.Q8_0, 256, 64, 1, r)
-	if err := NewBufferType().Import(w); err != nil {
+	if err := (&BufferType{Group: 32}).Import(w); err != nil {
 		t.Fatal(err)
 	}
-	op := RandomMulMat(w, 32, r)
-	emu := newTestBackend(t, Options{Threshold: 1, Emulate: true})
+	op := RandomMulMat(w, 48, r)
+	cfg := TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 32}
+	emu := newTestBackend(t, Options{Config: cfg, Threshold: 1, Emulate: true})
 	runOp(t, emu, 0, op)
 	want := append([]float32(nil), op.Dst.F32...)
 	var wg sync.WaitGroup
@@ -101,35 +104,26 @@ func TestTileKernelsSurviveGoroutineChurn(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ws := &workspace{}
-			eng := newEngine(testPool, DefaultConfig, false, true)
-			for it := 0; it < 50; it++ {
-				// Each goroutine runs blocks directly on its own workspace: no pool, maximum switching.
-				p, _ := eng.plan(DefaultConfig)
-				pal := palette(p, 16, 32)
-				pk := w.Extra.(*packedInt8)
-				var a actInt8
-				a.reset(32, pk.Kp, pk.Group)
-				for m := 0; m < 32; m++ {
-					a.quantizeRow(m, op.Src[1].F32[m*256:(m+1)*256], false)
+			p := pool.New(1)
+			defer p.Close()
+			b, err := NewBackend(p, Options{Config: cfg, Threshold: 1})
+			if err != nil {
+				errs <- err
+				return
+			}
+			o := *op
+			dst := *op.Dst
+			dst.F32 = make([]float32, len(want))
+			o.Dst = &dst
+			for it := 0; it < 100; it++ {
+				if _, err := b.Compute(&o); err != nil {
+					errs <- err
+					return
 				}
-				for n0 := 0; n0 < 64; n0 += 32 {
-					ws.out(1024)
-					clear(ws.cbuf)
-					j := tileJob{a: a.Q, lda: pk.Kp, aTile: 16 * pk.Kp, b: pk.Q, bOff: pk.qIndex(0, n0, 0), bPanel: 16 * pk.Kp,
-						ws: pk.WS, wsOff: pk.sIndex(0, n0, 0), wsPanel: pk.Groups * 16, xs: a.XS, xsGroup: 32,
-						c: ws.cbuf[:], ldc: 32, groups: pk.Groups, steps: 1, kstep: 32, aStep: 32, rows: 16, mBlocks: 1, nBlocks: 1}
-					if err := eng.runTile(ws, &pal, p, &j, true); err != nil {
-						errs <- err
+				for i := range want {
+					if dst.F32[i] != want[i] {
+						errs <- fmt.Errorf("iteration %d, element %d: %v, want %v", it, i, dst.F32[i], want[i])
 						return
-					}
-					for mm := 0; mm < 32; mm++ {
-						for nn := 0; nn < 32; nn++ {
-							if ws.cbuf[mm*32+nn] != want[mm*64+n0+nn] {
-								errs <- fmt.Errorf("row %d col %d: %v, want %v", mm, n0+nn, ws.cbuf[mm*32+nn], want[mm*64+n0+nn])
-								return
-							}
-						}
 					}
 				}
 			}

@@ -39,11 +39,12 @@ func floatBytes(f []float32) []byte {
 type engine struct {
 	pool    *pool.Pool
 	ws      []workspace
-	emulate bool // tile kernels run in the emulator
-	vecAsm  bool // the AVX-512 small-batch kernels run in assembly
-	cfg     TileConfig
+	emulate bool       // tile kernels run in the emulator
+	vecAsm  bool       // the AVX-512 small-batch kernels run in assembly
+	cfg     TileConfig // int8 kernels
+	cfg16   TileConfig // bf16 kernels
 	plans   map[[2]int]plannedConfig
-	spread  int // rectangles shrink until there are this many tasks per worker (where the work allows)
+	spread  int  // rectangles shrink until there are this many tasks per worker (where the work allows)
 	dry     bool // tests: check every kernel call's operands but run nothing
 
 	act8  actInt8
@@ -57,8 +58,8 @@ type plannedConfig struct {
 	plan sched.Plan
 }
 
-func newEngine(p *pool.Pool, cfg TileConfig, emulate, vecAsm bool) *engine {
-	return &engine{pool: p, ws: make([]workspace, p.Threads()), emulate: emulate, vecAsm: vecAsm, cfg: cfg,
+func newEngine(p *pool.Pool, cfg, cfg16 TileConfig, emulate, vecAsm bool) *engine {
+	return &engine{pool: p, ws: make([]workspace, p.Threads()), emulate: emulate, vecAsm: vecAsm, cfg: cfg, cfg16: cfg16,
 		plans: map[[2]int]plannedConfig{}, spread: 2}
 }
 

@@ -25,7 +25,7 @@ func asmTileCall(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, int8 boo
 		mBlocks: uintptr(j.mBlocks), nBlocks: uintptr(j.nBlocks), aBlock: uintptr(j.aBlock), bBlock: uintptr(j.bBlock),
 		wsBlock: uintptr(4 * j.wsBlock), xsBlock: uintptr(4 * j.xsBlock), cRowBlock: uintptr(4 * j.cRowBlock),
 		cColBlock: uintptr(4 * j.cColBlk),
-		aGroup: uintptr(j.steps * j.aStep), bGroup: uintptr(j.steps * 16 * j.kstep),
+		aGroup:    uintptr(j.steps * j.aStep), bGroup: uintptr(j.steps * 16 * j.kstep),
 	}
 	offs := [4]*uintptr{&a.aOff0, &a.aOff1, &a.aOff2, &a.aOff3}
 	for i := 0; i < p.MT; i++ {

@@ -70,9 +70,9 @@ func TestInt8MulMatMatchesExactReferenceBitForBit(t *testing.T) {
 						t.Fatal(err)
 					}
 					b := newTestBackend(t, p.opts)
-				if p.wide {
-					b.eng.spread = 0
-				}
+					if p.wide {
+						b.eng.spread = 0
+					}
 					if p.wide {
 						b.eng.spread = 0
 					}
@@ -118,9 +118,9 @@ func TestBF16MulMatMatchesFloatReference(t *testing.T) {
 						t.Fatal(err)
 					}
 					b := newTestBackend(t, p.opts)
-				if p.wide {
-					b.eng.spread = 0
-				}
+					if p.wide {
+						b.eng.spread = 0
+					}
 					if p.wide {
 						b.eng.spread = 0
 					}
