@@ -32,9 +32,13 @@ type toyModel struct {
 	normTopK              bool
 	neox                  bool
 	writeKeyLength        bool
+	gain                  float64 // scales the layers' matrices and biases (0 means 1): small gains keep the model calm
 }
 
 func (m *toyModel) add(rng *rand.Rand, name string, std, mean float64, ne ...int) {
+	if m.gain != 0 && strings.HasPrefix(name, "blk.") && mean == 0 {
+		std *= m.gain
+	}
 	n := 1
 	for _, d := range ne {
 		n *= d
