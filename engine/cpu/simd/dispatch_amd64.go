@@ -12,22 +12,18 @@ import (
 // Strides ws and as are in bytes, ds in elements; nb counts blocks (quantized) or vector steps (float).
 type tileFunc func(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
 
-// prepFunc prepares rows activation rows (stride as) of nb blocks for the prepared tiles, at out (row stride os).
-type prepFunc func(a *byte, as int, rows int, nb int, out *byte, os int)
-
 // tileSet is one instruction set's generated tiles, indexed [activation rows-1][weight rows-1].
 type tileSet struct {
 	q4, q8, f32, f16, bf16 *[4][4]tileFunc
-	// q4p and q8p are tiles over prepared activations, with their preparation routines; nil where not generated.
-	q4p, q8p       *[4][4]tileFunc
-	q4prep, q8prep prepFunc
-	edge           int // the largest tile edge generated
-	step           int // float elements per vector step
+	// prep says whether many-row Q4_0 and Q8_0 products use the prepared-activation tiles (AVX-512 only).
+	prep bool
+	edge int // the largest tile edge generated
+	step int // float elements per vector step
 }
 
 var (
 	avx512Tiles = tileSet{q4: &q4VNNITiles, q8: &q8VNNITiles, f32: &f32Tiles, f16: &f16Tiles, bf16: &bf16Tiles,
-		q4p: &q4PrepTiles, q8p: &q8PrepTiles, q4prep: q4Prep, q8prep: q8Prep, edge: 4, step: 16}
+		prep: true, edge: 4, step: 16}
 	avx2Tiles = tileSet{q4: &q4AVX2Tiles, q8: &q8AVX2Tiles, f32: &f32AVX2Tiles, f16: &f16AVX2Tiles, bf16: &bf16AVX2Tiles,
 		edge: 2, step: 8}
 )
@@ -36,12 +32,12 @@ func (ts tileSet) family(name string) kernels {
 	return kernels{
 		name: name,
 		mmQ4: func(w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) {
-			if m == 1 || ts.q4p == nil || !prepTiles(ts.q4p, ts.q4prep, 18, w, k, a, m, dst, n, n0, n1) {
+			if m == 1 || !ts.prep || !prepTiles(false, w, k, a, m, dst, n, n0, n1) {
 				tiles(ts.q4, ts.edge, 18, w, k, a, m, dst, n, n0, n1)
 			}
 		},
 		mmQ8: func(w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) {
-			if m == 1 || ts.q8p == nil || !prepTiles(ts.q8p, ts.q8prep, 34, w, k, a, m, dst, n, n0, n1) {
+			if m == 1 || !ts.prep || !prepTiles(true, w, k, a, m, dst, n, n0, n1) {
 				tiles(ts.q8, ts.edge, 34, w, k, a, m, dst, n, n0, n1)
 			}
 		},
@@ -72,7 +68,7 @@ var (
 	// comparisons.
 	avx512NoPrep = func() kernels {
 		ts := avx512Tiles
-		ts.q4p, ts.q8p = nil, nil
+		ts.prep = false
 		k := ts.family("avx512-vnni-noprep")
 		k.quant, k.softmax, k.swiglu = quantizeQ8AVX512, softmaxAVX512, swigluAVX512Slices
 		return k
@@ -131,37 +127,49 @@ func tiles(tab *[4][4]tileFunc, edge, blockBytes int, w []byte, k int, a []byte,
 	}
 }
 
-// prepTiles is the many-row path: for each tile of up to 4 activation rows it prepares the rows once (prep), then
-// runs every weight tile of an L2-sized block of weight rows over them. The prepared rows live in a stack buffer,
-// so nothing is allocated; it reports false, doing nothing, when k is too large for the buffer.
-func prepTiles(tab *[4][4]tileFunc, prep prepFunc, blockBytes int, w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) bool {
+// prepTiles is the many-row path: for each tile of up to 4 activation rows it prepares the rows once (layout,
+// scales, offset sums), then runs every weight tile of an L2-sized block of weight rows over them. The prepared rows
+// live in a stack buffer, so nothing is allocated; it reports false, doing nothing, when k is too large for it.
+func prepTiles(q8 bool, w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) bool {
 	ps := (k/QK + 1) / 2 * prepBytes
 	switch {
 	case 4*ps <= 16<<10:
 		var buf [16 << 10]byte
-		prepTilesBuf(buf[:], tab, prep, blockBytes, w, k, a, m, dst, n, n0, n1)
+		prepTilesBuf(&buf[0], q8, w, k, a, m, dst, n, n0, n1)
 	case 4*ps <= 64<<10:
 		var buf [64 << 10]byte
-		prepTilesBuf(buf[:], tab, prep, blockBytes, w, k, a, m, dst, n, n0, n1)
+		prepTilesBuf(&buf[0], q8, w, k, a, m, dst, n, n0, n1)
 	default:
 		return false
 	}
 	return true
 }
 
-func prepTilesBuf(buf []byte, tab *[4][4]tileFunc, prep prepFunc, blockBytes int, w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) {
+func prepTilesBuf(buf *byte, q8 bool, w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int) {
 	nb := k / QK
 	ps := (nb + 1) / 2 * prepBytes
+	blockBytes := 18
+	if q8 {
+		blockBytes = 34
+	}
 	wr, ar := nb*blockBytes, nb*34
 	jb := max(4, (256<<10)/wr/4*4)
 	for j0 := n0; j0 < n1; j0 += jb {
 		j1 := min(n1, j0+jb)
 		for i := 0; i < m; i += 4 {
 			rm := min(4, m-i)
-			prep(&a[i*ar], ar, rm, nb, &buf[0], ps)
+			if q8 {
+				q8Prep(&a[i*ar], ar, rm, nb, buf, ps)
+			} else {
+				q4Prep(&a[i*ar], ar, rm, nb, buf, ps)
+			}
 			for j := j0; j < j1; j += 4 {
 				rn := min(4, j1-j)
-				tab[rm-1][rn-1](&w[j*wr], wr, &buf[0], ps, nb, &dst[i*n+j], n)
+				if q8 {
+					q8PrepTile(rm, rn, &w[j*wr], wr, buf, ps, nb, &dst[i*n+j], n)
+				} else {
+					q4PrepTile(rm, rn, &w[j*wr], wr, buf, ps, nb, &dst[i*n+j], n)
+				}
 			}
 		}
 	}

@@ -652,7 +652,21 @@ func main() {
 				names[i][j] = g.prepTile(wt, i+1, j+1)
 			}
 		}
-		table(wt+"PrepTiles", names, qsig)
+		for _, row := range names {
+			for _, n := range row {
+				fmt.Fprintf(&g.g, "//go:noescape\nfunc %s%s\n\n", n, qsig)
+			}
+		}
+		// A switch of direct calls rather than the table: the prepared rows live on the caller's stack, and a call
+		// through a func value would make the compiler move them to the heap.
+		fmt.Fprintf(&g.g, "// %sPrepTile calls the prepared tile of rm×rn directly, so that a stays on the caller's stack.\n", wt)
+		fmt.Fprintf(&g.g, "func %sPrepTile(rm, rn int, w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int) {\n\tswitch rm*8 + rn {\n", wt)
+		for i := range maxR {
+			for j := range maxR {
+				fmt.Fprintf(&g.g, "\tcase %d:\n\t\t%s(w, ws, a, as, nb, dst, ds)\n", (i+1)*8+j+1, names[i][j])
+			}
+		}
+		fmt.Fprintf(&g.g, "\t}\n}\n\n")
 		n := g.prepRoutine(wt)
 		fmt.Fprintf(&g.g, "//go:noescape\nfunc %s(a *byte, as int, rows int, nb int, out *byte, os int)\n\n", n)
 	}

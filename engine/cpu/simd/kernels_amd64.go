@@ -106,12 +106,42 @@ func q4VNNIP4x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
 //go:noescape
 func q4VNNIP4x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
 
-// q4PrepTiles holds the tiles by [activation rows-1][weight rows-1].
-var q4PrepTiles = [4][4]tileFunc{
-	{q4VNNIP1x1, q4VNNIP1x2, q4VNNIP1x3, q4VNNIP1x4},
-	{q4VNNIP2x1, q4VNNIP2x2, q4VNNIP2x3, q4VNNIP2x4},
-	{q4VNNIP3x1, q4VNNIP3x2, q4VNNIP3x3, q4VNNIP3x4},
-	{q4VNNIP4x1, q4VNNIP4x2, q4VNNIP4x3, q4VNNIP4x4},
+// q4PrepTile calls the prepared tile of rm×rn directly, so that a stays on the caller's stack.
+func q4PrepTile(rm, rn int, w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int) {
+	switch rm*8 + rn {
+	case 9:
+		q4VNNIP1x1(w, ws, a, as, nb, dst, ds)
+	case 10:
+		q4VNNIP1x2(w, ws, a, as, nb, dst, ds)
+	case 11:
+		q4VNNIP1x3(w, ws, a, as, nb, dst, ds)
+	case 12:
+		q4VNNIP1x4(w, ws, a, as, nb, dst, ds)
+	case 17:
+		q4VNNIP2x1(w, ws, a, as, nb, dst, ds)
+	case 18:
+		q4VNNIP2x2(w, ws, a, as, nb, dst, ds)
+	case 19:
+		q4VNNIP2x3(w, ws, a, as, nb, dst, ds)
+	case 20:
+		q4VNNIP2x4(w, ws, a, as, nb, dst, ds)
+	case 25:
+		q4VNNIP3x1(w, ws, a, as, nb, dst, ds)
+	case 26:
+		q4VNNIP3x2(w, ws, a, as, nb, dst, ds)
+	case 27:
+		q4VNNIP3x3(w, ws, a, as, nb, dst, ds)
+	case 28:
+		q4VNNIP3x4(w, ws, a, as, nb, dst, ds)
+	case 33:
+		q4VNNIP4x1(w, ws, a, as, nb, dst, ds)
+	case 34:
+		q4VNNIP4x2(w, ws, a, as, nb, dst, ds)
+	case 35:
+		q4VNNIP4x3(w, ws, a, as, nb, dst, ds)
+	case 36:
+		q4VNNIP4x4(w, ws, a, as, nb, dst, ds)
+	}
 }
 
 //go:noescape
@@ -221,12 +251,42 @@ func q8VNNIP4x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
 //go:noescape
 func q8VNNIP4x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
 
-// q8PrepTiles holds the tiles by [activation rows-1][weight rows-1].
-var q8PrepTiles = [4][4]tileFunc{
-	{q8VNNIP1x1, q8VNNIP1x2, q8VNNIP1x3, q8VNNIP1x4},
-	{q8VNNIP2x1, q8VNNIP2x2, q8VNNIP2x3, q8VNNIP2x4},
-	{q8VNNIP3x1, q8VNNIP3x2, q8VNNIP3x3, q8VNNIP3x4},
-	{q8VNNIP4x1, q8VNNIP4x2, q8VNNIP4x3, q8VNNIP4x4},
+// q8PrepTile calls the prepared tile of rm×rn directly, so that a stays on the caller's stack.
+func q8PrepTile(rm, rn int, w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int) {
+	switch rm*8 + rn {
+	case 9:
+		q8VNNIP1x1(w, ws, a, as, nb, dst, ds)
+	case 10:
+		q8VNNIP1x2(w, ws, a, as, nb, dst, ds)
+	case 11:
+		q8VNNIP1x3(w, ws, a, as, nb, dst, ds)
+	case 12:
+		q8VNNIP1x4(w, ws, a, as, nb, dst, ds)
+	case 17:
+		q8VNNIP2x1(w, ws, a, as, nb, dst, ds)
+	case 18:
+		q8VNNIP2x2(w, ws, a, as, nb, dst, ds)
+	case 19:
+		q8VNNIP2x3(w, ws, a, as, nb, dst, ds)
+	case 20:
+		q8VNNIP2x4(w, ws, a, as, nb, dst, ds)
+	case 25:
+		q8VNNIP3x1(w, ws, a, as, nb, dst, ds)
+	case 26:
+		q8VNNIP3x2(w, ws, a, as, nb, dst, ds)
+	case 27:
+		q8VNNIP3x3(w, ws, a, as, nb, dst, ds)
+	case 28:
+		q8VNNIP3x4(w, ws, a, as, nb, dst, ds)
+	case 33:
+		q8VNNIP4x1(w, ws, a, as, nb, dst, ds)
+	case 34:
+		q8VNNIP4x2(w, ws, a, as, nb, dst, ds)
+	case 35:
+		q8VNNIP4x3(w, ws, a, as, nb, dst, ds)
+	case 36:
+		q8VNNIP4x4(w, ws, a, as, nb, dst, ds)
+	}
 }
 
 //go:noescape
