@@ -6,7 +6,7 @@
 #                                   (single thread and all threads, against read bandwidth), synth bench-moe in
 #                                   Q4_0 and Q8_0, then tilelab bench pp512/tg128 per mode; results under $OUT
 #
-# Environment for run: THREADS (default 16), REPS (default 5), MODES (default cpu), SKIP_SIMD=1.
+# Environment for run: THREADS (default 16), REPS (default 5), MODES (default cpu), SKIP_SIMD=1, AB=1 (also pp512 with TILELAB_SIMD=avx512-vnni-noprep).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 B=.devbuild/h7 # a folder of its own: other device scripts share .devbuild
@@ -32,9 +32,9 @@ run)
 			echo "== single thread"
 			$B/simd.test -test.run '^$' -test.bench 'MemRead$|GEMV$' -test.benchtime 10x -test.cpu 1
 			echo "== $T threads"
-			$B/simd.test -test.run '^$' -test.bench 'Parallel' -test.benchtime 10x -test.cpu "$T"
+			$B/simd.test -test.run '^$' -test.bench 'Parallel' -test.benchtime 5x -test.cpu "$T"
 			echo "== GEMM, single thread"
-			$B/simd.test -test.run '^$' -test.bench 'GEMM' -test.benchtime 5x -test.cpu 1
+			$B/simd.test -test.run '^$' -test.bench 'GEMM' -test.benchtime 3x -test.cpu 1
 		} 2>&1 | grep -v '^goos\|^goarch\|^pkg' | tee "$OUT/simd.txt"
 	fi
 	for q in q4_0 q8_0; do
@@ -46,6 +46,10 @@ run)
 		--json "$OUT/bench-q4_0-pp.json" --cpuprofile "$OUT/q4_0-pp.prof"
 	timeout 200 $B/tilelab bench -m /tmp/bm-q4_0.gguf -p 0 -n 128 -r "$R" -t "$T" --mode "$MODES" -q \
 		--json "$OUT/bench-q4_0-tg.json" --cpuprofile "$OUT/q4_0-tg.prof"
+	if [ -n "${AB:-}" ]; then
+		echo "== bench q4_0 pp512, many-row products without prepared activations"
+		TILELAB_SIMD=avx512-vnni-noprep timeout 100 $B/tilelab bench -m /tmp/bm-q4_0.gguf -p 512 -n 0 -r "$R" -t "$T" -q
+	fi
 	echo "== bench q8_0"
 	timeout 200 $B/tilelab bench -m /tmp/bm-q8_0.gguf -p 512 -n 128 -r "$R" -t "$T" --mode "$MODES" -q \
 		--json "$OUT/bench-q8_0.json"
