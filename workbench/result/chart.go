@@ -163,6 +163,31 @@ func (c *Chart) bars(p *plot.Plot) error {
 			p.Legend.Add(s.Name, b)
 		}
 	}
+	// A category with no number at all (a mode this machine cannot run) says so where its bars would be.
+	var na plotter.XYLabels
+	for j := range c.Categories {
+		missing := true
+		for _, s := range c.Series {
+			if y := s.Y[j]; !math.IsNaN(y) && !math.IsInf(y, 0) {
+				missing = false
+			}
+		}
+		if missing {
+			na.XYs = append(na.XYs, plotter.XY{X: float64(j), Y: 0})
+			na.Labels = append(na.Labels, "unavailable")
+		}
+	}
+	if len(na.XYs) > 0 {
+		l, err := plotter.NewLabels(na)
+		if err != nil {
+			return err
+		}
+		for i := range l.TextStyle {
+			l.TextStyle[i].XAlign = draw.XCenter
+			l.TextStyle[i].Color = color.Gray{0x60}
+		}
+		p.Add(l)
+	}
 	p.NominalX(c.Categories...)
 	p.Y.Min = 0
 	// Headroom above the tallest bar keeps the legend (drawn at the top) off the bars.
