@@ -1,7 +1,9 @@
 package workbench
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -73,6 +75,9 @@ func (c *ctxCall) synthCached(param, preset, quant string, layers int) (string, 
 		return path, preset, nil
 	}
 	if err := c.writeSynth(path, preset, o); err != nil {
+		if c.ctx.Err() != nil {
+			return "", "", err
+		}
 		return "", "", c.errAt(param, "", "generating synth:%s: %v", preset, err)
 	}
 	return path, preset, nil
@@ -89,13 +94,38 @@ func (c *ctxCall) writeSynth(path, preset string, o synth.Options) error {
 	o.Progress = func(done, total int64) {
 		prog.step(int(done>>20), int(total>>20), "MiB")
 	}
-	if err := synth.WriteFile(tmp, preset, o); err != nil {
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	err = synth.Write(ctxWriter{c.ctx, f}, preset, o)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		os.Remove(tmp)
+		if c.ctx.Err() != nil {
+			prog.done("interrupted")
+			return interrupted(c.ctx.Err())
+		}
 		prog.done("failed")
 		return err
 	}
 	prog.done("written")
 	return os.Rename(tmp, path)
+}
+
+// ctxWriter fails writes once ctx is done, so an interrupt stops a many-gigabyte synthetic model mid-file.
+type ctxWriter struct {
+	ctx context.Context
+	w   io.Writer
+}
+
+func (w ctxWriter) Write(p []byte) (int, error) {
+	if err := w.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return w.w.Write(p)
 }
 
 func runSynth(c *ctxCall) error {
@@ -116,6 +146,9 @@ func runSynth(c *ctxCall) error {
 	out := c.path(c.Str("out"))
 	start := time.Now()
 	if err := c.writeSynth(out, preset, o); err != nil {
+		if c.ctx.Err() != nil {
+			return err
+		}
 		return c.errAt("out", "", "cannot write %s: %v", c.Str("out"), err)
 	}
 	st, err := os.Stat(out)

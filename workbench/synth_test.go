@@ -1,6 +1,8 @@
 package workbench
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,5 +80,18 @@ func TestSynthErrors(t *testing.T) {
 				t.Errorf("err = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestSynthInterruptedLeavesNoFile(t *testing.T) {
+	s := newSession(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := s.run(ctx, mustStmt(t, "synth tiny-moe out=m.gguf"), "synth tiny-moe out=m.gguf", &recorder{}, &scope{vars: s.vars})
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(s.opts.Dir, "m.gguf*")); len(m) != 0 {
+		t.Errorf("an interrupted synth left %v", m)
 	}
 }
