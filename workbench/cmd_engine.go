@@ -156,7 +156,7 @@ func engineSpecs() []*command {
 				{Name: "rows", Kind: lang.Int, Default: "16", List: true, Doc: "rows per tile (1..16)", Check: between(1, 16)},
 				{Name: "kstep", Kind: lang.Int, Default: "64", List: true, Doc: "bytes of K per tile load (32 or 64)"},
 				{Name: "acc", Kind: lang.String, Default: "2x2", List: true, Doc: "accumulator tiles down x across (2x2, 1x4, 4x1, ...)"},
-				{Name: "kblock", Kind: lang.Int, List: true, Doc: "K values kept in the accumulators before scaling (32, a multiple of 64, or 0 for all)"},
+				{Name: "kblock", Kind: lang.Int, List: true, Doc: "int8 K values kept in the accumulators before scaling: 32, a multiple of 64, or 0 for all (default: the kernels' own)"},
 				{Name: "reps", Kind: lang.Int, Doc: "repetitions (default: set reps=)", Check: positive},
 			},
 		}},
