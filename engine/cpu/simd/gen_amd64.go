@@ -237,6 +237,109 @@ func (g *gen) scaleOne(a0 string, r int, gemv bool) {
 	g.p("VBROADCASTSS (R13)(R14*4), %s", z(r))
 }
 
+// gemvQ4Y writes a single-row Q4_0 tile in 256-bit registers: on Intel cores 512-bit instructions issue on two
+// ports and 256-bit ones on three, and a streaming loop with little reuse gains more from the third port than it
+// loses in width. Per pair of blocks, the low nibbles of both blocks ([block 0 | block 1], 16 bytes each) meet the
+// activations' first halves and the high nibbles their second halves, in two VPDPBUSD into the same lanes (0..3
+// for block 0, 4..7 for block 1), whose scales come through halfTable.
+func (g *gen) gemvQ4Y(rn int) string {
+	name := fmt.Sprintf("q4VNNIY1x%d", rn)
+	const rAL, rAH = rA, 8 // activations: first and second halves of both blocks
+	g.prologue(name, 1)
+	g.p("LEAQ ·halfTable(SB), R13")
+	g.p("MOVL $0xf0, AX")
+	g.p("KMOVW AX, K1")
+	g.p("MOVL $0x0f0f0f0f, AX")
+	g.p("VPBROADCASTD AX, %s", y(rMask))
+	g.p("MOVL $0x08080808, AX")
+	g.p("VPBROADCASTD AX, %s", y(rOff))
+	g.p("VPXORD %s, %s, %s", y(rZero), y(rZero), y(rZero))
+	for r := 0; r < rn; r++ {
+		g.p("VPXORD %s, %s, %s", y(r), y(r), y(r))
+	}
+	g.p("MOVQ CX, AX")
+	g.p("SHRQ $1, AX")
+	g.p("JZ %s_tail", name)
+	g.label(name + "_pair")
+	g.p("VMOVDQU64 2(DI), %s", x(rAL))
+	g.p("VINSERTI32X4 $1, 36(DI), %s, %s", y(rAL), y(rAL))
+	g.p("VMOVDQU64 18(DI), %s", x(rAH))
+	g.p("VINSERTI32X4 $1, 52(DI), %s, %s", y(rAH), y(rAH))
+	g.p("MOVWLZX 0(DI), R14")
+	g.p("VBROADCASTSS (R13)(R14*4), %s", y(rSA))
+	g.p("MOVWLZX 34(DI), R14")
+	g.p("VBROADCASTSS (R13)(R14*4), K1, %s", y(rSA))
+	g.p("VPXORD %s, %s, %s", y(rNS), y(rNS), y(rNS))
+	g.p("VPDPBUSD %s, %s, %s", y(rAL), y(rOff), y(rNS))
+	g.p("VPDPBUSD %s, %s, %s", y(rAH), y(rOff), y(rNS))
+	g.p("VPSUBD %s, %s, %s", y(rNS), y(rZero), y(rNS))
+	for j := 0; j < rn; j++ {
+		lo, hi, hn := rQ+j, rSW+j, 4+j // scales in hi; the high nibbles in hn, free above the accumulators
+		if prefetch > 0 {
+			g.p("PREFETCHT0 %s", wrow(j, prefetch))
+		}
+		g.p("VMOVDQU64 %s, %s", wrow(j, 2), x(lo))
+		g.p("VINSERTI32X4 $1, %s, %s, %s", wrow(j, 20), y(lo), y(lo))
+		g.p("VPSRLW $4, %s, %s", y(lo), y(hn))
+		g.p("VPANDD %s, %s, %s", y(rMask), y(hn), y(hn))
+		g.p("VPANDD %s, %s, %s", y(rMask), y(lo), y(lo))
+		g.p("MOVWLZX %s, R14", wrow(j, 0))
+		g.p("VBROADCASTSS (R13)(R14*4), %s", y(hi))
+		g.p("MOVWLZX %s, R14", wrow(j, 18))
+		g.p("VBROADCASTSS (R13)(R14*4), K1, %s", y(hi))
+		g.p("VMOVDQA32 %s, %s", y(rNS), y(rT))
+		g.p("VPDPBUSD %s, %s, %s", y(rAL), y(lo), y(rT))
+		g.p("VPDPBUSD %s, %s, %s", y(rAH), y(hn), y(rT))
+		g.p("VCVTDQ2PS %s, %s", y(rT), y(rT))
+		g.p("VMULPS %s, %s, %s", y(rSA), y(hi), y(rU))
+		g.p("VFMADD231PS %s, %s, %s", y(rU), y(rT), y(j))
+	}
+	g.p("ADDQ $36, SI")
+	g.p("ADDQ $68, DI")
+	g.p("DECQ AX")
+	g.p("JNZ %s_pair", name)
+	g.label(name + "_tail")
+	g.p("TESTQ $1, CX")
+	g.p("JZ %s_reduce", name)
+	// The odd last block: 128-bit halves, upper lanes zero.
+	g.p("VMOVDQU64 2(DI), %s", x(rAL))
+	g.p("VMOVDQU64 18(DI), %s", x(rAH))
+	g.p("MOVWLZX 0(DI), R14")
+	g.p("VBROADCASTSS (R13)(R14*4), %s", y(rSA))
+	g.p("VPXORD %s, %s, %s", y(rNS), y(rNS), y(rNS))
+	g.p("VPDPBUSD %s, %s, %s", y(rAL), y(rOff), y(rNS))
+	g.p("VPDPBUSD %s, %s, %s", y(rAH), y(rOff), y(rNS))
+	g.p("VPSUBD %s, %s, %s", y(rNS), y(rZero), y(rNS))
+	for j := 0; j < rn; j++ {
+		lo, hi, hn := rQ+j, rSW+j, 4+j
+		g.p("VMOVDQU64 %s, %s", wrow(j, 2), x(lo))
+		g.p("VPSRLW $4, %s, %s", x(lo), x(hn))
+		g.p("VPANDD %s, %s, %s", x(rMask), x(hn), x(hn))
+		g.p("VPANDD %s, %s, %s", x(rMask), x(lo), x(lo))
+		g.p("MOVWLZX %s, R14", wrow(j, 0))
+		g.p("VBROADCASTSS (R13)(R14*4), %s", y(hi))
+		g.p("VMOVDQA32 %s, %s", y(rNS), y(rT))
+		g.p("VPDPBUSD %s, %s, %s", y(rAL), y(lo), y(rT))
+		g.p("VPDPBUSD %s, %s, %s", y(rAH), y(hn), y(rT))
+		g.p("VCVTDQ2PS %s, %s", y(rT), y(rT))
+		g.p("VMULPS %s, %s, %s", y(rSA), y(hi), y(rU))
+		g.p("VFMADD231PS %s, %s, %s", y(rU), y(rT), y(j))
+	}
+	g.label(name + "_reduce")
+	for j := 0; j < rn; j++ {
+		g.p("VEXTRACTF32X4 $1, %s, %s", y(j), x(rT))
+		g.p("VADDPS %s, %s, %s", x(rT), x(j), x(rT))
+		g.p("VPERMILPD $1, %s, %s", x(rT), x(rU))
+		g.p("VADDPS %s, %s, %s", x(rU), x(rT), x(rT))
+		g.p("VMOVSHDUP %s, %s", x(rT), x(rU))
+		g.p("VADDSS %s, %s, %s", x(rU), x(rT), x(rT))
+		g.p("VMOVSS %s, %s", x(rT), drow(0, 4*j))
+	}
+	g.p("VZEROUPPER")
+	g.p("RET")
+	return name
+}
+
 // dotRow accumulates activation row i (in rA, scales in rSA) against the RN unpacked weight rows.
 func (g *gen) dotRow(i, rn int) {
 	g.p("VPXORD %s, %s, %s", z(rNS), z(rNS), z(rNS))
@@ -669,6 +772,18 @@ func main() {
 		fmt.Fprintf(&g.g, "\t}\n}\n\n")
 		n := g.prepRoutine(wt)
 		fmt.Fprintf(&g.g, "//go:noescape\nfunc %s(a *byte, as int, rows int, nb int, out *byte, os int)\n\n", n)
+	}
+	{
+		var names [maxR][maxR]string
+		for i := range maxR {
+			for j := range maxR {
+				names[i][j] = "nil"
+				if i == 0 {
+					names[i][j] = g.gemvQ4Y(j + 1)
+				}
+			}
+		}
+		table("q4VNNIYTiles", names, qsig)
 	}
 	fmt.Fprintf(&g.g, "// prepBytes is the size of one prepared activation pair.\nconst prepBytes = %d\n\n", prepBytes)
 	for _, wt := range []string{"f32", "f16", "bf16"} {

@@ -292,6 +292,26 @@ func q8PrepTile(rm, rn int, w *byte, ws int, a *byte, as int, nb int, dst *float
 //go:noescape
 func q8Prep(a *byte, as int, rows int, nb int, out *byte, os int)
 
+//go:noescape
+func q4VNNIY1x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIY1x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIY1x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIY1x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+// q4VNNIYTiles holds the tiles by [activation rows-1][weight rows-1].
+var q4VNNIYTiles = [4][4]tileFunc{
+	{q4VNNIY1x1, q4VNNIY1x2, q4VNNIY1x3, q4VNNIY1x4},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+}
+
 // prepBytes is the size of one prepared activation pair.
 const prepBytes = 192
 
