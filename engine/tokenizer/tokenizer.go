@@ -61,8 +61,9 @@ type Tokenizer struct {
 	scores         []float32
 	attrs          []attr
 	ids            map[string]int32
-	ranks          map[[2]string]int
-	special        []int32 // control, user-defined and unknown tokens, longest text first
+	rankByID       map[uint64]int    // merge ranks of pairs of tokens, keyed by their ids
+	rankByText     map[[2]string]int // merge ranks of pairs whose parts are not both tokens
+	special        []int32           // control, user-defined and unknown tokens, longest text first
 	eog            map[int32]bool
 	bos, eos, unk  int32
 	addBOS, addEOS bool
@@ -120,17 +121,8 @@ func New(v Vocab) (*Tokenizer, error) {
 		if len(v.Merges) == 0 {
 			return nil, fmt.Errorf("tokenizer: BPE vocabulary has no merges")
 		}
-		t.ranks = make(map[[2]string]int, len(v.Merges))
-		for i, m := range v.Merges {
-			// llama.cpp splits at the first space after the first byte, so a merge may start with a space.
-			if sp := strings.IndexByte(m[min(1, len(m)):], ' '); sp >= 0 {
-				sp += min(1, len(m))
-				key := [2]string{m[:sp], m[sp+1:]}
-				if _, dup := t.ranks[key]; !dup {
-					t.ranks[key] = i
-				}
-			}
-		}
+		t.rankByID = make(map[uint64]int, len(v.Merges))
+		t.rankByText = map[[2]string]int{}
 	default:
 		return nil, fmt.Errorf("tokenizer: tokenizer model %q is not supported (supported: gpt2, llama)", v.Model)
 	}
@@ -150,6 +142,27 @@ func New(v Vocab) (*Tokenizer, error) {
 		t.attrs[i] = attrNormal
 		if len(v.Types) > 0 {
 			t.attrs[i] = typeAttr(v.Types[i])
+		}
+	}
+	if !t.spm {
+		for i, m := range v.Merges {
+			// llama.cpp splits at the first space after the first byte, so a merge may start with a space.
+			sp := strings.IndexByte(m[min(1, len(m)):], ' ')
+			if sp < 0 {
+				continue
+			}
+			sp += min(1, len(m))
+			l, r := m[:sp], m[sp+1:]
+			// The first occurrence of a pair keeps its rank, as with llama.cpp's map emplace.
+			idl, okl := t.ids[l]
+			idr, okr := t.ids[r]
+			if okl && okr {
+				if _, dup := t.rankByID[pairKey(idl, idr)]; !dup {
+					t.rankByID[pairKey(idl, idr)] = i
+				}
+			} else if _, dup := t.rankByText[[2]string{l, r}]; !dup {
+				t.rankByText[[2]string{l, r}] = i
+			}
 		}
 	}
 
@@ -375,15 +388,32 @@ func (t *Tokenizer) partition(frags []fragment, parseSpecial bool) []fragment {
 	return frags
 }
 
-// encodeBPE appends the tokens of one raw-text fragment of a byte-level BPE vocabulary.
+func pairKey(l, r int32) uint64 { return uint64(uint32(l))<<32 | uint64(uint32(r)) }
+
+// bpeRank is the merge rank of two adjacent pieces, if they may merge.
+func (t *Tokenizer) bpeRank(l, r *symbol, word string) (float64, bool) {
+	if l.id >= 0 && r.id >= 0 {
+		rank, ok := t.rankByID[pairKey(l.id, r.id)]
+		return float64(rank), ok
+	}
+	if len(t.rankByText) == 0 {
+		return 0, false
+	}
+	rank, ok := t.rankByText[[2]string{word[l.start : l.start+l.n], word[r.start : r.start+r.n]}]
+	return float64(rank), ok
+}
+
+// encodeBPE appends the tokens of one raw-text fragment of a byte-level BPE vocabulary. Words repeat, so each
+// distinct word is merged once per call.
 func (t *Tokenizer) encodeBPE(text string, out []int32) []int32 {
 	cps := codePoints(text)
+	m := merger{ids: t.ids}
+	seen := map[string][]int32{}
 	start := 0
-	var word []byte
+	var word, raw []byte
 	for _, end := range t.pre(cps) {
 		// Spell the word's UTF-8 bytes in the vocabulary's byte alphabet.
 		word = word[:0]
-		var raw []byte
 		for _, r := range cps[start:end] {
 			raw = appendRune(raw[:0], r)
 			for _, b := range raw {
@@ -391,48 +421,51 @@ func (t *Tokenizer) encodeBPE(text string, out []int32) []int32 {
 			}
 		}
 		start = end
-		w := string(word)
-		if id, ok := t.ids[w]; ok && t.ignoreMerges {
-			out = append(out, id)
+		if ids, ok := seen[string(word)]; ok {
+			out = append(out, ids...)
 			continue
 		}
-		syms := mergeWord(w, splitChars(w), func(l, r string) (float64, bool) {
-			rank, ok := t.ranks[[2]string{l, r}]
-			return float64(rank), ok
-		})
-		for _, s := range syms {
-			piece := w[s.start : s.start+s.n]
-			if id, ok := t.ids[piece]; ok {
-				out = append(out, id)
-				continue
-			}
-			// No token for the merged piece: llama.cpp tries each byte of it as a token, dropping misses.
-			for i := 0; i < len(piece); i++ {
-				if id, ok := t.ids[piece[i:i+1]]; ok {
-					out = append(out, id)
+		w := string(word)
+		first := len(out)
+		if id, ok := t.ids[w]; ok && t.ignoreMerges {
+			out = append(out, id)
+		} else {
+			for _, s := range m.merge(w, func(l, r *symbol, _ string) (float64, bool) { return t.bpeRank(l, r, w) }) {
+				if s.id >= 0 {
+					out = append(out, s.id)
+					continue
+				}
+				// No token for the merged piece: llama.cpp tries each byte of it as a token, dropping misses.
+				piece := w[s.start : s.start+s.n]
+				for i := 0; i < len(piece); i++ {
+					if id, ok := t.ids[piece[i:i+1]]; ok {
+						out = append(out, id)
+					}
 				}
 			}
 		}
+		seen[w] = out[first:len(out):len(out)]
 	}
 	return out
 }
 
 // encodeSPM appends the tokens of one escaped raw-text fragment of a SentencePiece vocabulary.
 func (t *Tokenizer) encodeSPM(text string, out []int32) []int32 {
-	syms := mergeWord(text, splitChars(text), func(l, r string) (float64, bool) {
-		id, ok := t.ids[l+r]
+	m := merger{ids: t.ids}
+	syms := m.merge(text, func(_, _ *symbol, merged string) (float64, bool) {
+		id, ok := t.ids[merged]
 		if !ok {
 			return 0, false
 		}
 		return -float64(t.scores[id]), true
 	})
 	for _, s := range syms {
-		piece := text[s.start : s.start+s.n]
-		if id, ok := t.ids[piece]; ok {
-			out = append(out, id)
+		if s.id >= 0 {
+			out = append(out, s.id)
 			continue
 		}
 		// Every merged piece is a token, so only single characters land here: spell them as byte tokens.
+		piece := text[s.start : s.start+s.n]
 		for i := 0; i < len(piece); i++ {
 			if id, ok := t.byteToken(piece[i]); ok {
 				out = append(out, id)

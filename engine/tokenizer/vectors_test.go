@@ -125,3 +125,24 @@ func TestFirstGreedyTokenPrintsAsLlamaCppPrintedIt(t *testing.T) {
 		t.Errorf("greedy-16.txt starts %q, want prefix %q", text[:min(len(text), len(want)+4)], want)
 	}
 }
+
+// BenchmarkEncode tokenizes llama.cpp's test strings one by one, as separate prompts: every script and edge
+// case they cover, with no repetition for the per-call word cache to exploit.
+func BenchmarkEncode(b *testing.B) {
+	raw, err := os.ReadFile(filepath.Join(testdataDir(b), "tokenizer", "qwen3-vocab.gguf.inp"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	texts := strings.Split(string(raw), "\n__ggml_vocab_test__\n")
+	for _, name := range []string{"qwen3-vocab.gguf", "ggml-vocab-llama-spm.gguf"} {
+		b.Run(name, func(b *testing.B) {
+			tok := loadVocab(b, name)
+			b.SetBytes(int64(len(raw)))
+			for b.Loop() {
+				for _, s := range texts {
+					tok.Encode(s, false)
+				}
+			}
+		})
+	}
+}
