@@ -2,6 +2,7 @@
 # The fast CPU path's figures on the accelerator machine (issue 5), in one device call.
 #
 #   scripts/device-bench.sh build   here: static tilelab and the simd test binary into .devbuild/h7/
+#   scripts/device-bench.sh ab      there: kernel families side by side (FAMILIES), kernels and whole model
 #   scripts/device-bench.sh run     there (device tool, carry [".devbuild/h7"]): machine facts, kernel benchmarks
 #                                   (single thread and all threads, against read bandwidth), synth bench-moe in
 #                                   Q4_0 and Q8_0, then tilelab bench pp512/tg128 per mode; results under $OUT
@@ -54,8 +55,30 @@ run)
 	timeout 200 $B/tilelab bench -m /tmp/bm-q8_0.gguf -p 512 -n 128 -r "$R" -t "$T" --mode "$MODES" -q \
 		--json "$OUT/bench-q8_0.json"
 	;;
+ab)
+	# Kernel families side by side: single-row products one thread and all threads, then whole-model pp512/tg128
+	# (Q4_0) per family named in FAMILIES, and Q8_0 with the default family.
+	OUT=${OUT:-out}
+	mkdir -p "$OUT"
+	T=${THREADS:-16}
+	R=${REPS:-5}
+	{ lscpu | head -20; echo "amx_tile CPUs: $(grep -c amx_tile /proc/cpuinfo)"; nvidia-smi -L; } >"$OUT/machine.txt" 2>&1
+	{
+		$B/simd.test -test.run '^$' -test.bench 'MemRead$|GEMV$' -test.benchtime 20x -test.cpu 1
+		$B/simd.test -test.run '^$' -test.bench 'Parallel' -test.benchtime 20x -test.cpu "$T"
+	} 2>&1 | grep -v '^goos\|^goarch\|^pkg' | tee "$OUT/simd.txt"
+	for q in q4_0 q8_0; do
+		[ -f /tmp/bm-$q.gguf ] || $B/tilelab synth bench-moe --quant $q -o /tmp/bm-$q.gguf -q
+	done
+	for f in ${FAMILIES:-avx512-vnni avx512-vnni-ymm}; do
+		echo "== bench q4_0, TILELAB_SIMD=$f"
+		TILELAB_SIMD=$f timeout 100 $B/tilelab bench -m /tmp/bm-q4_0.gguf -p 512 -n 128 -r "$R" -t "$T" -q --json "$OUT/q4_0-$f.json"
+	done
+	echo "== bench q8_0"
+	timeout 100 $B/tilelab bench -m /tmp/bm-q8_0.gguf -p 512 -n 128 -r "$R" -t "$T" -q --json "$OUT/q8_0.json"
+	;;
 *)
-	echo "usage: $0 build|run" >&2
+	echo "usage: $0 build|run|ab" >&2
 	exit 2
 	;;
 esac

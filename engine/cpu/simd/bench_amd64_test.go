@@ -2,8 +2,9 @@ package simd
 
 import (
 	"runtime"
-	"sync/atomic"
 	"testing"
+
+	"tilelab/engine/pool"
 )
 
 // BenchmarkMemRead is the yardstick for the GEMV figures: single-thread read bandwidth over a buffer far larger
@@ -25,29 +26,26 @@ func BenchmarkMemRead(b *testing.B) {
 	_ = sink
 }
 
-// BenchmarkMemReadParallel is the all-cores yardstick: every worker streams its own 64 MiB buffer; MB/s is the
-// total over all workers (GOMAXPROCS of them).
+// BenchmarkMemReadParallel is the all-cores yardstick: each iteration every worker of a GOMAXPROCS pool streams
+// its own 64 MiB buffer; MB/s is the total over all workers.
 func BenchmarkMemReadParallel(b *testing.B) {
 	if !hasAVX512VNNI() {
 		b.Skip("no AVX-512 here: the read yardstick uses 512-bit loads")
 	}
 	const size = 64 << 20
-	bufs := make([][]byte, runtime.GOMAXPROCS(0))
+	p := pool.New(runtime.GOMAXPROCS(0))
+	defer p.Close()
+	bufs := make([][]byte, p.Threads())
 	for i := range bufs {
 		bufs[i] = make([]byte, size)
 		for j := range bufs[i] {
 			bufs[i][j] = byte(j)
 		}
 	}
-	var next atomic.Int32
-	b.SetBytes(size)
+	sinks := make([]uint64, len(bufs)*8)
+	b.SetBytes(int64(size * len(bufs)))
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		buf := bufs[int(next.Add(1)-1)%len(bufs)]
-		var sink uint64
-		for pb.Next() {
-			sink ^= memReadAVX512(&buf[0], len(buf))
-		}
-		_ = sink
-	})
+	for b.Loop() {
+		p.Run(len(bufs), func(c, _ int) { sinks[c*8] ^= memReadAVX512(&bufs[c][0], size) })
+	}
 }

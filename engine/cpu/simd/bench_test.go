@@ -79,17 +79,20 @@ func BenchmarkGEMVParallel(b *testing.B) {
 		a := make([]byte, k/32*34)
 		quantizeQ8Generic(a, randFloats(r, k))
 		dst := make([]float32, n)
-		b.Run(fmt.Sprintf("%v/%s/threads=%d", wt, Variant(), p.Threads()), func(b *testing.B) {
-			b.SetBytes(int64(len(w)))
-			const per = 64
-			for b.Loop() {
-				p.Run(n/per, func(c, _ int) {
-					if err := MatMul(wt, w, k, a, 1, dst, n, c*per, (c+1)*per); err != nil {
-						panic(err)
-					}
-				})
-			}
-		})
+		for _, fam := range fastFamilies() {
+			b.Run(fmt.Sprintf("%v/%s/threads=%d", wt, fam.name, p.Threads()), func(b *testing.B) {
+				defer use(fam)()
+				b.SetBytes(int64(len(w)))
+				const per = 64
+				for b.Loop() {
+					p.Run(n/per, func(c, _ int) {
+						if err := MatMul(wt, w, k, a, 1, dst, n, c*per, (c+1)*per); err != nil {
+							panic(err)
+						}
+					})
+				}
+			})
+		}
 	}
 }
 
