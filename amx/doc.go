@@ -16,9 +16,10 @@
 //
 //   - amx-int8 (Q8_0, Q4_0 weights): rows padded to a multiple of 64, K padded to a multiple of 64, stored as
 //     panels of 16 rows; within a panel, 64-wide K steps of 16 x 16 x 4 bytes (VNNI: four consecutive K values
-//     of one row are adjacent), which is exactly one B tile. Each row has a float32 scale per K group (32
-//     elements by default, the Q8_0/Q4_0 block, so the repacking is exact) and the int32 sum of its int8 values
-//     per group, which the AVX-512 VNNI path needs to undo its unsigned activation offset.
+//     of one row are adjacent), which is exactly one B tile. Each row has a float32 scale per K group and the
+//     int32 sum of its int8 values per group, which the AVX-512 VNNI path needs to undo its unsigned activation
+//     offset. A group of 32 keeps the Q8_0/Q4_0 blocks exactly; larger groups (512 by default, the fastest
+//     measured that keeps per-group scales) requantize each row at repacking. NOTES.md has the measurements.
 //   - amx-bf16 (F16, BF16 weights): the same panels with K steps of 32 holding 16 x 16 pairs of bf16. F16 weights
 //     are rounded to bf16 (3 mantissa bits are lost); BF16 weights are copied exactly.
 package amx
