@@ -45,14 +45,20 @@ func BenchmarkDecodeMatMul(b *testing.B) {
 	for _, c := range []struct {
 		name    string
 		k, n, e int
-	}{{"output 2048x151936", 2048, 151936, 1}, {"attn_q 2048x4096", 2048, 4096, 1}, {"experts 2048x768x128 top-8", 2048, 768, 128}} {
-		w := &graph.Tensor{Name: "w", Type: tensor.Q4_0, Ne: [4]int{c.k, c.n, c.e, 1}}
+		dt      tensor.DType
+	}{{"output 2048x151936", 2048, 151936, 1, tensor.Q4_0}, {"attn_q 2048x4096", 2048, 4096, 1, tensor.Q4_0},
+		{"experts 2048x768x128 top-8", 2048, 768, 128, tensor.Q4_0}, {"router f32 2048x128", 2048, 128, 1, tensor.F32}} {
+		w := &graph.Tensor{Name: "w", Type: c.dt, Ne: [4]int{c.k, c.n, c.e, 1}}
 		w.Data = make([]byte, w.Bytes())
 		for i := range w.Data {
 			w.Data[i] = byte(rng.Uint32())
 		}
-		for i := 0; i < len(w.Data); i += 18 { // sane scales
+		for i := 0; i < len(w.Data) && c.dt == tensor.Q4_0; i += 18 { // sane scales
 			w.Data[i], w.Data[i+1] = 0x00, 0x20
+		}
+		if c.dt == tensor.F32 {
+			w.F32 = randF32(rng, c.k*c.n)
+			copy(w.Data, floatBytes(w.F32))
 		}
 		x := f32Tensor("x", randF32(rng, c.k), c.k, 1)
 		var op *graph.Op

@@ -148,7 +148,7 @@ func (b *Backend) Compute(op *graph.Op) (string, error) {
 	case graph.SiLU, graph.Scale, graph.Copy:
 		err = b.unary(op)
 	case graph.SwiGLU:
-		err = b.swiGLU(op)
+		return b.swiGLU(op)
 	case graph.Attention:
 		return b.attention(op)
 	case graph.StoreKV:

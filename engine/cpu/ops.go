@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"tilelab/engine/cpu/simd"
 	"tilelab/engine/graph"
 	"tilelab/engine/tensor"
 )
@@ -287,39 +288,47 @@ func (b *Backend) unary(op *graph.Op) error {
 
 func silu(v float32) float32 { return v / (1 + float32(math.Exp(float64(-v)))) }
 
-// swiGLU is silu(gate)·up, elementwise.
-func (b *Backend) swiGLU(op *graph.Op) error {
+// swiGLU is silu(gate)·up, elementwise; outside reference mode on simd's kernel (a vectorised exp).
+func (b *Backend) swiGLU(op *graph.Op) (string, error) {
 	gt, err := src(op, 0)
 	if err != nil {
-		return err
+		return "", err
 	}
 	ut, err := src(op, 1)
 	if err != nil {
-		return err
+		return "", err
 	}
 	n := gt.Elems()
 	if ut.Elems() != n || op.Dst.Elems() != n {
-		return fmt.Errorf("op %s %s: gate %s, up %s and destination %s differ in size", op.Kind, op.Name, gt.Shape(), ut.Shape(), op.Dst.Shape())
+		return "", fmt.Errorf("op %s %s: gate %s, up %s and destination %s differ in size", op.Kind, op.Name, gt.Shape(), ut.Shape(), op.Dst.Shape())
 	}
 	g, err := f32s(op, gt, n)
 	if err != nil {
-		return err
+		return "", err
 	}
 	u, err := f32s(op, ut, n)
 	if err != nil {
-		return err
+		return "", err
 	}
 	dst, err := f32s(op, op.Dst, n)
 	if err != nil {
-		return err
+		return "", err
 	}
 	chunks := (n + elemChunk - 1) / elemChunk
+	if !b.opt.Reference {
+		var fe firstErr
+		b.pool.Run(chunks, func(c, _ int) {
+			lo, hi := c*elemChunk, min(n, (c+1)*elemChunk)
+			fe.set(simd.SwiGLU(dst[lo:hi], g[lo:hi], u[lo:hi]))
+		})
+		return fastVariant(), fe.err
+	}
 	b.pool.Run(chunks, func(c, _ int) {
 		for i := c * elemChunk; i < min(n, (c+1)*elemChunk); i++ {
 			dst[i] = silu(g[i]) * u[i]
 		}
 	})
-	return nil
+	return KernelReference, nil
 }
 
 // topK writes, for each row, the indices of its K largest elements, largest first (ties: lower index first).

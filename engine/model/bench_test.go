@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,6 +87,28 @@ func logProfile(b *testing.B, rec *profile.Recorder, wall time.Duration) {
 	var sb stringsBuilder
 	if err := profile.WriteTable(&sb, rows, profile.Key("op")); err != nil {
 		b.Fatal(err)
+	}
+	// The same by op name with the layer left out, the ten costliest: which projection is slow.
+	byName := map[string]time.Duration{}
+	calls := map[string]int{}
+	for _, r := range rec.Records {
+		n := r.Name
+		if rest, ok := strings.CutPrefix(n, "blk."); ok {
+			if _, after, ok := strings.Cut(rest, "."); ok {
+				n = after
+			}
+		}
+		byName[n] += r.Time
+		calls[n]++
+	}
+	names := make([]string, 0, len(byName))
+	for n := range byName {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return byName[names[i]] > byName[names[j]] })
+	for i, n := range names[:min(10, len(names))] {
+		sb.s += fmt.Sprintf("%2d. %-22s %6d calls %9.3f ms %8.1f µs/call\n", i+1, n, calls[n], float64(byName[n].Microseconds())/1000,
+			float64(byName[n].Nanoseconds())/1000/float64(calls[n]))
 	}
 	b.Logf("%s\n%s", rec.Account(wall), sb.s)
 }
