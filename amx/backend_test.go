@@ -1,0 +1,242 @@
+package amx
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"tilelab/engine/backend"
+	"tilelab/engine/graph"
+	"tilelab/engine/tensor"
+)
+
+func TestBufferTypeAcceptsWithReasons(t *testing.T) {
+	bt := NewBufferType()
+	for _, c := range []struct {
+		name string
+		w    backend.WeightInfo
+		ok   bool
+		want string
+	}{
+		{"a q4_0 projection is accepted", backend.WeightInfo{Type: tensor.Q4_0, Ne: [4]int{2048, 512, 1, 1}, Op: graph.MulMat}, true, "ne1 512 % 32 == 0"},
+		{"q8_0 MoE experts are accepted", backend.WeightInfo{Type: tensor.Q8_0, Ne: [4]int{2048, 768, 128, 1}, Op: graph.MulMatID}, true, "MoE experts"},
+		{"bf16 is accepted", backend.WeightInfo{Type: tensor.BF16, Ne: [4]int{100, 64, 1, 1}, Op: graph.MulMat}, true, "bf16"},
+		{"f32 is refused", backend.WeightInfo{Type: tensor.F32, Ne: [4]int{2048, 512, 1, 1}, Op: graph.MulMat}, false, "F32 tensors are not packed"},
+		{"a row count not a multiple of 32 is refused", backend.WeightInfo{Type: tensor.Q4_0, Ne: [4]int{2048, 48, 1, 1}, Op: graph.MulMat}, false, "ne1 48 is not a multiple of 32"},
+		{"a row length not a multiple of the block is refused", backend.WeightInfo{Type: tensor.Q8_0, Ne: [4]int{40, 64, 1, 1}, Op: graph.MulMat}, false, "not a multiple of the block"},
+		{"k-quants are refused", backend.WeightInfo{Type: tensor.Q4_K, Ne: [4]int{2048, 64, 1, 1}, Op: graph.MulMat}, false, "no AMX layout"},
+		{"embeddings are refused", backend.WeightInfo{Type: tensor.Q4_0, Ne: [4]int{2048, 64, 1, 1}, Op: graph.GetRows}, false, "only MUL_MAT and MUL_MAT_ID"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ok, why := bt.Accepts(c.w)
+			if ok != c.ok || !strings.Contains(why, c.want) {
+				t.Fatalf("Accepts = %v, %q; want %v and a reason containing %q", ok, why, c.ok, c.want)
+			}
+		})
+	}
+}
+
+func TestPackedBytesMatchesImport(t *testing.T) {
+	for _, c := range []struct {
+		typ     tensor.DType
+		k, n, e int
+	}{{tensor.Q4_0, 96, 32, 1}, {tensor.Q8_0, 64, 96, 3}, {tensor.F16, 50, 64, 1}} {
+		t.Run(c.typ.String()+" reports the bytes it stores", func(t *testing.T) {
+			w := RandomWeight(c.typ, c.k, c.n, c.e, rng(1))
+			bt := NewBufferType()
+			want := bt.PackedBytes(backend.WeightInfo{Type: c.typ, Ne: w.Ne, Op: graph.MulMat})
+			if err := bt.Import(w); err != nil {
+				t.Fatal(err)
+			}
+			var got int64
+			switch p := w.Extra.(type) {
+			case *packedInt8:
+				got = int64(len(p.Q) + 4*len(p.WS) + 4*len(p.WSum))
+			case *packedBF16:
+				got = int64(len(p.B))
+			}
+			if got != want || w.BufferType != Name {
+				t.Fatalf("stored %d bytes in %q, PackedBytes said %d", got, w.BufferType, want)
+			}
+		})
+	}
+}
+
+func TestBadInputIsAnErrorNamingTheProblem(t *testing.T) {
+	b := newTestBackend(t, Options{Emulate: true})
+	packed := func() *graph.Tensor {
+		w := RandomWeight(tensor.Q8_0, 64, 32, 4, rng(2))
+		if err := NewBufferType().Import(w); err != nil {
+			t.Fatal(err)
+		}
+		return w
+	}
+	r := rand.New(rand.NewPCG(1, 1))
+	cases := []struct {
+		name string
+		op   func() *graph.Op
+		want string
+	}{
+		{"a plain weight is refused, not read as packed", func() *graph.Op {
+			return RandomMulMat(RandomWeight(tensor.Q8_0, 64, 32, 1, r), 3, r)
+		}, `layout "plain"`},
+		{"a packed layout without its packing is refused", func() *graph.Op {
+			w := RandomWeight(tensor.Q8_0, 64, 32, 1, r)
+			w.Layout = LayoutInt8
+			return RandomMulMat(w, 3, r)
+		}, "holds no AMX packing"},
+		{"activations of the wrong length are refused", func() *graph.Op {
+			w := RandomWeight(tensor.Q8_0, 64, 32, 1, r)
+			if err := NewBufferType().Import(w); err != nil {
+				t.Fatal(err)
+			}
+			op := RandomMulMat(w, 3, r)
+			op.Src[1].Ne[0] = 32
+			return op
+		}, "K 64"},
+		{"a destination of the wrong shape is refused", func() *graph.Op {
+			w := RandomWeight(tensor.Q8_0, 64, 32, 1, r)
+			if err := NewBufferType().Import(w); err != nil {
+				t.Fatal(err)
+			}
+			op := RandomMulMat(w, 3, r)
+			op.Dst.Ne[0] = 16
+			return op
+		}, "destination"},
+		{"an expert id out of range is refused", func() *graph.Op {
+			op := RandomMulMatID(packed(), 5, 2, true, r)
+			op.Src[2].I32[3] = 9
+			return op
+		}, "expert 9 of 4"},
+		{"missing expert ids are refused", func() *graph.Op {
+			op := RandomMulMatID(packed(), 5, 2, true, r)
+			op.Src = op.Src[:2]
+			return op
+		}, "expert ids"},
+		{"f16 activations are refused", func() *graph.Op {
+			w := RandomWeight(tensor.Q8_0, 64, 32, 1, r)
+			if err := NewBufferType().Import(w); err != nil {
+				t.Fatal(err)
+			}
+			op := RandomMulMat(w, 3, r)
+			op.Src[1].Type = tensor.F16
+			return op
+		}, "activations are f16"},
+		{"other ops are refused", func() *graph.Op {
+			op := RandomMulMat(packed(), 3, r)
+			op.Kind = graph.Add
+			return op
+		}, "not ADD"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			op := c.op()
+			ok, why := b.SupportsOp(op)
+			_, err := b.Compute(op)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Compute error %v (SupportsOp %v, %q); want one containing %q", err, ok, why, c.want)
+			}
+		})
+	}
+	t.Run("importing twice is refused", func(t *testing.T) {
+		w := packed()
+		if err := NewBufferType().Import(w); err == nil || !strings.Contains(err.Error(), "already in layout amx-int8") {
+			t.Fatalf("error %v", err)
+		}
+	})
+	t.Run("importing bytes of the wrong size is refused", func(t *testing.T) {
+		w := RandomWeight(tensor.Q4_0, 64, 32, 1, r)
+		w.Data = w.Data[:len(w.Data)-1]
+		if err := NewBufferType().Import(w); err == nil || !strings.Contains(err.Error(), "want 1152") {
+			t.Fatalf("error %v", err)
+		}
+	})
+}
+
+func TestRegisterAddsBufferTypeAndBackend(t *testing.T) {
+	t.Setenv("TILELAB_AMX_CALIBRATION", t.TempDir()+"/none.json")
+	reg := backend.NewRegistry()
+	b, err := Register(reg, testPool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bt, err := reg.BufferType(Name); err != nil || bt.Name() != Name {
+		t.Fatalf("buffer type: %v %v", bt, err)
+	}
+	if len(reg.Backends()) != 1 || reg.Backends()[0] != backend.Backend(b) {
+		t.Fatalf("backends %v", reg.Backends())
+	}
+	if d := b.Describe(); !strings.Contains(d, "AMX:") || !strings.Contains(d, "default (not calibrated)") {
+		t.Fatalf("Describe: %q", d)
+	}
+}
+
+func TestCalibrationIsStoredAndRead(t *testing.T) {
+	path := t.TempDir() + "/cal.json"
+	t.Setenv("TILELAB_AMX_CALIBRATION", path)
+	c := Calibration{CPU: cpuModel(), When: "now", Threads: 3, Threshold: 24, ThresholdBF16: 12}
+	if _, err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadCalibration()
+	if err != nil || got.Threshold != 24 || got.ThresholdBF16 != 12 {
+		t.Fatalf("loaded %+v, %v", got, err)
+	}
+	b, err := NewBackend(testPool, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Threshold != 24 || b.ThresholdBF16 != 12 || !strings.HasPrefix(b.ThresholdSource, "calibrated") {
+		t.Fatalf("backend threshold %d/%d from %q", b.Threshold, b.ThresholdBF16, b.ThresholdSource)
+	}
+	t.Setenv("TILELAB_AMX_THRESHOLD", "7")
+	if b, err = NewBackend(testPool, Options{}); err != nil || b.Threshold != 7 {
+		t.Fatalf("override: %v %v", b, err)
+	}
+	t.Setenv("TILELAB_AMX_THRESHOLD", "many")
+	if _, err = NewBackend(testPool, Options{}); err == nil || !strings.Contains(err.Error(), "TILELAB_AMX_THRESHOLD") {
+		t.Fatalf("bad override error %v", err)
+	}
+	c.CPU = "another CPU"
+	if _, err := c.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCalibration(); err == nil || !strings.Contains(err.Error(), "another CPU") {
+		t.Fatalf("a calibration from another CPU was accepted: %v", err)
+	}
+}
+
+func TestDetectionExplainsItself(t *testing.T) {
+	st := Detect()
+	if st.Reason == "" || st.Emulated() == st.Usable {
+		t.Fatalf("status %+v", st)
+	}
+	if !st.Usable && !strings.Contains(st.Reason, "emulator") {
+		t.Fatalf("an unusable AMX must say the emulator runs: %q", st.Reason)
+	}
+	if st.Usable {
+		if _, _, err := Peak(testPool); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	if _, _, err := Peak(testPool); err != ErrEmulated {
+		t.Fatalf("Peak on the emulator: %v, want ErrEmulated", err)
+	}
+	if _, err := Calibrate(testPool, TileConfig{}); err != ErrEmulated {
+		t.Fatalf("Calibrate on the emulator: %v, want ErrEmulated", err)
+	}
+	b := newTestBackend(t, Options{})
+	w := RandomWeight(tensor.Q8_0, 64, 32, 1, rng(3))
+	if err := NewBufferType().Import(w); err != nil {
+		t.Fatal(err)
+	}
+	op := RandomMulMat(w, 40, rng(4))
+	name := runOp(t, b, 0, op)
+	if !strings.Contains(name, "(emulated)") {
+		t.Fatalf("kernel name %q does not say emulated", name)
+	}
+	if _, _, err := TimeOp(b, op, 1); err != ErrEmulated {
+		t.Fatalf("TimeOp on the emulator: %v", err)
+	}
+}
