@@ -40,7 +40,7 @@ const (
 // FromGGUF fills it from a file; tests and synthetic models may build one directly.
 type Vocab struct {
 	Model  string    // "gpt2" (byte-level BPE) or "llama" (SentencePiece)
-	Pre    string    // pre-tokenizer of a BPE vocabulary: "gpt-2", "qwen2"
+	Pre    string    // pre-tokenizer of a BPE vocabulary: "gpt-2", "qwen2", "llama-bpe"
 	Tokens []string  // token texts by id
 	Scores []float32 // SentencePiece merge scores by id; may be empty for BPE
 	Types  []int32   // token types by id (Type* constants); empty means all normal
