@@ -291,6 +291,12 @@ func (t *Tokenizer) AddsBOS() bool { return t.addBOS && t.bos >= 0 }
 // IsEOG reports whether generation should stop at this token (EOS, end-of-turn and the like).
 func (t *Tokenizer) IsEOG(id int32) bool { return t.eog[id] }
 
+// IsControl reports whether a token is a control or unknown token (BOS, "<|im_start|>", "<unk>"): text that
+// llama.cpp's detokenizer leaves out unless asked to render special tokens.
+func (t *Tokenizer) IsControl(id int32) bool {
+	return id >= 0 && int(id) < len(t.attrs) && t.attrs[id]&(attrControl|attrUnknown) != 0
+}
+
 // VocabSize is the number of tokens.
 func (t *Tokenizer) VocabSize() int { return len(t.texts) }
 

@@ -305,6 +305,11 @@ func TestQwen3SpecialTokens(t *testing.T) {
 			t.Error("an ordinary word is end-of-generation")
 		}
 	})
+	t.Run("chat markers are control tokens and words are not", func(t *testing.T) {
+		if !tok.IsControl(151644) || tok.IsControl(tok.Encode("Hello", false)[0]) || tok.IsControl(-1) {
+			t.Errorf("IsControl(<|im_start|>) %v, IsControl(Hello) %v", tok.IsControl(151644), tok.IsControl(tok.Encode("Hello", false)[0]))
+		}
+	})
 	t.Run("no BOS is added", func(t *testing.T) {
 		if tok.AddsBOS() || tok.BOS() != 151643 || tok.EOS() != 151645 || tok.VocabSize() != 151936 {
 			t.Errorf("AddsBOS %v BOS %d EOS %d VocabSize %d", tok.AddsBOS(), tok.BOS(), tok.EOS(), tok.VocabSize())
