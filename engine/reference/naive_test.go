@@ -33,6 +33,7 @@ type toyModel struct {
 	neox                  bool
 	writeKeyLength        bool
 	gain                  float64 // scales the layers' matrices and biases (0 means 1): small gains keep the model calm
+	ropeFactors           bool    // write rope_freqs.weight (Llama 3.1 style per-frequency divisors)
 }
 
 func (m *toyModel) add(rng *rand.Rand, name string, std, mean float64, ne ...int) {
@@ -61,6 +62,9 @@ func (m *toyModel) build(seed int64) {
 		m.add(rng, "output.weight", 0.1, 0, m.embd, m.vocab)
 	}
 	m.add(rng, "output_norm.weight", 0.1, 1, m.embd)
+	if m.ropeFactors {
+		m.add(rng, "rope_freqs.weight", 2, 4, m.nRot/2)
+	}
 	q, kv := m.heads*m.hd, m.kvHeads*m.hd
 	for l := 0; l < m.layers; l++ {
 		p := fmt.Sprintf("blk.%d.", l)
@@ -203,6 +207,9 @@ func (m *toyModel) naiveForward(tokens []int32) [][]float64 {
 	rope := func(x []float64, pos int) {
 		for i := 0; i < m.nRot/2; i++ {
 			theta := float64(pos) * math.Pow(m.ropeBase, -2*float64(i)/float64(m.nRot))
+			if f, ok := w["rope_freqs.weight"]; ok {
+				theta /= f[i]
+			}
 			c, s := math.Cos(theta), math.Sin(theta)
 			a, b := 2*i, 2*i+1
 			if m.neox {
@@ -377,6 +384,7 @@ func TestOracleMatchesANaiveTranscription(t *testing.T) {
 		{"qwen3moe with renormalised top-2 of 4 experts", toyQwen3MoE(), tensor.F32},
 		{"qwen3moe with Q8_0 matrices", toyQwen3MoE(), tensor.Q8_0},
 		{"llama with Q4_0 matrices", toyLlama(), tensor.Q4_0},
+		{"llama with rope_freqs frequency factors", func() *toyModel { m := toyLlama(); m.ropeFactors = true; return m }(), tensor.F32},
 	}
 	tokens := []int32{3, 17, 0, 39, 8, 8, 21}
 	for i, c := range cases {

@@ -173,19 +173,37 @@ func (r *runner) embed(tokens []int32) (*tensors.Tensor, int, error) {
 	return tensors.FromFlatDataAndDimensions(x, len(tokens), d), nVocab, nil
 }
 
-// ropeTables computes cos and sin of every position's angles in float64: angle(p, i) = p·scale·base^(-2i/nRot).
-func (r *runner) ropeTables(n int) (cos, sin *tensors.Tensor) {
+// ropeTables computes cos and sin of every position's angles in float64:
+// angle(p, i) = p·scale·base^(-2i/nRot) / factor[i], with the per-frequency factors of rope_freqs.weight where
+// the file has them (Llama 3.1's long-context scaling), else 1.
+func (r *runner) ropeTables(n int) (cos, sin *tensors.Tensor, err error) {
 	half := r.h.nRot / 2
+	factors := make([]float32, half)
+	for i := range factors {
+		factors[i] = 1
+	}
+	if ti, ok := r.f.Tensor("rope_freqs.weight"); ok {
+		if ti.Ne != [4]int{half, 1, 1, 1} {
+			return nil, nil, fmt.Errorf("reference: tensor rope_freqs.weight has shape %v, want [%d 1 1 1]", ti.Ne, half)
+		}
+		data := r.f.TensorData(ti)
+		if data == nil {
+			return nil, nil, fmt.Errorf("reference: tensor rope_freqs.weight has no data")
+		}
+		if err := tensor.Dequantize(ti.Type, data, factors); err != nil {
+			return nil, nil, fmt.Errorf("reference: tensor rope_freqs.weight: %w", err)
+		}
+	}
 	c := make([]float32, n*half)
 	s := make([]float32, n*half)
 	for p := 0; p < n; p++ {
 		for i := 0; i < half; i++ {
-			theta := float64(p) * r.h.ropeScale * math.Pow(r.h.ropeBase, -2*float64(i)/float64(r.h.nRot))
+			theta := float64(p) * r.h.ropeScale * math.Pow(r.h.ropeBase, -2*float64(i)/float64(r.h.nRot)) / float64(factors[i])
 			c[p*half+i] = float32(math.Cos(theta))
 			s[p*half+i] = float32(math.Sin(theta))
 		}
 	}
-	return tensors.FromFlatDataAndDimensions(c, n, 1, half), tensors.FromFlatDataAndDimensions(s, n, 1, half)
+	return tensors.FromFlatDataAndDimensions(c, n, 1, half), tensors.FromFlatDataAndDimensions(s, n, 1, half), nil
 }
 
 func (r *runner) forward(tokens []int32) ([][]float32, error) {
@@ -195,7 +213,10 @@ func (r *runner) forward(tokens []int32) ([][]float32, error) {
 	if err != nil {
 		return nil, err
 	}
-	cos, sin := r.ropeTables(n)
+	cos, sin, err := r.ropeTables(n)
+	if err != nil {
+		return nil, err
+	}
 	mask := make([]float32, n*n)
 	for i := 0; i < n; i++ {
 		for j := i + 1; j < n; j++ {
