@@ -269,33 +269,28 @@ func (a *actInt8) reset(rows, kp, group int) {
 // quantizeRow quantizes x (len <= Kp) into row r, row-major: per group, the largest magnitude maps to 127. With
 // unsigned set, values are stored offset by 128 (the VNNI path's unsigned operand).
 func (a *actInt8) quantizeRow(r int, x []float32, unsigned bool) {
-	a.quantizeInto(a.Q[r*a.Kp:(r+1)*a.Kp], r, x, unsigned)
+	a.quantizeInto(a.Q[r*a.Kp:(r+1)*a.Kp], r, x, unsigned, a.Kp, 0, nil)
 }
 
 // quantizeTileRow quantizes x as row rel of the set whose rows start at row base, in tile order: the set's rows
 // in bands of tileRows, each band K step by K step, so a tile load reads one contiguous run (stride kstep).
-// tmp is Kp bytes of scratch.
+// tmp is Kp bytes of scratch for the Go path.
 func (a *actInt8) quantizeTileRow(base, rel, tileRows, kstep int, x []float32, tmp []byte) {
-	a.quantizeInto(tmp, base+rel, x, false)
-	toTileOrder(a.Q[base*a.Kp:], tmp, rel, tileRows, kstep, a.Kp)
+	band := a.Q[(base+rel/tileRows*tileRows)*a.Kp:][:tileRows*a.Kp]
+	a.quantizeInto(band[rel%tileRows*kstep:], base+rel, x, false, kstep, (tileRows-1)*kstep, tmp)
 }
 
-// toTileOrder places a row-major row of rowBytes bytes as row rel of a tile-ordered band layout.
-func toTileOrder(dst, row []byte, rel, tileRows, kstep, rowBytes int) {
-	band := dst[rel/tileRows*tileRows*rowBytes:]
-	in := rel % tileRows * kstep
-	for c := 0; c < rowBytes/kstep; c++ {
-		copy(band[c*tileRows*kstep+in:][:kstep], row[c*kstep:(c+1)*kstep])
-	}
-}
-
-// quantizeInto quantizes x into q and the scales of row r: in AVX-512 where the CPU has it, else in Go with the
-// same arithmetic (scale = max|x| / 127 in float32, values x·(1/scale) rounded to nearest even and saturated), so
-// both give the same bytes.
-func (a *actInt8) quantizeInto(q []byte, r int, x []float32, unsigned bool) {
+// quantizeInto quantizes x and stores the scales of row r, writing the bytes to q in runs of chunk bytes
+// separated by gaps of jump bytes (row-major: chunk = Kp, jump = 0). It runs in AVX-512 where the CPU has it,
+// else in Go with the same arithmetic (scale = max|x| / 127 in float32, values x·(1/scale) rounded to nearest
+// even and saturated), so both give the same bytes. tmp (Kp bytes) is needed by the Go path when jump > 0.
+func (a *actInt8) quantizeInto(q []byte, r int, x []float32, unsigned bool, chunk, jump int, tmp []byte) {
 	var off byte
 	if unsigned {
 		off = 0x80
+	}
+	if last := (a.Kp/chunk-1)*(chunk+jump) + chunk; len(q) < last {
+		panic(fmt.Sprintf("amx: quantized row needs %d bytes, has %d", last, len(q)))
 	}
 	if quantAsm && len(x) > 0 {
 		if len(x) != a.Kp {
@@ -303,8 +298,13 @@ func (a *actInt8) quantizeInto(q []byte, r int, x []float32, unsigned bool) {
 			copy(padded, x)
 			x = padded
 		}
-		quantRowAVX512(&x[0], &q[0], &a.XS[r], uintptr(4*a.Rows), uintptr(a.Groups), uintptr(a.Group), uint32(off))
+		quantRowAVX512(&x[0], &q[0], &a.XS[r], uintptr(4*a.Rows), uintptr(a.Groups), uintptr(a.Group), uint32(off),
+			uintptr(chunk), uintptr(jump))
 		return
+	}
+	out := q
+	if jump != 0 {
+		out = tmp[:a.Kp]
 	}
 	for g := 0; g < a.Groups; g++ {
 		lo, hi := g*a.Group, min((g+1)*a.Group, len(x))
@@ -323,7 +323,12 @@ func (a *actInt8) quantizeInto(q []byte, r int, x []float32, unsigned bool) {
 			if j < hi {
 				v = math.RoundToEven(float64(float32(x[j] * inv)))
 			}
-			q[j] = byte(int8(max(-128, min(127, v)))) ^ off
+			out[j] = byte(int8(max(-128, min(127, v)))) ^ off
+		}
+	}
+	if jump != 0 {
+		for c := 0; c < a.Kp/chunk; c++ {
+			copy(q[c*(chunk+jump):][:chunk], out[c*chunk:(c+1)*chunk])
 		}
 	}
 }
@@ -356,26 +361,39 @@ func (a *actBF16) setRow(r int, x []float32, wide bool) {
 		clear(row[n:])
 		return
 	}
-	a.bf16Into(a.B[2*r*a.Kp:2*(r+1)*a.Kp], x)
+	a.bf16Into(a.B[2*r*a.Kp:2*(r+1)*a.Kp], x, 2*a.Kp, 0, nil)
 }
 
 // setTileRow stores x as bf16 row rel of the set starting at row base, in tile order (see quantizeTileRow);
-// tmp is 2*Kp bytes of scratch.
+// tmp is 2*Kp bytes of scratch for the Go path.
 func (a *actBF16) setTileRow(base, rel, tileRows, kstep int, x []float32, tmp []byte) {
-	a.bf16Into(tmp, x)
-	toTileOrder(a.B[2*base*a.Kp:], tmp, rel, tileRows, kstep, 2*a.Kp)
+	band := a.B[2*(base+rel/tileRows*tileRows)*a.Kp:][:2*tileRows*a.Kp]
+	a.bf16Into(band[rel%tileRows*kstep:], x, kstep, (tileRows-1)*kstep, tmp)
 }
 
-func (a *actBF16) bf16Into(row []byte, x []float32) {
-	if quantAsm && len(x) == a.Kp && a.Kp%16 == 0 {
-		bf16RowAVX512(&x[0], &row[0], uintptr(a.Kp))
+// bf16Into rounds x (zero-padded to Kp) to bf16 and writes it in runs of chunk bytes separated by jump bytes.
+func (a *actBF16) bf16Into(q []byte, x []float32, chunk, jump int, tmp []byte) {
+	if last := (2*a.Kp/chunk-1)*(chunk+jump) + chunk; len(q) < last {
+		panic(fmt.Sprintf("amx: bf16 row needs %d bytes, has %d", last, len(q)))
+	}
+	if quantAsm && len(x) == a.Kp && a.Kp%16 == 0 && chunk%32 == 0 {
+		bf16RowAVX512(&x[0], &q[0], uintptr(a.Kp), uintptr(chunk), uintptr(jump))
 		return
+	}
+	out := q
+	if jump != 0 {
+		out = tmp[:2*a.Kp]
 	}
 	for j := 0; j < a.Kp; j++ {
 		var h uint16
 		if j < len(x) {
 			h = toBF16(x[j])
 		}
-		binary.LittleEndian.PutUint16(row[2*j:], h)
+		binary.LittleEndian.PutUint16(out[2*j:], h)
+	}
+	if jump != 0 {
+		for c := 0; c < 2*a.Kp/chunk; c++ {
+			copy(q[c*(chunk+jump):][:chunk], out[c*chunk:(c+1)*chunk])
+		}
 	}
 }

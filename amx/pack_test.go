@@ -46,6 +46,44 @@ func TestActivationQuantizationIsTheSameInAssemblyAndGo(t *testing.T) {
 			})
 		}
 	}
+	t.Run("tile order gives identical bytes", func(t *testing.T) {
+		r := rng(11)
+		const k, rows = 256, 48
+		x := make([][]float32, rows)
+		for i := range x {
+			x[i] = make([]float32, k)
+			for j := range x[i] {
+				x[i][j] = r.Float32()*6 - 3
+			}
+		}
+		for _, ks := range []int{32, 64} {
+			var asm, gol actInt8
+			asm.reset(rows+16, k, 64)
+			gol.reset(rows+16, k, 64)
+			tmp := make([]byte, k)
+			for i := 0; i < rows; i++ {
+				asm.quantizeTileRow(16, i, 16, ks, x[i], tmp)
+			}
+			quantAsm = false
+			for i := 0; i < rows; i++ {
+				gol.quantizeTileRow(16, i, 16, ks, x[i], tmp)
+			}
+			quantAsm = true
+			for i := range asm.Q {
+				if asm.Q[i] != gol.Q[i] {
+					t.Fatalf("K step %d, byte %d: assembly %d, Go %d", ks, i, asm.Q[i], gol.Q[i])
+				}
+			}
+			// Row 5's K step 2 lies in band 0 at step 2, row 5 of the band.
+			var row actInt8
+			row.reset(1, k, 64)
+			row.quantizeRow(0, x[5], false)
+			got := asm.Q[16*k+2*16*ks+5*ks:][:ks]
+			if string(got) != string(row.Q[2*ks:3*ks]) {
+				t.Fatalf("K step %d: tile order misplaces row 5", ks)
+			}
+		}
+	})
 	t.Run("bf16 conversion gives identical bytes", func(t *testing.T) {
 		r := rng(9)
 		x := make([]float32, 64)
@@ -54,11 +92,18 @@ func TestActivationQuantizationIsTheSameInAssemblyAndGo(t *testing.T) {
 		}
 		x[0] = math.Float32frombits(0x3f808000) // a tie: rounds to even
 		var asm, gol actBF16
-		asm.reset(1, 64)
-		gol.reset(1, 64)
+		asm.reset(40, 64)
+		gol.reset(40, 64)
+		tmp := make([]byte, 128)
 		asm.setRow(0, x, false)
+		for i := 0; i < 32; i++ {
+			asm.setTileRow(8, i, 16, 64, x, tmp)
+		}
 		quantAsm = false
 		gol.setRow(0, x, false)
+		for i := 0; i < 32; i++ {
+			gol.setTileRow(8, i, 16, 64, x, tmp)
+		}
 		quantAsm = true
 		for i := range asm.B {
 			if asm.B[i] != gol.B[i] {

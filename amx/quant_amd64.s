@@ -1,9 +1,11 @@
 #include "textflag.h"
 
-// func quantRowAVX512(x *float32, q *byte, xs *float32, xsStride, groups, group uintptr, xor uint32)
+// func quantRowAVX512(x *float32, q *byte, xs *float32, xsStride, groups, group uintptr, xor uint32, chunk, jump uintptr)
 // Quantizes groups x group floats to int8: per group, s = max|x| / 127 is stored at xs (then xs += xsStride
-// bytes), and q = saturate(round-to-nearest-even(x * (1/s))) ^ xor. group is a multiple of 16.
-TEXT ·quantRowAVX512(SB), NOSPLIT, $0-52
+// bytes), and q = saturate(round-to-nearest-even(x * (1/s))) ^ xor. group is a multiple of 16. The bytes go out
+// in runs of chunk bytes (a multiple of 16), each followed by a gap of jump bytes: tile order, or row-major with
+// chunk = the row and jump = 0.
+TEXT ·quantRowAVX512(SB), NOSPLIT, $0-72
 	MOVQ x+0(FP), SI
 	MOVQ q+8(FP), DI
 	MOVQ xs+16(FP), DX
@@ -19,6 +21,10 @@ TEXT ·quantRowAVX512(SB), NOSPLIT, $0-52
 	VMOVD AX, X22
 	MOVL $0x3f800000, AX // 1.0
 	VMOVD AX, X23
+	MOVQ chunk+56(FP), BX
+	SHRQ $4, BX
+	MOVQ jump+64(FP), R12
+	MOVQ BX, R13
 
 group:
 	VPXORD Z0, Z0, Z0
@@ -59,6 +65,12 @@ qloop:
 	VMOVDQU X4, (DI)
 	ADDQ $64, SI
 	ADDQ $16, DI
+	DECQ R13
+	JNZ samechunk
+	ADDQ R12, DI
+	MOVQ BX, R13
+
+samechunk:
 	DECQ CX
 	JNZ qloop
 	DECQ R9
@@ -66,13 +78,18 @@ qloop:
 	VZEROUPPER
 	RET
 
-// func bf16RowAVX512(x *float32, q *byte, n uintptr)
-// Rounds n floats (a multiple of 16) to bf16, to nearest even.
-TEXT ·bf16RowAVX512(SB), NOSPLIT, $0-24
+// func bf16RowAVX512(x *float32, q *byte, n, chunk, jump uintptr)
+// Rounds n floats (a multiple of 16) to bf16, to nearest even, writing runs of chunk bytes (a multiple of 32)
+// separated by gaps of jump bytes.
+TEXT ·bf16RowAVX512(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), SI
 	MOVQ q+8(FP), DI
 	MOVQ n+16(FP), CX
 	SHRQ $4, CX
+	MOVQ chunk+24(FP), BX
+	SHRQ $5, BX
+	MOVQ jump+32(FP), R12
+	MOVQ BX, R13
 	MOVL $1, AX
 	VPBROADCASTD AX, Z20
 	MOVL $0x7fff, AX
@@ -89,6 +106,12 @@ loop:
 	VMOVDQU Y0, (DI)
 	ADDQ $64, SI
 	ADDQ $32, DI
+	DECQ R13
+	JNZ same
+	ADDQ R12, DI
+	MOVQ BX, R13
+
+same:
 	DECQ CX
 	JNZ loop
 	VZEROUPPER
