@@ -245,10 +245,8 @@ func (b *Backend) Compute(op *graph.Op) (string, error) {
 	if dst == nil || dst.Type != tensor.F32 {
 		return "", fmt.Errorf("%s %s: the destination must be f32", op.Kind, op.Name)
 	}
-	xs := x.Source().F32
-	if x.ViewSrc != nil {
-		return "", fmt.Errorf("%s %s: activations %s are a view; AMX reads contiguous f32 tensors", op.Kind, op.Name, x.Name)
-	}
+	// A view carries its own window of the source's elements, so its F32 is what to read.
+	xs := x.F32
 	if len(xs) < x.Elems() {
 		return "", fmt.Errorf("%s %s: activations %s hold %d values, want %d", op.Kind, op.Name, x.Name, len(xs), x.Elems())
 	}
@@ -297,10 +295,10 @@ func expertSets(op *graph.Op, w weights, xs []float32) ([]rowSet, error) {
 	if dst.Ne[0] != n || dst.Ne[1] != u || dst.Ne[2] != m || len(dst.F32) < n*u*m {
 		return nil, fmt.Errorf("MUL_MAT_ID %s: destination %s, want [%d %d %d]", op.Name, dst.Shape(), n, u, m)
 	}
-	if len(ids.Source().I32) < u*m {
-		return nil, fmt.Errorf("MUL_MAT_ID %s: ids hold %d values, want %d", op.Name, len(ids.Source().I32), u*m)
+	if len(ids.I32) < u*m {
+		return nil, fmt.Errorf("MUL_MAT_ID %s: ids hold %d values, want %d", op.Name, len(ids.I32), u*m)
 	}
-	idv := ids.Source().I32
+	idv := ids.I32
 	count := make([]int, e)
 	for i := 0; i < u*m; i++ {
 		id := int(idv[i])

@@ -138,6 +138,29 @@ func TestBadInputIsAnErrorNamingTheProblem(t *testing.T) {
 			}
 		})
 	}
+	t.Run("activations given as a view are read through the view", func(t *testing.T) {
+		w := packed()
+		plain := RandomMulMat(w, 4, r)
+		src := plain.Src[1]
+		big := &graph.Tensor{Name: "big", Type: tensor.F32, Ne: [4]int{64, 6, 1, 1}, F32: make([]float32, 64*6)}
+		copy(big.F32[64:], src.F32)
+		view := &graph.Tensor{Name: "view", Type: tensor.F32, Ne: src.Ne, ViewSrc: big, F32: big.F32[64 : 64+len(src.F32)]}
+		want := append([]float32(nil), plain.Dst.F32...)
+		if _, err := b.Compute(plain); err != nil {
+			t.Fatal(err)
+		}
+		copy(want, plain.Dst.F32)
+		plain.Src[1] = view
+		poison(plain.Dst.F32)
+		if _, err := b.Compute(plain); err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if plain.Dst.F32[i] != want[i] {
+				t.Fatalf("element %d through the view: %v, want %v", i, plain.Dst.F32[i], want[i])
+			}
+		}
+	})
 	t.Run("importing twice is refused", func(t *testing.T) {
 		w := packed()
 		if err := NewBufferType().Import(w); err == nil || !strings.Contains(err.Error(), "already in layout amx-int8") {
