@@ -144,8 +144,8 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	model := fs.String("model", "synth:tiny-moe", "the model to tour: synth:PRESET, or a GGUF `file`")
 	reps := fs.Int("reps", 3, "timed repetitions per bench point")
-	pp := fs.Int("pp", 64, "prompt tokens for bench and profile")
-	tg := fs.Int("tg", 16, "generated tokens for bench")
+	pp := fs.Int("pp", 128, "prompt tokens for bench and profile")
+	tg := fs.Int("tg", 32, "generated tokens for bench")
 	cache := fs.String("cache", "", "keep generated models in `DIR` (default: a temporary folder, removed at the end)")
 	script := fs.Bool("script", false, "print the tour's commands and exit")
 	fs.Usage = func() { fmt.Fprint(stderr, demoUsage); fs.PrintDefaults() }
