@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"go/format"
 	"os"
+	"path/filepath"
 )
 
 // prefetch is how far ahead of each weight row the quantized tiles prefetch, in bytes (0: no prefetch); the
@@ -820,14 +821,18 @@ func main() {
 		}
 		table(wt+"AVX2Tiles", names, qsig)
 	}
-	if err := os.WriteFile("kernels_amd64.s", g.s.Bytes(), 0o644); err != nil {
+	dir := os.Getenv("SIMD_GEN_DIR") // where to write (tests compare a fresh run with the committed files)
+	if dir == "" {
+		dir = "."
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kernels_amd64.s"), g.s.Bytes(), 0o644); err != nil {
 		panic(err)
 	}
 	src, err := format.Source(g.g.Bytes())
 	if err != nil {
 		panic(err)
 	}
-	if err := os.WriteFile("kernels_amd64.go", src, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "kernels_amd64.go"), src, 0o644); err != nil {
 		panic(err)
 	}
 }
