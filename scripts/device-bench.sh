@@ -16,7 +16,7 @@ case "${1:-}" in
 build)
 	set -e
 	mkdir -p $B
-	CGO_ENABLED=0 go build -o $B/tilelab ./cmd/tilelab
+	CGO_ENABLED=0 go build -buildvcs=auto -o $B/tilelab ./cmd/tilelab # stamps the commit even where GOFLAGS turns it off
 	CGO_ENABLED=0 go test -c -o $B/simd.test ./engine/cpu/simd
 	ls -la $B
 	;;
