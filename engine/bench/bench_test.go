@@ -207,3 +207,31 @@ func TestParseModes(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+func TestEveryCombinationRuns(t *testing.T) {
+	model := tinyModel(t)
+	res, err := Run(context.Background(), Config{Model: model, Prompt: []int{4}, Gen: []int{2}, Reps: 1,
+		Threads: []int{1}, Modes: []Mode{CPUGPU, CPUGPUAMX}, NGL: []int{1, 3}, NoWarm: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("GPU modes get a row per ngl and test, each saying why it was skipped", func(t *testing.T) {
+		var got []string
+		for _, r := range res.Rows {
+			got = append(got, string(r.Mode)+"/ngl"+strconv.Itoa(r.NGL)+"/"+r.Test)
+			if r.Skipped == "" {
+				t.Fatalf("%s %s ran without a GPU backend", r.Mode, r.Test)
+			}
+		}
+		want := "cpu+gpu/ngl1/pp4 cpu+gpu/ngl1/tg2 cpu+gpu/ngl3/pp4 cpu+gpu/ngl3/tg2 " +
+			"cpu+gpu+amx/ngl1/pp4 cpu+gpu+amx/ngl1/tg2 cpu+gpu+amx/ngl3/pp4 cpu+gpu+amx/ngl3/tg2"
+		if strings.Join(got, " ") != want {
+			t.Fatalf("rows %v\nwant %s", got, want)
+		}
+	})
+	t.Run("an AMX mode names its policy, others say off", func(t *testing.T) {
+		if res.Rows[0].AMX != "off" || res.Rows[4].AMX != "all" {
+			t.Fatalf("amx columns %q and %q", res.Rows[0].AMX, res.Rows[4].AMX)
+		}
+	})
+}
