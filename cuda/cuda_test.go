@@ -1,7 +1,11 @@
 package cuda
 
 import (
+	"errors"
+	"reflect"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 
 	"tilelab/engine/backend"
@@ -14,6 +18,86 @@ func TestProbeOfAMissingLibraryNamesIt(t *testing.T) {
 	s := probe("libcuda-does-not-exist.so.1")
 	if s.Available || s.Reason != "no CUDA driver: libcuda-does-not-exist.so.1 not found" {
 		t.Errorf("probe = %+v", s)
+	}
+}
+
+// The loader's message is per thread; a probe that reads it from another thread than the failed dlopen's gets
+// an empty reason. Busy goroutines make the scheduler move probing goroutines between threads often enough that,
+// without the thread pinned, a few of these thousands of probes came back with "no CUDA driver: " and nothing more.
+func TestProbeReasonSurvivesThreadSwitches(t *testing.T) {
+	const lib = "libcuda-does-not-exist.so.1"
+	want := "no CUDA driver: " + lib + " not found"
+	stop := make(chan struct{})
+	var busy sync.WaitGroup
+	for range 4 * runtime.GOMAXPROCS(0) {
+		busy.Add(1)
+		go func() {
+			defer busy.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+		}()
+	}
+	var mu sync.Mutex
+	bad := map[string]int{}
+	var probes sync.WaitGroup
+	for range 8 {
+		probes.Add(1)
+		go func() {
+			defer probes.Done()
+			for range 1000 {
+				if r := probe(lib).Reason; r != want {
+					mu.Lock()
+					bad[r]++
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	probes.Wait()
+	close(stop)
+	busy.Wait()
+	if len(bad) > 0 {
+		t.Errorf("of 8000 probes, these gave another reason than %q (reason: count): %v", want, bad)
+	}
+}
+
+func TestNoDriverAlwaysNamesTheLibrary(t *testing.T) {
+	cases := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"a missing file says not found", errors.New("libcuda.so.1: cannot open shared object file: No such file or directory"), "no CUDA driver: libcuda.so.1 not found"},
+		{"another loader error is quoted", errors.New("libcuda.so.1: wrong ELF class: ELFCLASS32"), "no CUDA driver: libcuda.so.1: wrong ELF class: ELFCLASS32"},
+		{"an empty loader message still names the library", errors.New(""), "no CUDA driver: libcuda.so.1 could not be loaded (the loader gave no reason)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := noDriver("libcuda.so.1", c.err); got != c.want {
+				t.Errorf("noDriver = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestProbeRunsOnceAndAgrees(t *testing.T) {
+	first := Probe()
+	var wg sync.WaitGroup
+	results := make([]Status, 16)
+	for i := range results {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i] = Probe() }()
+	}
+	wg.Wait()
+	for i, s := range results {
+		if !reflect.DeepEqual(s, first) {
+			t.Errorf("call %d gave %+v, the first gave %+v", i, s, first)
+		}
 	}
 }
 

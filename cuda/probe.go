@@ -10,6 +10,7 @@ package cuda
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -81,7 +82,7 @@ type driver struct {
 }
 
 func probe(lib string) Status {
-	h, err := purego.Dlopen(lib, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+	h, err := dlopen(lib)
 	if err != nil {
 		return Status{Reason: noDriver(lib, err)}
 	}
@@ -134,11 +135,24 @@ func probe(lib string) Status {
 	return s
 }
 
+// dlopen loads lib with the calling goroutine pinned to its thread. purego's Dlopen calls dlopen and then
+// dlerror as two separate foreign calls, and dlerror's message is per thread: a goroutine moved to another thread
+// between them reads that thread's (empty) error, and the probe said "no CUDA driver: " with no reason.
+func dlopen(lib string) (uintptr, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	return purego.Dlopen(lib, purego.RTLD_NOW|purego.RTLD_GLOBAL)
+}
+
 // noDriver words a failed dlopen: the common case (no driver installed) briefly, anything else with the loader's
 // own message.
 func noDriver(lib string, err error) string {
 	if strings.Contains(err.Error(), "No such file") || strings.Contains(err.Error(), "cannot open shared object") {
 		return "no CUDA driver: " + lib + " not found"
+	}
+	if strings.TrimSpace(err.Error()) == "" {
+		// The loader is not obliged to explain itself; the reason must still name what failed.
+		return "no CUDA driver: " + lib + " could not be loaded (the loader gave no reason)"
 	}
 	return "no CUDA driver: " + err.Error()
 }
