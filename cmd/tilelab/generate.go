@@ -45,11 +45,12 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "tilelab generate: -n, --temp and --top-k must not be negative, and --top-p lies in [0,1]")
 		return errUsage
 	}
-	m, tok, closeAll, err := ef.open()
+	eng, closeAll, err := ef.open()
 	if err != nil {
 		return err
 	}
 	defer closeAll()
+	m, tok := eng.m, eng.tok
 	ids := tok.Encode(*prompt, true)
 	if len(ids) == 0 {
 		return fmt.Errorf("the prompt %q has no tokens", *prompt)
@@ -71,16 +72,19 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "prompt: %d tokens, %.2f tok/s; generation: %d tokens, %.2f tok/s (%s, %d threads)\n",
-		st.PromptTokens, st.PromptRate(), st.GenTokens, st.GenRate(), kernelName(m), m.CPU.Pool().Threads())
-	return nil
-}
-
-func kernelName(m *model.Model) string {
-	if m.CPU.Reference() {
-		return "reference kernels"
+	if eng.amxEmulated {
+		// DESIGN.md: the emulator is for correctness only, so its speed is never reported.
+		fmt.Fprintf(stderr, "prompt: %d tokens; generation: %d tokens (no AMX here: tiles ran in the emulator, which is for correctness only, so no rates)\n",
+			st.PromptTokens, st.GenTokens)
+		return nil
 	}
-	return "fast kernels"
+	kernels := "fast kernels"
+	if *ef.reference {
+		kernels = "reference kernels"
+	}
+	fmt.Fprintf(stderr, "prompt: %d tokens, %.2f tok/s; generation: %d tokens, %.2f tok/s (%s, %s, %d threads)\n",
+		st.PromptTokens, st.PromptRate(), st.GenTokens, st.GenRate(), kernels, m.Plan.Options, eng.threads)
+	return nil
 }
 
 // utf8Stream writes token bytes as they come but holds back a trailing incomplete UTF-8 sequence, so a character

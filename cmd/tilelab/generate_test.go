@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"tilelab/amx"
 )
 
 func TestGenerateGreedyMatchesLlamaCppText(t *testing.T) {
@@ -53,5 +55,22 @@ func TestUTF8StreamHoldsBackSplitCharacters(t *testing.T) {
 				t.Fatalf("got %q, want %q", got, want)
 			}
 		})
+	}
+}
+
+func TestGenerateWithAMXNeverTimesTheEmulator(t *testing.T) {
+	code, stdout, stderr := runCmd("generate", "-m", tinyModel(t), "-p", "Once upon a time", "-n", "2", "-t", "2", "--amx", "all")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.HasPrefix(stdout, "Once upon a time") {
+		t.Errorf("no text: %q", stdout)
+	}
+	if amx.Detect().Usable {
+		if !strings.Contains(stderr, "tok/s") || !strings.Contains(stderr, "amx=all") {
+			t.Errorf("AMX hardware here, but no rates for amx=all: %q", stderr)
+		}
+	} else if strings.Contains(stderr, "tok/s") || !strings.Contains(stderr, "emulator") {
+		t.Errorf("the emulator was timed, or the note is missing: %q", stderr)
 	}
 }

@@ -13,9 +13,13 @@ import (
 	"strconv"
 	"strings"
 
+	"tilelab/amx"
+	"tilelab/engine/backend"
+	"tilelab/engine/cpu"
 	"tilelab/engine/gguf"
 	"tilelab/engine/model"
 	"tilelab/engine/placement"
+	"tilelab/engine/pool"
 	"tilelab/engine/tokenizer"
 )
 
@@ -58,26 +62,51 @@ func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	return nil
 }
 
-// open loads the model and its tokenizer; close releases both.
-func (e engineFlags) open() (m *model.Model, tok *tokenizer.Tokenizer, close func(), err error) {
+// engine is an opened model with what the commands report about it.
+type engine struct {
+	m           *model.Model
+	tok         *tokenizer.Tokenizer
+	threads     int
+	amxEmulated bool // AMX tiles run in the emulator: correct but never to be timed
+}
+
+// open loads the model and its tokenizer on a pool of the requested threads: the CPU backend, and the AMX
+// buffer type and backend ahead of it when --amx offers AMX anything. close releases all of it.
+func (e engineFlags) open() (eng engine, close func(), err error) {
+	po := placement.Options{AMX: strings.ToLower(*e.amx)}
+	if err := po.Validate(); err != nil {
+		return engine{}, nil, err
+	}
 	f, err := gguf.Open(*e.model)
 	if err != nil {
-		return nil, nil, nil, err
+		return engine{}, nil, err
 	}
-	tok, err = tokenizer.FromGGUF(f)
+	tok, err := tokenizer.FromGGUF(f)
 	if err != nil {
 		f.Close()
-		return nil, nil, nil, err
+		return engine{}, nil, err
 	}
-	m, err = model.Load(f, model.Options{
-		Placement: placement.Options{AMX: strings.ToLower(*e.amx)},
-		Threads:   *e.threads, Ctx: *e.ctx, Reference: *e.reference,
-	})
+	p := pool.New(*e.threads)
+	reg := backend.NewRegistry()
+	reg.AddBufferType(cpu.BufferType())
+	if po.AMX != "" && po.AMX != placement.AMXOff {
+		ab, err := amx.Register(reg, p)
+		if err != nil {
+			p.Close()
+			f.Close()
+			return engine{}, nil, err
+		}
+		eng.amxEmulated = ab.Emulated()
+	}
+	reg.AddBackend(cpu.New(p, cpu.Options{Reference: *e.reference}))
+	m, err := model.Load(f, model.Options{Placement: po, Registry: reg, Ctx: *e.ctx})
 	if err != nil {
+		p.Close()
 		f.Close()
-		return nil, nil, nil, err
+		return engine{}, nil, err
 	}
-	return m, tok, func() { m.Close(); f.Close() }, nil
+	eng.m, eng.tok, eng.threads = m, tok, p.Threads()
+	return eng, func() { m.Close(); p.Close(); f.Close() }, nil
 }
 
 func runLogits(args []string, stdout, stderr io.Writer) error {
@@ -109,11 +138,12 @@ func runLogits(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	m, tok, closeAll, err := ef.open()
+	eng, closeAll, err := ef.open()
 	if err != nil {
 		return err
 	}
 	defer closeAll()
+	m, tok := eng.m, eng.tok
 	if *prompt != "" {
 		ids = tok.Encode(*prompt, true)
 		if len(ids) == 0 {

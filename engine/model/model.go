@@ -45,7 +45,7 @@ type Model struct {
 	Registry *backend.Registry
 	// Sched runs every graph; its Profile and, with Trace set, its Assignments describe the last one.
 	Sched *backend.Scheduler
-	CPU   *cpu.Backend // the CPU backend in use
+	CPU   *cpu.Backend // the CPU backend in use; nil when the registry's is wrapped in another type
 	Ctx   int          // KV cache length
 	Batch int
 
@@ -142,7 +142,8 @@ func Load(f *gguf.File, o Options) (*Model, error) {
 	return m, nil
 }
 
-// setupBackends makes sure the registry has a CPU buffer type and a CPU backend.
+// setupBackends makes sure the registry has a CPU buffer type and a CPU backend. A backend named "CPU" counts as
+// the CPU backend even when a caller wrapped it (the workbench's check does), so no second one is added.
 func (m *Model) setupBackends(o Options) error {
 	if m.Registry == nil {
 		m.Registry = backend.NewRegistry()
@@ -150,12 +151,15 @@ func (m *Model) setupBackends(o Options) error {
 	if _, err := m.Registry.BufferType(cpu.Name); err != nil {
 		m.Registry.AddBufferType(cpu.BufferType())
 	}
+	hasCPU := false
 	for _, b := range m.Registry.Backends() {
-		if c, ok := b.(*cpu.Backend); ok {
-			m.CPU = c
+		if b.Name() == cpu.Name {
+			hasCPU = true
+			m.CPU, _ = b.(*cpu.Backend)
+			break
 		}
 	}
-	if m.CPU == nil {
+	if !hasCPU {
 		threads := o.Threads
 		if threads <= 0 {
 			threads = runtime.NumCPU()

@@ -12,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"tilelab/engine/backend"
+	"tilelab/engine/cpu"
 	"tilelab/engine/gguf"
+	"tilelab/engine/pool"
 	"tilelab/engine/profile"
 )
 
@@ -305,5 +308,28 @@ func BenchmarkTinyDecodeProfiled(b *testing.B) {
 	b.ReportMetric(100*acc.Covered(), "%covered")
 	if err := acc.Check(0.10); err != nil {
 		b.Error(err)
+	}
+}
+
+// wrapped stands for a backend a caller wrapped (the workbench's check wraps each to scan op outputs).
+type wrapped struct{ backend.Backend }
+
+func TestAWrappedCPUBackendIsNotJoinedByASecondOne(t *testing.T) {
+	f := openTiny(t)
+	p := pool.New(2)
+	defer p.Close()
+	reg := backend.NewRegistry()
+	reg.AddBufferType(cpu.BufferType())
+	reg.AddBackend(wrapped{cpu.New(p, cpu.Options{})})
+	m, err := Load(f, Options{Registry: reg, Ctx: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if n := len(reg.Backends()); n != 1 {
+		t.Fatalf("%d backends after Load, want the one wrapped CPU backend", n)
+	}
+	if _, err := m.Eval(context.Background(), []int32{1, 2}); err != nil {
+		t.Fatal(err)
 	}
 }
