@@ -18,7 +18,7 @@ import (
 
 // writeQwen2 writes a small qwen2 model (q/k/v biases, no QK-norm, NeoX RoPE, tied output) with random F32
 // weights, since engine/synth has no qwen2 preset.
-func writeQwen2(t *testing.T, path string) {
+func writeQwen2(t *testing.T, path string, skip ...string) {
 	t.Helper()
 	const layers, embd, heads, kvHeads, headDim, ff, vocab = 2, 64, 4, 2, 16, 96, 50
 	a := "qwen2."
@@ -53,6 +53,14 @@ func writeQwen2(t *testing.T, path string) {
 			gguf.NewTensorInfo(p+"ffn_up.weight", tensor.F32, embd, ff),
 			gguf.NewTensorInfo(p+"ffn_down.weight", tensor.F32, ff, embd),
 		)
+	}
+	for _, name := range skip {
+		for i := range tis {
+			if tis[i].Name == name {
+				tis = append(tis[:i], tis[i+1:]...)
+				break
+			}
+		}
 	}
 	f, err := gguf.NewFile(kv, tis)
 	if err != nil {
@@ -121,6 +129,28 @@ func TestQwen2AgreesWithTheOracle(t *testing.T) {
 			}
 			if rel := relErr(next, last[0]); rel > 1e-4 {
 				t.Errorf("decoded token: relative L2 %.3g", rel)
+			}
+		})
+	}
+}
+
+func TestLoadNamesAMissingTensor(t *testing.T) {
+	for _, name := range []string{"blk.1.ffn_down.weight", "blk.0.attn_k.bias", "output_norm.weight"} {
+		t.Run("without "+name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "qwen2.gguf")
+			writeQwen2(t, path, name)
+			f, err := gguf.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			m, err := Load(f, Options{Threads: 1, Ctx: 8})
+			if err == nil {
+				m.Close()
+				t.Fatal("loaded a model with a tensor missing")
+			}
+			if !strings.Contains(err.Error(), name) {
+				t.Fatalf("error %q does not name %s", err, name)
 			}
 		})
 	}
