@@ -55,9 +55,38 @@ type ctxCall struct {
 	ctx context.Context
 }
 
-// statement is the command as written (continuations included).
+// written is the command as the cell or script has it, continuations joined and $parameters unexpanded.
+func (c *ctxCall) written() string { return oneLine(c.src[c.Stmt.Pos:c.Stmt.End]) }
+
+// statement is the command as it ran: the written text with every argument that named a $parameter replaced
+// by the value it took, so a report says what was measured rather than what the script could have meant.
 func (c *ctxCall) statement() string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(c.src[c.Stmt.Pos:c.Stmt.End], "\\\n", " ")), " ")
+	var b strings.Builder
+	at := c.Stmt.Pos
+	for _, a := range c.Stmt.Args {
+		raw := c.src[a.Pos:a.End]
+		if !strings.Contains(raw, "$") || a.Pos < at {
+			continue
+		}
+		b.WriteString(c.src[at:a.Pos])
+		b.WriteString(quoteIfNeeded(a.Value, a.Quoted))
+		at = a.End
+	}
+	b.WriteString(c.src[at:c.Stmt.End])
+	return oneLine(b.String())
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\\\n", " ")), " ")
+}
+
+// quoteIfNeeded writes a value so the language would read it back as the same single word.
+func quoteIfNeeded(v string, quoted bool) string {
+	if !quoted && v != "" && !strings.ContainsAny(v, " \t\n\"#\\") {
+		return v
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`, "\t", `\t`)
+	return `"` + r.Replace(v) + `"`
 }
 
 // errAt is an error pointing at the parameter's token (or the command name for a default).
@@ -129,6 +158,9 @@ func (c *ctxCall) emit(rec *Record) {
 // keep records a result without showing it.
 func (c *ctxCall) keep(rec *Record) {
 	rec.Command = c.statement()
+	if w := c.written(); w != rec.Command {
+		rec.Written = w
+	}
 	rec.Time = time.Now()
 	if rec.Context == nil {
 		rec.Context = map[string]any{}

@@ -81,6 +81,7 @@ type document struct {
 
 type savedRecord struct {
 	Command string          `json:"command"`
+	Written string          `json:"written,omitempty"`
 	Time    time.Time       `json:"time"`
 	Partial bool            `json:"partial,omitempty"`
 	Tables  []*result.Table `json:"tables"`
@@ -92,7 +93,7 @@ type savedRecord struct {
 func (s *Session) document(recs []*Record) document {
 	d := document{TileLab: s.opts.Version + " " + s.opts.Commit, Saved: time.Now().UTC(), Environment: envMap(s.environment())}
 	for _, r := range recs {
-		sr := savedRecord{Command: r.Command, Time: r.Time.UTC(), Partial: r.Partial, Tables: r.Tables, Context: r.Context, Raw: r.Raw}
+		sr := savedRecord{Command: r.Command, Written: r.Written, Time: r.Time.UTC(), Partial: r.Partial, Tables: r.Tables, Context: r.Context, Raw: r.Raw}
 		if sr.Tables == nil {
 			sr.Tables = []*result.Table{}
 		}
@@ -191,6 +192,9 @@ func (s *Session) markdownReport(title string, recs []*Record, charts map[*resul
 	}
 	for _, r := range recs {
 		fmt.Fprintf(&b, "\n## `%s`\n\n", r.Command)
+		if r.Written != "" {
+			fmt.Fprintf(&b, "As written: `%s`\n\n", r.Written)
+		}
 		if r.Partial {
 			b.WriteString("*Interrupted: partial result.*\n\n")
 		}

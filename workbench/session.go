@@ -51,7 +51,8 @@ type Session struct {
 
 // Record is one command's result, kept for `save`.
 type Record struct {
-	Command string          // the statement as written
+	Command string          // the statement as it ran, $parameters replaced by their values
+	Written string          // the statement as the script wrote it, when that differs from Command
 	Time    time.Time       // when it finished
 	Tables  []*result.Table // what it showed
 	Charts  []*result.Chart

@@ -513,3 +513,36 @@ func TestSetDirMovesRelativePaths(t *testing.T) {
 		t.Errorf("err = %v", err)
 	}
 }
+
+func TestRecordsShowTheCommandAsItRan(t *testing.T) {
+	s := newSession(t)
+	script := "param model=synth:tiny-moe amx=off\nplan $model amx=${amx} \\\n  ngl=0 # the seed's question\nplan synth:tiny-moe amx=all\nplan \"$model\" amx=$amx\n"
+	if err := os.WriteFile(filepath.Join(s.opts.Dir, "p.tlab"), []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mustExec(t, s, "run p.tlab amx=off,all")
+	tests := []struct {
+		name, command, written string
+	}{
+		{"parameters are replaced by their values, continuations joined", "plan synth:tiny-moe amx=off,all ngl=0", "plan $model amx=${amx} ngl=0"},
+		{"a command without parameters keeps no second spelling", "plan synth:tiny-moe amx=all", ""},
+		{"a quoted parameter stays quoted", `plan "synth:tiny-moe" amx=off,all`, `plan "$model" amx=$amx`},
+	}
+	recs := s.Results()
+	if len(recs) != len(tests) {
+		t.Fatalf("%d results, want %d", len(recs), len(tests))
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if recs[i].Command != tt.command || recs[i].Written != tt.written {
+				t.Errorf("command %q written %q; want %q and %q", recs[i].Command, recs[i].Written, tt.command, tt.written)
+			}
+		})
+	}
+	t.Run("the report's headings are the commands as they ran", func(t *testing.T) {
+		md := s.markdownReport("t", recs, nil)
+		if !strings.Contains(md, "## `plan synth:tiny-moe amx=off,all ngl=0`\n\nAs written: `plan $model amx=${amx} ngl=0`") || strings.Contains(md, "## `plan $model") {
+			t.Errorf("report.md:\n%s", md)
+		}
+	})
+}

@@ -11,7 +11,7 @@ import (
 func TestRunWritesReport(t *testing.T) {
 	dir := t.TempDir()
 	script := filepath.Join(dir, "x.tlab")
-	os.WriteFile(script, []byte("# a tiny experiment\nparam who=world\nprint hello $who\nplan synth:tiny-moe amx=off,all\n"), 0o644)
+	os.WriteFile(script, []byte("# a tiny experiment\nparam who=world amx=all\nprint hello $who\nplan synth:tiny-moe amx=off,$amx\n"), 0o644)
 	out := filepath.Join(dir, "out")
 	code, stdout, stderr := runCmd("run", script, "--out", out, "who=tilelab")
 	if code != 0 {
@@ -21,7 +21,7 @@ func TestRunWritesReport(t *testing.T) {
 		t.Errorf("stdout:\n%s", stdout)
 	}
 	report, err := os.ReadFile(filepath.Join(out, "report.md"))
-	if err != nil || !strings.Contains(string(report), "## `plan synth:tiny-moe amx=off,all`") || !strings.Contains(string(report), ".png)") {
+	if err != nil || !strings.Contains(string(report), "## `plan synth:tiny-moe amx=off,all`\n\nAs written: `plan synth:tiny-moe amx=off,$amx`") || !strings.Contains(string(report), ".png)") {
 		t.Errorf("report.md (%v):\n%s", err, report)
 	}
 	var doc struct {
