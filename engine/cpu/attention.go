@@ -5,6 +5,7 @@ import (
 	"math"
 	"unsafe"
 
+	"tilelab/engine/cpu/simd"
 	"tilelab/engine/graph"
 	"tilelab/engine/tensor"
 )
@@ -194,7 +195,7 @@ func (b *Backend) attentionFast(s *attnShapes) (string, error) {
 		}
 		for i := 0; i < rows; i++ {
 			row, vis := scores[i*n:(i+1)*n], s.visible(t0+i/group)
-			softmaxRow(row[:vis], row[:vis])
+			fe.set(simd.Softmax(row[:vis], row[:vis]))
 			clear(row[vis:])
 		}
 		for k := 0; k < s.d; k++ {

@@ -142,7 +142,7 @@ func (b *Backend) Compute(op *graph.Op) (string, error) {
 	case graph.RoPE:
 		err = b.rope(op)
 	case graph.SoftMax:
-		err = b.softMax(op)
+		return b.softMax(op)
 	case graph.Add, graph.Mul:
 		err = b.binary(op)
 	case graph.SiLU, graph.Scale, graph.Copy:

@@ -167,28 +167,37 @@ func (b *Backend) rope(op *graph.Op) error {
 	return nil
 }
 
-// softMax is a numerically stable row-wise softmax.
-func (b *Backend) softMax(op *graph.Op) error {
+// softMax is a numerically stable row-wise softmax; outside reference mode on simd's vectorised exp.
+func (b *Backend) softMax(op *graph.Op) (string, error) {
 	xt, err := src(op, 0)
 	if err != nil {
-		return err
+		return "", err
 	}
 	k, r := xt.Ne[0], xt.Rows()
 	x, err := f32s(op, xt, k*r)
 	if err != nil {
-		return err
+		return "", err
 	}
 	dst, err := f32s(op, op.Dst, k*r)
 	if err != nil {
-		return err
+		return "", err
 	}
 	chunks, per := b.chunksFor(r, rowsPer(k))
+	if !b.opt.Reference {
+		var fe firstErr
+		b.pool.Run(chunks, func(c, _ int) {
+			for i := c * per; i < min(r, (c+1)*per); i++ {
+				fe.set(simd.Softmax(dst[i*k:(i+1)*k], x[i*k:(i+1)*k]))
+			}
+		})
+		return fastVariant(), fe.err
+	}
 	b.pool.Run(chunks, func(c, _ int) {
 		for i := c * per; i < min(r, (c+1)*per); i++ {
 			softmaxRow(dst[i*k:(i+1)*k], x[i*k:(i+1)*k])
 		}
 	})
-	return nil
+	return KernelReference, nil
 }
 
 func softmaxRow(out, in []float32) {
@@ -266,7 +275,7 @@ func (b *Backend) unary(op *graph.Op) error {
 	if err != nil {
 		return err
 	}
-	kind, scale := op.Kind, op.Params.Scale
+	kind, scale, reference := op.Kind, op.Params.Scale, b.opt.Reference
 	chunks := (n + elemChunk - 1) / elemChunk
 	b.pool.Run(chunks, func(c, _ int) {
 		lo, hi := c*elemChunk, min(n, (c+1)*elemChunk)
@@ -278,6 +287,10 @@ func (b *Backend) unary(op *graph.Op) error {
 				dst[i] = x[i] * scale
 			}
 		case graph.SiLU:
+			if !reference {
+				simd.SiLU(dst[lo:hi], x[lo:hi]) // lengths match by construction
+				return
+			}
 			for i := lo; i < hi; i++ {
 				dst[i] = silu(x[i])
 			}
