@@ -146,7 +146,12 @@ func (b *Backend) Compute(op *graph.Op) (string, error) {
 	case graph.Add, graph.Mul:
 		err = b.binary(op)
 	case graph.SiLU, graph.Scale, graph.Copy:
-		err = b.unary(op)
+		if err := b.unary(op); err != nil {
+			return "", err
+		}
+		if op.Kind == graph.SiLU && !b.opt.Reference {
+			return fastVariant(), nil // simd's vectorised exp
+		}
 	case graph.SwiGLU:
 		return b.swiGLU(op)
 	case graph.Attention:
