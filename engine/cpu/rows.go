@@ -66,6 +66,7 @@ type LayoutError struct {
 	Layout tensor.Layout
 }
 
+// Error names the tensor, the op and the layout the CPU could not read.
 func (e *LayoutError) Error() string {
 	return fmt.Sprintf("tensor %s: CPU op %s cannot read layout %q (only %q)", e.Tensor, e.Op, e.Layout, tensor.Plain)
 }
