@@ -8,7 +8,7 @@ import (
 	"tilelab/engine/tensor"
 )
 
-// The fast kernels, as variables so tests can swap them.
+// The simd entry points the fast paths call, named once here.
 var (
 	fastVariant = simd.Variant
 	quantizeQ8  = simd.QuantizeQ8_0
