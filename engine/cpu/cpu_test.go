@@ -409,6 +409,7 @@ func TestAttentionMatchesTheCausalGroupedDefinition(t *testing.T) {
 			{"a decode step after a prompt", 16, 6, 2, 1, 9, 12},
 			{"a chunk after earlier chunks, one KV head", 8, 3, 1, 3, 4, 8},
 			{"a long prompt split over many blocks", 32, 8, 2, 70, 3, 80},
+			{"Qwen3-30B-A3B's heads: 128 wide, 8 queries per KV head", 128, 32, 4, 6, 5, 16},
 		} {
 			mode := map[bool]string{true: " (reference)", false: " (fast)"}[reference]
 			t.Run(c.name+mode, func(t *testing.T) {
