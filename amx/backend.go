@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"tilelab/engine/backend"
+	"tilelab/engine/cpu"
 	"tilelab/engine/graph"
 	"tilelab/engine/pool"
 	"tilelab/engine/tensor"
@@ -17,12 +18,21 @@ const Name = "AMX"
 
 // BufferType is the AMX buffer type: it repacks Q8_0 and Q4_0 weights into the amx-int8 layout and F16 and BF16
 // weights into amx-bf16, for MUL_MAT and MUL_MAT_ID (MoE experts) alike.
+//
+// The layout depends only on the buffer type's fields, never on the machine: Import makes the same packing with
+// or without AMX (the emulator reads the very layout the hardware does), so a plan's packed sizes are the same
+// everywhere.
 type BufferType struct {
-	// Group is the int8 scale group weights are repacked with (TileConfig.Group); 32 keeps Q8_0/Q4_0 exact.
+	// Group is the int8 scale group weights are repacked with (TileConfig.Group); 32 keeps Q8_0/Q4_0 exact, 0
+	// keeps one scale per row. NewBufferType uses DefaultConfig's, the one every machine uses by default.
 	Group int
+	// Plain says when Import also keeps a reference to the weight's plain GGUF bytes, for the small-batch path
+	// (the zero value keeps them when they are a view of a mapped file, which costs no memory).
+	Plain PlainPolicy
 }
 
-// NewBufferType returns the AMX buffer type repacking with the default configuration's group.
+// NewBufferType returns the AMX buffer type of the default layout (DefaultConfig's group), keeping plain bytes
+// of mapped files: the buffer type amx.Register adds and plans use, the same on every machine.
 func NewBufferType() *BufferType { return &BufferType{Group: DefaultConfig.Group} }
 
 // Name returns "AMX".
@@ -65,7 +75,8 @@ func fmtNe(ne [4]int) string {
 }
 
 // PackedBytes is the weight's size in its AMX layout: rows and K padded to 64, int8 values with a float32 scale
-// and an int32 sum per row and group (int8), or bf16 values.
+// and an int32 sum per row and group (int8), or bf16 values. It is exactly what Import allocates, on any machine.
+// Plain bytes kept beside the packing are not counted: they are the mapped file's, already counted as GGUF bytes.
 func (b *BufferType) PackedBytes(w backend.WeightInfo) int64 {
 	e := max(w.Ne[2], 1)
 	switch w.Type {
@@ -80,7 +91,9 @@ func (b *BufferType) PackedBytes(w backend.WeightInfo) int64 {
 }
 
 // Import repacks t (plain GGUF bytes) into its AMX layout: t.Data becomes the packed values, t.Extra the packed
-// weight the kernels read, t.Layout amx-int8 or amx-bf16.
+// weight the kernels read, t.Layout amx-int8 or amx-bf16. Where b.Plain says so, t.Extra also keeps a reference
+// to the plain bytes t.Data held (typed as plain ggml blocks, apart from t.Data), which the backend reads below
+// its threshold with CPU mode's kernel.
 func (b *BufferType) Import(t *graph.Tensor) error {
 	if t.ViewSrc != nil {
 		return fmt.Errorf("AMX import of %s: a view cannot be repacked; import its source", t.Name)
@@ -96,29 +109,48 @@ func (b *BufferType) Import(t *graph.Tensor) error {
 		return fmt.Errorf("AMX import of %s: %s", t.Name, why)
 	}
 	e := max(t.Ne[2], 1)
+	w := &weights{}
+	var err error
 	switch t.Type {
 	case tensor.Q8_0, tensor.Q4_0:
-		p, err := packInt8(t.Type, t.Data, t.Ne[1], t.Ne[0], e, b.Group)
-		if err != nil {
-			return fmt.Errorf("AMX import of %s: %w", t.Name, err)
-		}
-		t.Data, t.Extra, t.Layout = p.Q, p, LayoutInt8
+		w.i8, err = packInt8(t.Type, t.Data, t.Ne[1], t.Ne[0], e, b.Group)
 	default:
-		p, err := packBF16(t.Type, t.Data, t.Ne[1], t.Ne[0], e)
-		if err != nil {
+		w.b16, err = packBF16(t.Type, t.Data, t.Ne[1], t.Ne[0], e)
+	}
+	if err != nil {
+		return fmt.Errorf("AMX import of %s: %w", t.Name, err)
+	}
+	if b.Plain.keep(t.Data) {
+		if w.plain, err = newPlainBlocks(t); err != nil {
 			return fmt.Errorf("AMX import of %s: %w", t.Name, err)
 		}
-		t.Data, t.Extra, t.Layout = p.B, p, LayoutBF16
 	}
-	t.BufferType = Name
+	if w.i8 != nil {
+		t.Data, t.Layout = w.i8.Q, LayoutInt8
+	} else {
+		t.Data, t.Layout = w.b16.B, LayoutBF16
+	}
+	t.Extra, t.BufferType = w, Name
 	return nil
 }
 
-// Backend computes MUL_MAT and MUL_MAT_ID on weights in the AMX layouts: tile kernels from Threshold rows up,
-// the AVX-512 path below.
+// Backend computes MUL_MAT and MUL_MAT_ID on weights in the AMX layouts: tile kernels from Threshold rows up
+// (per expert for MUL_MAT_ID). Below it, on weights whose plain GGUF bytes Import kept, it runs exactly what CPU
+// mode runs (the CPU backend of engine/cpu, its simd kernels over the plain blocks on the same pool), so a small
+// batch costs what it costs in CPU mode and gives the same bits; on weights without plain bytes, it runs the
+// AVX-512 VNNI path over the packing.
 type Backend struct {
 	eng    *engine
 	status Status
+	cpu    *cpu.Backend // CPU mode's kernels, for batches below the threshold on plain bytes
+
+	// Scratch of the small-batch path, reused so a decode step allocates nothing here.
+	sub    graph.Op
+	subSrc []*graph.Tensor
+	gx     []float32 // MUL_MAT_ID rows below the threshold, gathered
+	gids   []int32
+	gdst   []float32
+	names  map[plainName]string
 	// Threshold is the smallest number of activation rows (per expert for MUL_MAT_ID) that goes to the tile
 	// kernels. It starts at the calibrated value for this machine, or DefaultThreshold.
 	Threshold int
@@ -152,8 +184,9 @@ func NewBackend(p *pool.Pool, o Options) (*Backend, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	st := Detect()
-	b := &Backend{eng: newEngine(p, cfg, cfg16, o.Emulate || !st.Usable, st.VNNI && !o.NoVecAsm), status: st}
+	st := detectStatus()
+	b := &Backend{eng: newEngine(p, cfg, cfg16, o.Emulate || !st.Usable, st.VNNI && !o.NoVecAsm), status: st,
+		cpu: cpu.New(p, cpu.Options{}), names: map[plainName]string{}}
 	b.Threshold, b.ThresholdBF16, b.ThresholdSource = DefaultThreshold, DefaultThresholdBF16, "default (not calibrated)"
 	if c, err := LoadCalibration(); err == nil && c.Threshold > 0 {
 		b.Threshold, b.ThresholdBF16, b.ThresholdSource = c.Threshold, c.ThresholdBF16, "calibrated "+c.When+" on "+c.CPU
@@ -198,14 +231,15 @@ func (b *Backend) SetConfig(c TileConfig) error {
 
 func packedOf(t *graph.Tensor) (weights, error) {
 	src := t.Source()
+	w, _ := src.Extra.(*weights)
 	switch src.Layout {
 	case LayoutInt8:
-		if p, ok := src.Extra.(*packedInt8); ok {
-			return weights{i8: p}, nil
+		if w != nil && w.i8 != nil {
+			return *w, nil
 		}
 	case LayoutBF16:
-		if p, ok := src.Extra.(*packedBF16); ok {
-			return weights{b16: p}, nil
+		if w != nil && w.b16 != nil {
+			return *w, nil
 		}
 	default:
 		return weights{}, fmt.Errorf("weight %s is in layout %q, not an AMX layout", t.Name, src.Layout)
@@ -250,12 +284,22 @@ func (b *Backend) Compute(op *graph.Op) (string, error) {
 	if len(xs) < x.Elems() {
 		return "", fmt.Errorf("%s %s: activations %s hold %d values, want %d", op.Kind, op.Name, x.Name, len(xs), x.Elems())
 	}
+	thr := b.Threshold
+	if w.b16 != nil {
+		thr = b.ThresholdBF16
+	}
 	var sets []rowSet
 	switch op.Kind {
 	case graph.MulMat:
+		if e := w.experts(); e != 1 {
+			return "", fmt.Errorf("MUL_MAT %s: weight %s is a stack of %d experts; MUL_MAT takes a 2-D weight", op.Name, op.Src[0].Name, e)
+		}
 		m := x.Rows()
 		if dst.Ne[0] != n || dst.Rows() != m || len(dst.F32) < n*m {
 			return "", fmt.Errorf("MUL_MAT %s: destination %s, want [%d %d]", op.Name, dst.Shape(), n, m)
+		}
+		if w.plain != nil && m < thr {
+			return b.plainOp(op, w, thr)
 		}
 		s := rowSet{x: make([][]float32, m), dst: make([]int, m)}
 		for r := 0; r < m; r++ {
@@ -263,20 +307,119 @@ func (b *Backend) Compute(op *graph.Op) (string, error) {
 		}
 		sets = []rowSet{s}
 	case graph.MulMatID:
+		if ids := op.Src[2:]; w.plain != nil && len(ids) > 0 && ids[0] != nil && ids[0].Elems() < thr {
+			// Fewer entries than the threshold in all: every expert is below it (a decode step).
+			return b.plainOp(op, w, thr)
+		}
 		var err error
 		if sets, err = expertSets(op, w, xs); err != nil {
 			return "", err
 		}
-	}
-	thr := b.Threshold
-	if w.b16 != nil {
-		thr = b.ThresholdBF16
+		if w.plain != nil {
+			return b.mixedID(op, w, sets, thr)
+		}
 	}
 	name, err := b.eng.gemm(w, sets, dst.F32, thr)
 	if err != nil {
 		return "", fmt.Errorf("%s %s: %w", op.Kind, op.Name, err)
 	}
 	return name, nil
+}
+
+// plainName keys the cached names of the small-batch path.
+type plainName struct {
+	kernel string
+	thr    int
+	typ    tensor.DType
+}
+
+// plainKernel names CPU mode's kernel as the AMX backend used it: "avx512-vnni (m < 32, plain q4_0)".
+func (b *Backend) plainKernel(kernel string, thr int, w weights) string {
+	key := plainName{kernel, thr, w.plain.Type}
+	if s, ok := b.names[key]; ok {
+		return s
+	}
+	s := fmt.Sprintf("%s (m < %d, plain %s)", kernel, thr, w.plain.Type)
+	b.names[key] = s
+	return s
+}
+
+// plainOp runs the whole op as CPU mode does: the CPU backend's kernel over the weight's plain bytes, with the
+// op's own activations, ids and destination, so the result is CPU mode's bit for bit.
+func (b *Backend) plainOp(op *graph.Op, w weights, thr int) (string, error) {
+	b.sub = *op
+	b.subSrc = append(b.subSrc[:0], op.Src...)
+	b.subSrc[0] = w.plain.view
+	b.sub.Src = b.subSrc
+	kernel, err := b.cpu.Compute(&b.sub)
+	b.sub = graph.Op{} // hold no tensors of a finished op
+	clear(b.subSrc)
+	if err != nil {
+		return "", fmt.Errorf("%s %s (below the threshold, on the plain bytes): %w", op.Kind, op.Name, err)
+	}
+	return b.plainKernel(kernel, thr, w), nil
+}
+
+// mixedID runs a MUL_MAT_ID whose experts fall on both sides of the threshold: the experts with at least thr
+// rows on the tiles, the others as one MUL_MAT_ID of their rows gathered in entry order on CPU mode's kernel
+// (which quantizes, groups and splits each expert's rows exactly as CPU mode does, so those rows come out as CPU
+// mode's), then scattered to their places.
+func (b *Backend) mixedID(op *graph.Op, w weights, sets []rowSet, thr int) (string, error) {
+	var tiles, small []rowSet
+	rows := 0
+	for _, s := range sets {
+		if len(s.x) >= thr {
+			tiles = append(tiles, s)
+		} else {
+			small = append(small, s)
+			rows += len(s.x)
+		}
+	}
+	dst := op.Dst.F32
+	var names []string
+	if len(tiles) > 0 {
+		name, err := b.eng.gemm(w, tiles, dst, thr)
+		if err != nil {
+			return "", fmt.Errorf("%s %s: %w", op.Kind, op.Name, err)
+		}
+		names = append(names, name)
+	}
+	if rows == 0 {
+		return strings.Join(names, " + "), nil
+	}
+	n, k, _, _ := w.dims()
+	b.gx, b.gids, b.gdst = grow(b.gx, rows*k), grow(b.gids, rows), grow(b.gdst, rows*n)
+	i := 0
+	for _, s := range small {
+		for _, xr := range s.x {
+			copy(b.gx[i*k:(i+1)*k], xr)
+			b.gids[i] = int32(s.e)
+			i++
+		}
+	}
+	x := &graph.Tensor{Name: op.Src[1].Name + " (rows below the threshold)", Type: tensor.F32, Ne: [4]int{k, 1, rows, 1}, F32: b.gx}
+	ids := &graph.Tensor{Name: "experts of those rows", Type: tensor.I32, Ne: [4]int{1, rows, 1, 1}, I32: b.gids}
+	out := &graph.Tensor{Name: op.Dst.Name + " (rows below the threshold)", Type: tensor.F32, Ne: [4]int{n, 1, rows, 1}, F32: b.gdst}
+	sub := &graph.Op{Kind: graph.MulMatID, Name: op.Name, Layer: op.Layer, Dst: out, Src: []*graph.Tensor{w.plain.view, x, ids}, Params: op.Params}
+	kernel, err := b.cpu.Compute(sub)
+	if err != nil {
+		return "", fmt.Errorf("%s %s (experts below the threshold, on the plain bytes): %w", op.Kind, op.Name, err)
+	}
+	i = 0
+	for _, s := range small {
+		for _, off := range s.dst {
+			copy(dst[off:off+n], b.gdst[i*n:(i+1)*n])
+			i++
+		}
+	}
+	return strings.Join(append(names, b.plainKernel(kernel, thr, w)), " + "), nil
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 // expertSets groups the rows of a MUL_MAT_ID by expert, so each expert's tokens form one GEMM.
@@ -360,6 +503,7 @@ func (b *Backend) Describe() string {
 	if !b.eng.vecAsm {
 		vec = "plain Go (no AVX-512 VNNI)"
 	}
-	fmt.Fprintf(&s, "small batches: %s below %d rows (int8), %d rows (bf16) (%s)", vec, b.Threshold, b.ThresholdBF16, b.ThresholdSource)
+	fmt.Fprintf(&s, "small batches, below %d rows (int8), %d rows (bf16) (%s): CPU mode's kernel on the plain GGUF bytes of weights from a mapped file; %s over the packing otherwise",
+		b.Threshold, b.ThresholdBF16, b.ThresholdSource, vec)
 	return s.String()
 }

@@ -1,6 +1,7 @@
 package amx
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -36,29 +37,59 @@ func TestBufferTypeAcceptsWithReasons(t *testing.T) {
 	}
 }
 
-func TestPackedBytesMatchesImport(t *testing.T) {
-	for _, c := range []struct {
+func TestPackedBytesMatchesImportOnEveryMachine(t *testing.T) {
+	defer func(d func() Status) { detectStatus = d }(detectStatus)
+	machines := []struct {
+		name string
+		st   Status
+	}{
+		{"a machine with AMX", Status{Tile: true, Int8: true, BF16: true, OS: true, Permitted: true, VNNI: true, Usable: true, Reason: "AMX usable (injected)"}},
+		{"a machine without AMX", Status{Reason: "no AMX: using the emulator (injected)"}},
+	}
+	cases := []struct {
 		typ     tensor.DType
 		k, n, e int
-	}{{tensor.Q4_0, 96, 32, 1}, {tensor.Q8_0, 64, 96, 3}, {tensor.F16, 50, 64, 1}} {
-		t.Run(c.typ.String()+" reports the bytes it stores", func(t *testing.T) {
-			w := RandomWeight(c.typ, c.k, c.n, c.e, rng(1))
-			bt := NewBufferType()
-			want := bt.PackedBytes(backend.WeightInfo{Type: c.typ, Ne: w.Ne, Op: graph.MulMat})
-			if err := bt.Import(w); err != nil {
-				t.Fatal(err)
-			}
-			var got int64
-			switch p := w.Extra.(type) {
-			case *packedInt8:
-				got = int64(len(p.Q) + 4*len(p.WS) + 4*len(p.WSum))
-			case *packedBF16:
-				got = int64(len(p.B))
-			}
-			if got != want || w.BufferType != Name {
-				t.Fatalf("stored %d bytes in %q, PackedBytes said %d", got, w.BufferType, want)
-			}
-		})
+		op      graph.Kind
+	}{
+		{tensor.Q4_0, 96, 32, 1, graph.MulMat},
+		{tensor.Q4_0, 2048, 64, 1, graph.MulMat},
+		{tensor.Q4_0, 768, 64, 3, graph.MulMatID},
+		{tensor.Q8_0, 64, 96, 3, graph.MulMatID},
+		{tensor.Q8_0, 1536, 32, 1, graph.MulMat},
+		{tensor.F16, 50, 64, 1, graph.MulMat},
+		{tensor.BF16, 96, 32, 2, graph.MulMatID},
+	}
+	first := map[string]int64{}
+	for _, m := range machines {
+		detectStatus = func() Status { return m.st }
+		for _, c := range cases {
+			key := fmt.Sprintf("%s %dx%dx%d", c.typ, c.k, c.n, c.e)
+			t.Run(key+" stores what PackedBytes says on "+m.name, func(t *testing.T) {
+				w := RandomWeight(c.typ, c.k, c.n, c.e, rng(1))
+				wi := backend.WeightInfo{Type: c.typ, Ne: w.Ne, Op: c.op}
+				bt := NewBufferType()
+				if ok, why := bt.Accepts(wi); !ok {
+					t.Fatalf("not accepted: %s", why)
+				}
+				want := bt.PackedBytes(wi)
+				if err := bt.Import(w); err != nil {
+					t.Fatal(err)
+				}
+				got := w.Extra.(*weights).bytes()
+				if got != want || w.BufferType != Name {
+					t.Fatalf("stored %d bytes in %q, PackedBytes said %d", got, w.BufferType, want)
+				}
+				if f, ok := first[key]; ok && f != got {
+					t.Fatalf("%d bytes here, %d on %s", got, f, machines[0].name)
+				}
+				first[key] = got
+				if c.typ == tensor.Q4_0 || c.typ == tensor.Q8_0 {
+					if g := w.Extra.(*weights).i8.Group; g != effectiveGroup(DefaultConfig.Group, roundUp(c.k, 64)) {
+						t.Fatalf("packed with group %d, not the default configuration's", g)
+					}
+				}
+			})
+		}
 	}
 }
 
@@ -138,8 +169,17 @@ func TestBadInputIsAnErrorNamingTheProblem(t *testing.T) {
 			}
 		})
 	}
+	t.Run("an expert stack given to MUL_MAT is refused, not read as its first expert", func(t *testing.T) {
+		op := RandomMulMat(packed(), 3, r)
+		if _, err := b.Compute(op); err == nil || !strings.Contains(err.Error(), "stack of 4 experts") {
+			t.Fatalf("error %v", err)
+		}
+	})
 	t.Run("activations given as a view are read through the view", func(t *testing.T) {
-		w := packed()
+		w := RandomWeight(tensor.Q8_0, 64, 32, 1, r)
+		if err := NewBufferType().Import(w); err != nil {
+			t.Fatal(err)
+		}
 		plain := RandomMulMat(w, 4, r)
 		src := plain.Src[1]
 		big := &graph.Tensor{Name: "big", Type: tensor.F32, Ne: [4]int{64, 6, 1, 1}, F32: make([]float32, 64*6)}

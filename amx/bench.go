@@ -17,7 +17,7 @@ import (
 // operands never leave the tiles: int8 in TOPS (TDPBSSD) and bf16 in TFLOPS (TDPBF16PS). It refuses to time
 // the emulator.
 func Peak(p *pool.Pool) (int8TOPS, bf16TFLOPS float64, err error) {
-	if !Detect().Usable {
+	if !detectStatus().Usable {
 		return 0, 0, ErrEmulated
 	}
 	ws := make([]workspace, p.Threads())
@@ -79,7 +79,7 @@ func TimeOp(b *Backend, op *graph.Op, reps int) (time.Duration, string, error) {
 // are timed in interleaved rounds (reps rounds of three runs each) and each row is the median of its runs, so a
 // machine whose speed drifts during the sweep does not favour whichever configuration ran at a good moment.
 func Sweep(p *pool.Pool, t tensor.DType, m, n, k int, configs []TileConfig, reps int) ([]SweepRow, error) {
-	if !Detect().Usable {
+	if !detectStatus().Usable {
 		return nil, ErrEmulated
 	}
 	r := rand.New(rand.NewPCG(11, 12))

@@ -124,7 +124,7 @@ var ErrEmulated = errors.New("no AMX here; emulator is for correctness only")
 // for each type, the smallest row count from which the tiles win at every measured size. A zero cfg means the
 // default configurations (DefaultConfig, DefaultConfigBF16). It does not save.
 func Calibrate(p *pool.Pool, cfg TileConfig) (Calibration, error) {
-	if !Detect().Usable {
+	if !detectStatus().Usable {
 		return Calibration{}, ErrEmulated
 	}
 	desc := cfg.String()

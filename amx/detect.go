@@ -66,3 +66,7 @@ func detect() Status {
 	s.Reason = "AMX usable (tile, int8, bf16; XCR0 tile state on; permission granted)"
 	return s
 }
+
+// detectStatus is how the backend and the timed functions learn the status; a variable so tests can stand in
+// for a machine with (or without) AMX. The buffer type never asks: its layout is the same everywhere.
+var detectStatus = Detect

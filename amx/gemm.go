@@ -22,10 +22,22 @@ type task struct {
 
 func ceilDiv(a, b int) int { return (a + b - 1) / b }
 
-// weights is what a GEMM needs from a packed tensor, int8 or bf16.
+// weights is what the AMX buffer type stores in a weight's t.Extra: its packing, int8 or bf16 (what the tile
+// kernels read), and where Import kept them, its plain GGUF bytes (what CPU mode's kernel reads below the
+// threshold). t.Data holds the packing's values and t.Layout names the packed layout, so the plain bytes are
+// reachable only through the plain field, typed as plain ggml blocks.
 type weights struct {
-	i8  *packedInt8
-	b16 *packedBF16
+	i8    *packedInt8
+	b16   *packedBF16
+	plain *plainBlocks // nil unless Import kept them (PlainPolicy)
+}
+
+// bytes is the size of the packing (the plain bytes are a view of the file, not counted).
+func (w weights) bytes() int64 {
+	if w.i8 != nil {
+		return int64(len(w.i8.Q)) + 4*int64(len(w.i8.WS)) + 4*int64(len(w.i8.WSum))
+	}
+	return int64(len(w.b16.B))
 }
 
 func (w weights) dims() (n, k, np, kp int) {

@@ -78,7 +78,7 @@ func TestInt8MulMatMatchesExactReferenceBitForBit(t *testing.T) {
 					}
 					op := RandomMulMat(w, sh.m, r)
 					name := runOp(t, b, p.threshold, op)
-					pk := w.Extra.(*packedInt8)
+					pk := w.Extra.(*weights).i8
 					for m := 0; m < sh.m; m++ {
 						want := exactInt8(pk, 0, op.Src[1].F32[m*sh.k:(m+1)*sh.k])
 						got := op.Dst.F32[m*sh.n : (m+1)*sh.n]
@@ -178,7 +178,7 @@ func TestMulMatIDGroupsTokensPerExpert(t *testing.T) {
 					t.Fatalf("%s: relative error %.2g, want < %g", name, e, limit)
 				}
 				if c.typ != tensor.BF16 {
-					pk := w.Extra.(*packedInt8)
+					pk := w.Extra.(*weights).i8
 					x, ids := op.Src[1], op.Src[2]
 					for tok := 0; tok < c.m; tok++ {
 						for s := 0; s < c.used; s++ {

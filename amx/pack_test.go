@@ -141,10 +141,11 @@ func TestRepackingKeepsTheWeightsValues(t *testing.T) {
 					}
 					for k := 0; k < c.k; k++ {
 						var got float64
-						switch p := w.Extra.(type) {
-						case *packedInt8:
+						pw := w.Extra.(*weights)
+						if p := pw.i8; p != nil {
 							got = float64(p.WS[p.sIndex(e, n, k/p.Group)]) * float64(int8(p.Q[p.qIndex(e, n, k)]))
-						case *packedBF16:
+						} else {
+							p := pw.b16
 							i := p.bIndex(e, n, k)
 							got = float64(bf16ToF32(uint16(p.B[i]) | uint16(p.B[i+1])<<8))
 						}
