@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"tilelab/amx"
+	"tilelab/engine/bench"
 	"tilelab/workbench/result"
 )
 
@@ -87,5 +88,24 @@ func TestNaNScan(t *testing.T) {
 	s.check(opWithOutput("inf", []float32{float32(math.Inf(1))}))
 	if s.ops != 3 || s.bad != 2 || len(s.first) != 2 || !strings.Contains(s.first[0], "bad") {
 		t.Errorf("scan %+v", s)
+	}
+}
+
+func TestBenchTableNamesKernelsOnlyForRowsThatRan(t *testing.T) {
+	res := &bench.Result{Rows: []bench.Row{
+		{Mode: bench.CPU, Threads: 2, Test: "pp8", Kernel: "avx512-vnni", Samples: []int64{1e6}, SamplesT: []float64{8000}},
+		{Mode: bench.CPUAMX, AMX: "all", Threads: 2, Test: "pp8", Kernel: "avx512-vnni", Skipped: "no AMX here"},
+		{Mode: bench.CPUGPU, NGL: 1, Threads: 2, Test: "pp8", Kernel: "avx512-vnni", Skipped: "no GPU"},
+		{Mode: bench.CPU, Threads: 2, Test: "tg4", Kernel: "avx512-vnni", Partial: true},
+	}}
+	tab, _ := benchTables("m", res)
+	want := []string{"avx512-vnni", "", "", ""}
+	names := []string{"a measured row names its kernels", "an AMX row that was skipped names none", "a GPU row that was skipped names none", "a row interrupted before its first repetition names none"}
+	for i, row := range tab.Rows {
+		t.Run(names[i], func(t *testing.T) {
+			if got := row[7]; got != want[i] {
+				t.Errorf("kernels = %q, want %q", got, want[i])
+			}
+		})
 	}
 }

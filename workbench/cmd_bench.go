@@ -93,6 +93,10 @@ func runBench(c *ctxCall) error {
 	return nil
 }
 
+// ran reports whether a bench row measured anything: a skipped row, or one interrupted before its first
+// repetition, did not.
+func ran(r bench.Row) bool { return r.Skipped == "" && len(r.SamplesT) > 0 }
+
 // benchTables renders bench rows as a table (mean ± sd tok/s, llama-bench style) and a grouped bar chart of
 // tok/s per mode, one bar per test.
 func benchTables(name string, res *bench.Result) (*result.Table, *result.Chart) {
@@ -118,7 +122,13 @@ func benchTables(name string, res *bench.Result) (*result.Table, *result.Chart) 
 		if amxPolicy == "" {
 			amxPolicy = "off"
 		}
-		t.Add(string(r.Mode), amxPolicy, r.NGL, r.Threads, r.Test, speed, len(r.SamplesT), r.Kernel, note)
+		// engine/bench stamps every row with the kernel family it was built with; a row that never ran used no
+		// kernel, and saying otherwise reads as a measurement.
+		kernels := r.Kernel
+		if !ran(r) {
+			kernels = ""
+		}
+		t.Add(string(r.Mode), amxPolicy, r.NGL, r.Threads, r.Test, speed, len(r.SamplesT), kernels, note)
 
 		cat := string(r.Mode)
 		if r.NGL > 0 {
