@@ -173,7 +173,7 @@ func (b *Backend) attentionFast(s *attnShapes) (string, error) {
 	// Enough blocks to keep every worker busy, but blocks of several tokens so each product has rows to share.
 	per := max(1, min(64, (s.m*s.hkv+4*b.pool.Threads()-1)/(4*b.pool.Threads())))
 	blocks := (s.m + per - 1) / per
-	var fe firstErr
+	fe := b.errs()
 	b.pool.Run(blocks*s.hkv, func(c, wk int) {
 		g, t0 := c%s.hkv, (c/s.hkv)*per
 		t1 := min(s.m, t0+per)
@@ -210,7 +210,7 @@ func (b *Backend) attentionFast(s *attnShapes) (string, error) {
 			copy(s.dst[(t*s.hq+h)*s.d:(t*s.hq+h+1)*s.d], out[i*s.d:(i+1)*s.d])
 		}
 	})
-	return fastVariant(), fe.err
+	return fastVariant(), fe.first()
 }
 
 // floatBytes views float32s as their little-endian bytes (the machine's order on every platform TileLab runs).

@@ -39,6 +39,7 @@ type Backend struct {
 	xg      []float32   // float activations grouped by expert (MUL_MAT_ID on float weights)
 	tmp     []float32   // expert-grouped MUL_MAT_ID results before they are scattered
 	groups  expertGroups
+	fe      firstErr // the workers' first error in the op running now
 }
 
 var _ backend.Backend = (*Backend)(nil)

@@ -49,7 +49,8 @@ func (b *Backend) pathFor(w *graph.Tensor, k int) path {
 }
 
 // firstErr keeps the first error the workers of one op report; the kernels check sizes before the pool runs, so
-// an error here means a bug, but it is still returned rather than lost.
+// an error here means a bug, but it is still returned rather than lost. The backend keeps one and resets it per
+// use, so the workers' closures share it without a new allocation per op.
 type firstErr struct {
 	mu  sync.Mutex
 	err error
@@ -66,18 +67,30 @@ func (f *firstErr) set(err error) {
 	f.mu.Unlock()
 }
 
+func (f *firstErr) first() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// errs returns the backend's error slot, emptied.
+func (b *Backend) errs() *firstErr {
+	b.fe.err = nil
+	return &b.fe
+}
+
 // quantizeRows quantizes m rows of k floats to Q8_0 into dst (grown as needed) on the pool.
 func (b *Backend) quantizeRows(dst []byte, x []float32, k, m int) ([]byte, error) {
 	rb := tensor.Q8_0.RowBytes(k)
 	dst = resize(dst, rb*m)
 	chunks, per := b.chunksFor(m, 1)
-	var fe firstErr
+	fe := b.errs()
 	b.pool.Run(chunks, func(c, _ int) {
 		for i := c * per; i < min(m, (c+1)*per); i++ {
 			fe.set(quantizeQ8(dst[i*rb:(i+1)*rb], x[i*k:(i+1)*k]))
 		}
 	})
-	return dst, fe.err
+	return dst, fe.first()
 }
 
 // mulMatFast quantizes the activations once (for quantized weights), then splits the weight's rows over the
@@ -96,7 +109,7 @@ func (b *Backend) mulMatFast(op *graph.Op, p path, w *graph.Tensor, x, dst []flo
 	}
 	per := min(matRows, max(1, (n+b.pool.Threads()-1)/b.pool.Threads()))
 	chunks := (n + per - 1) / per
-	var fe firstErr
+	fe := b.errs()
 	b.pool.Run(chunks, func(c, _ int) {
 		n0, n1 := c*per, min(n, (c+1)*per)
 		if p == pathQuant {
@@ -105,7 +118,7 @@ func (b *Backend) mulMatFast(op *graph.Op, p path, w *graph.Tensor, x, dst []flo
 			fe.set(simdMatMulF(w.Type, w.Data, k, x, m, dst, n, n0, n1))
 		}
 	})
-	return fastVariant(), fe.err
+	return fastVariant(), fe.first()
 }
 
 // mulMatIDFast gathers each expert's input rows together (quantized once, for quantized weights), runs one
@@ -145,7 +158,7 @@ func (b *Backend) mulMatIDFast(op *graph.Op, p path, s *idShapes) (string, error
 	})
 	b.tmp = resize(b.tmp, entries*s.n)
 	wb := s.w.Type.RowBytes(s.k) * s.n // bytes of one expert
-	var fe firstErr
+	fe := b.errs()
 	b.pool.Run(len(g.chunkE), func(c, _ int) {
 		e, n0 := int(g.chunkE[c]), int(g.chunkN0[c])
 		first, cnt := int(g.start[e]), int(g.count[e])
@@ -156,8 +169,8 @@ func (b *Backend) mulMatIDFast(op *graph.Op, p path, s *idShapes) (string, error
 			fe.set(simdMatMulF(s.w.Type, w, s.k, b.xg[first*s.k:(first+cnt)*s.k], cnt, out, s.n, n0, n1))
 		}
 	})
-	if fe.err != nil {
-		return "", fe.err
+	if fe.first() != nil {
+		return "", fe.first()
 	}
 	b.rowsParallel(entries, 4*s.n, func(i int) {
 		en := int(g.order[i])

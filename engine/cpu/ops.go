@@ -184,13 +184,13 @@ func (b *Backend) softMax(op *graph.Op) (string, error) {
 	}
 	chunks, per := b.chunksFor(r, rowsPer(k))
 	if !b.opt.Reference {
-		var fe firstErr
+		fe := b.errs()
 		b.pool.Run(chunks, func(c, _ int) {
 			for i := c * per; i < min(r, (c+1)*per); i++ {
 				fe.set(simd.Softmax(dst[i*k:(i+1)*k], x[i*k:(i+1)*k]))
 			}
 		})
-		return fastVariant(), fe.err
+		return fastVariant(), fe.first()
 	}
 	b.pool.Run(chunks, func(c, _ int) {
 		for i := c * per; i < min(r, (c+1)*per); i++ {
@@ -329,12 +329,12 @@ func (b *Backend) swiGLU(op *graph.Op) (string, error) {
 	}
 	chunks := (n + elemChunk - 1) / elemChunk
 	if !b.opt.Reference {
-		var fe firstErr
+		fe := b.errs()
 		b.pool.Run(chunks, func(c, _ int) {
 			lo, hi := c*elemChunk, min(n, (c+1)*elemChunk)
 			fe.set(simd.SwiGLU(dst[lo:hi], g[lo:hi], u[lo:hi]))
 		})
-		return fastVariant(), fe.err
+		return fastVariant(), fe.first()
 	}
 	b.pool.Run(chunks, func(c, _ int) {
 		for i := c * elemChunk; i < min(n, (c+1)*elemChunk); i++ {
