@@ -303,3 +303,28 @@ func TestDetectionExplainsItself(t *testing.T) {
 		t.Fatalf("TimeOp on the emulator: %v", err)
 	}
 }
+
+func TestTheCalibratedThresholdIsWhereTheTilesWinFromThenOn(t *testing.T) {
+	ms := []int{1, 2, 4, 8, 16, 32}
+	for _, c := range []struct {
+		name string
+		wins []int
+		want int
+	}{
+		{"tiles winning from 8 up give 8", []int{8, 16, 32}, 8},
+		{"a lone early win does not lower it", []int{2, 16, 32}, 16},
+		{"a lost point high up raises it past that point", []int{4, 8, 32}, 32},
+		{"tiles never winning at the top keep every batch on CPU mode's kernel", []int{4, 8, 16}, 1 << 30},
+		{"tiles winning everywhere give 1", ms, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			wins := map[int]bool{}
+			for _, m := range c.wins {
+				wins[m] = true
+			}
+			if got := crossover(ms, wins); got != c.want {
+				t.Fatalf("crossover %d, want %d", got, c.want)
+			}
+		})
+	}
+}

@@ -17,7 +17,9 @@ import (
 	"tilelab/engine/tensor"
 )
 
-// Calibration is the measured crossover between the AVX-512 path and the tile kernels on one machine.
+// Calibration is the measured crossover, on one machine, between the tile kernels and what runs below the
+// threshold: CPU mode's own kernel on the plain GGUF bytes (the backend's small-batch path for weights from a
+// mapped file, i.e. every model weight).
 type Calibration struct {
 	CPU           string     `json:"cpu"`
 	When          string     `json:"when"`
@@ -28,16 +30,17 @@ type Calibration struct {
 	Points        []CalPoint `json:"points"`
 }
 
-// CalPoint is one timed shape: the same MUL_MAT on both paths.
+// CalPoint is one timed shape: the same MUL_MAT on the tiles and on the small-batch path.
 type CalPoint struct {
-	Type    string  `json:"type"` // "q8_0" or "bf16"
+	Type    string  `json:"type"` // "q4_0", "q8_0" or "bf16"
 	M, N, K int     `json:"-"`
 	Shape   string  `json:"shape"`
 	TileUs  float64 `json:"tile_us"`
-	VecUs   float64 `json:"vec_us"`
-	Faster  string  `json:"faster"`
+	VecUs   float64 `json:"vec_us"` // the small-batch path: CPU mode's kernel on the plain bytes
+	Faster  string  `json:"faster"` // "tiles" or "cpu"
 	TileGop float64 `json:"tile_gops"`
 	VecGop  float64 `json:"vec_gops"`
+	Kernel  string  `json:"small_kernel"` // the small-batch path's kernel name, e.g. "avx512-vnni (m < 1073741824, plain q4_0)"
 }
 
 // CalibrationPath is where the calibration is stored: $TILELAB_AMX_CALIBRATION, or
@@ -94,9 +97,10 @@ func (c Calibration) Save() (string, error) {
 func (c Calibration) Table() string {
 	var s strings.Builder
 	fmt.Fprintf(&s, "AMX calibration on %s, %d threads, %s (%s)\n", c.CPU, c.Threads, c.Config, c.When)
-	fmt.Fprintf(&s, "%-6s %-18s %10s %10s %9s %9s  %s\n", "type", "shape MxNxK", "tiles µs", "avx512 µs", "tile GOP/s", "avx GOP/s", "faster")
+	fmt.Fprintf(&s, "%-6s %-18s %10s %10s %9s %9s  %-6s %s\n", "type", "shape MxNxK", "tiles µs", "cpu µs", "tile GOP/s", "cpu GOP/s", "faster", "cpu kernel")
 	for _, p := range c.Points {
-		fmt.Fprintf(&s, "%-6s %-18s %10.1f %10.1f %9.0f %9.0f  %s\n", p.Type, p.Shape, p.TileUs, p.VecUs, p.TileGop, p.VecGop, p.Faster)
+		kernel, _, _ := strings.Cut(p.Kernel, " (")
+		fmt.Fprintf(&s, "%-6s %-18s %10.1f %10.1f %9.0f %9.0f  %-6s %s\n", p.Type, p.Shape, p.TileUs, p.VecUs, p.TileGop, p.VecGop, p.Faster, kernel)
 	}
 	fmt.Fprintf(&s, "threshold: int8 tiles from %d rows, bf16 tiles from %d rows\n", c.Threshold, c.ThresholdBF16)
 	return s.String()
@@ -120,9 +124,12 @@ func cpuModel() string {
 // ErrEmulated is returned by timed operations on a machine where the tile kernels would run in the emulator.
 var ErrEmulated = errors.New("no AMX here; emulator is for correctness only")
 
-// Calibrate times MUL_MAT on both paths for row counts from 1 to 256 (N = K = 2048, q8_0 and bf16) and picks,
-// for each type, the smallest row count from which the tiles win at every measured size. A zero cfg means the
-// default configurations (DefaultConfig, DefaultConfigBF16). It does not save.
+// Calibrate times MUL_MAT on the tiles and on the small-batch path (CPU mode's kernel on the plain bytes) for row
+// counts from 1 to 256, N = K = 4096, for q4_0, q8_0 and bf16 weights, and picks for int8 (the larger of q4_0's
+// and q8_0's) and for bf16 the smallest row count from which the tiles win at every measured size. Each timed
+// run reads another copy of the weight, about 128 MiB of plain weights in all, so the weights come from memory as
+// a model's layers do rather than from the cache. A zero cfg means the default configurations (DefaultConfig,
+// DefaultConfigBF16). It does not save.
 func Calibrate(p *pool.Pool, cfg TileConfig) (Calibration, error) {
 	if !detectStatus().Usable {
 		return Calibration{}, ErrEmulated
@@ -132,77 +139,92 @@ func Calibrate(p *pool.Pool, cfg TileConfig) (Calibration, error) {
 		desc = "int8 " + DefaultConfig.String() + ", bf16 " + DefaultConfigBF16.bf16String()
 	}
 	c := Calibration{CPU: cpuModel(), When: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Threads: p.Threads(), Config: desc}
-	const n, k = 2048, 2048
+	const n, k = 4096, 4096
 	ms := []int{1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256}
-	for _, typ := range []tensor.DType{tensor.Q8_0, tensor.BF16} {
-		w := RandomWeight(typ, k, n, 1, rand.New(rand.NewPCG(1, 2)))
-		bt := NewBufferType()
+	c.Threshold = 0
+	for ti, typ := range []tensor.DType{tensor.Q4_0, tensor.Q8_0, tensor.BF16} {
+		bt := &BufferType{Group: DefaultConfig.Group, Plain: PlainAlways}
 		if cfg != (TileConfig{}) {
 			bt.Group = cfg.Group
 		}
-		if err := bt.Import(w); err != nil {
-			return c, err
+		copies := min(16, max(2, int((128<<20)/(int64(typ.RowBytes(k))*n))))
+		ws := make([]*graph.Tensor, copies)
+		for i := range ws {
+			ws[i] = RandomWeight(typ, k, n, 1, rand.New(rand.NewPCG(uint64(ti), uint64(i))))
+			if err := bt.Import(ws[i]); err != nil {
+				return c, err
+			}
 		}
-		thr := 1 << 30
 		wins := map[int]bool{}
 		for _, m := range ms {
-			tileT, err := timeMulMat(p, cfg, w, m, 0)
+			tileT, _, err := timeMulMat(p, cfg, ws, m, 0)
 			if err != nil {
 				return c, err
 			}
-			vecT, err := timeMulMat(p, cfg, w, m, 1<<30)
+			vecT, kernel, err := timeMulMat(p, cfg, ws, m, 1<<30)
 			if err != nil {
 				return c, err
 			}
 			ops := 2 * float64(m) * n * k
 			pt := CalPoint{Type: typ.String(), M: m, N: n, K: k, Shape: fmt.Sprintf("%dx%dx%d", m, n, k),
 				TileUs: tileT.Seconds() * 1e6, VecUs: vecT.Seconds() * 1e6,
-				TileGop: ops / tileT.Seconds() / 1e9, VecGop: ops / vecT.Seconds() / 1e9, Faster: "avx512"}
+				TileGop: ops / tileT.Seconds() / 1e9, VecGop: ops / vecT.Seconds() / 1e9, Faster: "cpu", Kernel: kernel}
 			if tileT < vecT {
 				pt.Faster = "tiles"
 				wins[m] = true
 			}
 			c.Points = append(c.Points, pt)
 		}
-		// The threshold is the smallest m from which the tiles win at every larger measured m.
-		sort.Sort(sort.Reverse(sort.IntSlice(ms)))
-		for _, m := range ms {
-			if !wins[m] {
-				break
-			}
-			thr = m
-		}
-		sort.Ints(ms)
-		if typ == tensor.Q8_0 {
-			c.Threshold = thr
-		} else {
+		thr := crossover(ms, wins)
+		if typ == tensor.BF16 {
 			c.ThresholdBF16 = thr
+		} else {
+			c.Threshold = max(c.Threshold, thr)
 		}
 	}
 	return c, nil
 }
 
-// timeMulMat is the median of several runs of one MUL_MAT with the given threshold.
-func timeMulMat(p *pool.Pool, cfg TileConfig, w *graph.Tensor, m, threshold int) (time.Duration, error) {
+// crossover is the smallest measured row count from which the tiles win at every larger measured count (1<<30
+// when they do not win at the largest): one noisy point moves it up, never down, so AMX mode stays at least as
+// fast as CPU mode.
+func crossover(ms []int, wins map[int]bool) int {
+	sorted := append([]int(nil), ms...)
+	sort.Sort(sort.Reverse(sort.IntSlice(sorted)))
+	thr := 1 << 30
+	for _, m := range sorted {
+		if !wins[m] {
+			break
+		}
+		thr = m
+	}
+	return thr
+}
+
+// timeMulMat is the median of several runs of one MUL_MAT with the given threshold, each run on the next of the
+// weights, and the kernel name.
+func timeMulMat(p *pool.Pool, cfg TileConfig, ws []*graph.Tensor, m, threshold int) (time.Duration, string, error) {
 	b, err := NewBackend(p, Options{Config: cfg, Threshold: max(threshold, 1)})
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if threshold == 0 {
 		b.Threshold, b.ThresholdBF16 = 0, 0
 	}
-	op := RandomMulMat(w, m, rand.New(rand.NewPCG(3, uint64(m))))
+	op := RandomMulMat(ws[0], m, rand.New(rand.NewPCG(3, uint64(m))))
 	var ts []time.Duration
+	var name string
 	deadline := time.Now().Add(100 * time.Millisecond)
-	for i := 0; i < 50 && (i < 5 || time.Now().Before(deadline)); i++ {
+	for i := 0; i < 50 && (i < 2*len(ws) || time.Now().Before(deadline)); i++ {
+		op.Src[0] = ws[i%len(ws)]
 		t0 := time.Now()
-		if _, err := b.Compute(op); err != nil {
-			return 0, err
+		if name, err = b.Compute(op); err != nil {
+			return 0, "", err
 		}
-		if i > 0 {
+		if i >= len(ws) { // the first pass warms up
 			ts = append(ts, time.Since(t0))
 		}
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
-	return ts[len(ts)/2], nil
+	return ts[len(ts)/2], name, nil
 }

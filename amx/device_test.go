@@ -1,7 +1,8 @@
 //go:build amxdevice
 
 // The accelerator machine's figures: peak tile rates, the tile-configuration sweep, GEMM rates at the issue's
-// shapes, MUL_MAT_ID against the non-AMX paths, small batches against CPU mode, and the calibration. Built only
+// shapes, MUL_MAT_ID against the non-AMX paths, small batches against CPU mode (cache-resident and from memory,
+// as decode reads them), and the calibration. Built only
 // with -tags amxdevice (scripts/device-amx.sh does), since the shapes are far too large for CI.
 package amx
 
@@ -9,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -124,6 +126,7 @@ func TestDeviceFigures(t *testing.T) {
 	cpuBackend := cpu.New(p, cpu.Options{})
 	if want("moe") {
 		rep.printf("## MUL_MAT_ID: 128 experts, 8 used, 512 tokens (q4_0)\n\n| projection | K x N | AMX tiles | ms | avx512-vnni (same packing) ms | CPU backend (plain q4_0) ms | vs vnni | vs CPU |\n|---|---|---|---|---|---|---|---|\n")
+		var loaded []string // the AMX backend as a model gets it: default dispatch, plain bytes kept
 		for _, pr := range []struct {
 			name   string
 			k, n   int
@@ -155,34 +158,35 @@ func TestDeviceFigures(t *testing.T) {
 				rep.printf("| %s | %dx%d | %s | %.2f | %.2f | %.2f | %.2fx | %.2fx |\n", pr.name, pr.k, pr.n, kt, dt.Seconds()*1e3,
 					dv.Seconds()*1e3, dc.Seconds()*1e3, dv.Seconds()/dt.Seconds(), dc.Seconds()/dt.Seconds())
 			}
+			kept := &graph.Tensor{Name: plain.Name, Type: plain.Type, Ne: plain.Ne, Layout: tensor.Plain, Data: plain.Data}
+			if err := (&BufferType{Group: DefaultConfig.Group, Plain: PlainAlways}).Import(kept); err != nil {
+				t.Fatal(err)
+			}
+			op.Src[0] = kept
+			ab, _ := NewBackend(p, Options{})
+			dl, kl, err := TimeOp(ab, op, 5)
+			if err != nil {
+				t.Fatal(err)
+			}
+			loaded = append(loaded, fmt.Sprintf("| %s | %dx%d | %d (%s) | %s | %.2f | %.2f | %.2fx |", pr.name, pr.k, pr.n, ab.Threshold,
+				ab.ThresholdSource, kl, dl.Seconds()*1e3, dc.Seconds()*1e3, dc.Seconds()/dl.Seconds()))
 			op.Src[0] = plain
 		}
+		rep.printf("\nThe AMX backend with its own dispatch (plain bytes kept, as for a loaded model; experts below the threshold on CPU mode's kernel):\n\n| projection | K x N | threshold | kernels | ms | CPU backend ms | vs CPU |\n|---|---|---|---|---|---|---|\n%s\n", strings.Join(loaded, "\n"))
 		rep.printf("\n")
 	}
 
 	if want("small") {
-		rep.printf("## Small batches: AMX backend (its own dispatch) against CPU mode, q4_0 MUL_MAT N=K=2048\n\n| m | AMX backend ms | kernel | CPU backend ms | AMX / CPU time |\n|---|---|---|---|---|\n")
-		r := rand.New(rand.NewPCG(5, 6))
-		plain := RandomWeight(tensor.Q4_0, 2048, 2048, 1, r)
-		w, err := repack(plain, DefaultConfig.Group)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ab, _ := NewBackend(p, Options{})
-		for _, m := range []int{1, 2, 4, 8, 16, 32, 64, 128, 512} {
-			op := RandomMulMat(plain, m, r)
-			dc, _, err := timeBackend(cpuBackend, op, 9)
-			if err != nil {
-				t.Fatal(err)
-			}
-			op.Src[0] = w
-			da, ka, err := TimeOp(ab, op, 9)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rep.printf("| %d | %.3f | %s | %.3f | %.2f |\n", m, da.Seconds()*1e3, ka, dc.Seconds()*1e3, da.Seconds()/dc.Seconds())
-		}
-		rep.printf("\n")
+		// Cache-resident (2.3 MiB of q4_0): the AMX backend as a model gets it (plain bytes of a mapped file kept)
+		// and packed only (the VNNI path below the threshold), against CPU mode.
+		rep.printf("## Small batches, cache-resident: q4_0 MUL_MAT N=K=2048\n\n")
+		smallBatches(t, rep, p, cpuBackend, 2048, 1, []int{1, 2, 4, 8, 16, 32, 64, 128, 512})
+	}
+
+	if want("decode") {
+		// Memory-bound, as decode is: 16 weights of 4096x4096 (144 MiB of q4_0, 265 MiB packed) in turn.
+		rep.printf("## Small batches from memory: q4_0 MUL_MAT N=K=4096, 16 weights in turn (per-op time)\n\n")
+		smallBatches(t, rep, p, cpuBackend, 4096, 16, []int{1, 2, 4, 8, 16, 24, 32, 48, 64})
 	}
 
 	if want("calibrate") {
@@ -192,6 +196,83 @@ func TestDeviceFigures(t *testing.T) {
 		}
 		rep.printf("## Calibration\n\n```\n%s```\n", c.Table())
 	}
+}
+
+// smallBatches times MUL_MAT over copies q4_0 weights of N = K = size, one op per weight in turn, on the AMX
+// backend with plain bytes kept (weights mapped from a file, as gguf.Open gives them: the default buffer type
+// keeps a view), on the AMX backend with the packing only, and on the CPU backend over the same mapped bytes.
+func smallBatches(t *testing.T, rep *report, p *pool.Pool, cpuBackend *cpu.Backend, size, copies int, ms []int) {
+	r := rand.New(rand.NewPCG(5, uint64(size)))
+	var file []byte
+	var plains []*graph.Tensor
+	for i := 0; i < copies; i++ {
+		w := RandomWeight(tensor.Q4_0, size, size, 1, r)
+		plains = append(plains, w)
+		file = append(file, w.Data...)
+	}
+	mapped := mapFile(t, file)
+	var cpuW, keptW, packedW []*graph.Tensor
+	for i, w := range plains {
+		data := mapped[i*len(w.Data) : (i+1)*len(w.Data)]
+		cw := &graph.Tensor{Name: w.Name, Type: w.Type, Ne: w.Ne, Layout: tensor.Plain, Data: data}
+		kw := &graph.Tensor{Name: w.Name, Type: w.Type, Ne: w.Ne, Layout: tensor.Plain, Data: data}
+		if err := NewBufferType().Import(kw); err != nil {
+			t.Fatal(err)
+		}
+		if kw.Extra.(*weights).plain == nil {
+			t.Fatal("the default buffer type did not keep the plain bytes of a mapped file")
+		}
+		pw, err := repack(w, DefaultConfig.Group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cpuW, keptW, packedW = append(cpuW, cw), append(keptW, kw), append(packedW, pw)
+	}
+	ab, _ := NewBackend(p, Options{})
+	rep.printf("AMX threshold %d (%s).\n\n| m | AMX, plain kept ms | kernel | AMX, packed only ms | kernel | CPU backend ms | kept / CPU | packed only / CPU |\n|---|---|---|---|---|---|---|---|\n",
+		ab.Threshold, ab.ThresholdSource)
+	for _, m := range ms {
+		op := RandomMulMat(plains[0], m, r)
+		dc, _, err := timeRotating(cpuBackend, op, cpuW, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dk, kk, err := timeRotating(ab, op, keptW, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dp, kp, err := timeRotating(ab, op, packedW, 9)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep.printf("| %d | %.3f | %s | %.3f | %s | %.3f | %.2f | %.2f |\n", m, dk.Seconds()*1e3, kk, dp.Seconds()*1e3, kp,
+			dc.Seconds()*1e3, dk.Seconds()/dc.Seconds(), dp.Seconds()/dc.Seconds())
+	}
+	rep.printf("\n")
+}
+
+// timeRotating runs op on each weight in turn, reps times after one warm-up pass, and returns the median time
+// per op of the passes.
+func timeRotating(b interface {
+	Compute(*graph.Op) (string, error)
+}, op *graph.Op, ws []*graph.Tensor, reps int) (time.Duration, string, error) {
+	var name string
+	var ts []time.Duration
+	for i := -1; i < reps; i++ {
+		t0 := time.Now()
+		for _, w := range ws {
+			op.Src[0] = w
+			var err error
+			if name, err = b.Compute(op); err != nil {
+				return 0, "", err
+			}
+		}
+		if i >= 0 {
+			ts = append(ts, time.Since(t0)/time.Duration(len(ws)))
+		}
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i] < ts[j] })
+	return ts[len(ts)/2], name, nil
 }
 
 // timeBackend is TimeOp for any backend.
