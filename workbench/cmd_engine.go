@@ -165,6 +165,9 @@ func engineSpecs() []*command {
 		}},
 		{group: "timing", needs: "amx", spec: &lang.Spec{
 			Name: "calibrate", Summary: "find where AMX starts beating the AVX-512 path, per type and batch",
+			Doc: "Times MUL_MAT on the tiles and on the CPU path over a range of row counts, stores the thresholds the " +
+				"AMX backend then uses, and shows them. On a machine without usable AMX nothing is timed (the emulator is " +
+				"for correctness only) and it is not an error: the result says why, with the stored calibration if there is one.",
 			Example: "calibrate amx types=q4_0,q8_0",
 			Params: []lang.Param{
 				{Name: "what", Kind: lang.Enum, Default: "amx", Allowed: []string{"amx"}, Positional: true, Doc: "what to calibrate"},

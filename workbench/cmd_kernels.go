@@ -1,9 +1,13 @@
 package workbench
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"time"
 
@@ -415,40 +419,37 @@ func parseAcc(s string) (mt, nt int, ok bool) {
 	return mt, nt, true
 }
 
+// amxDetect is how calibrate learns whether AMX runs here; tests replace it to take the other branch.
+var amxDetect = amx.Detect
+
 func runCalibrate(c *ctxCall) error {
 	threads := c.s.settings.Threads
 	if c.Has("threads") {
 		threads = c.Int("threads")
 	}
-	st := amx.Detect()
-	t := result.NewTable("", "type", "shape", "tiles:µs", "AVX-512:µs", "faster", "tiles:GOP/s", "AVX-512:GOP/s")
-	var cal amx.Calibration
+	st := amxDetect()
 	if !st.Usable {
-		prev, err := amx.LoadCalibration()
-		if err != nil {
-			return c.errAt("what", "calibrate on a machine with AMX", "%s (%s)", amx.ErrEmulated, st)
-		}
-		cal = prev
-		t.Note("%s: showing the stored calibration from %s", amx.ErrEmulated, prev.When)
-	} else {
-		p := pool.New(threads)
-		defer p.Close()
-		cfg, err := c.tileConfig()
-		if err != nil {
-			return err
-		}
-		prog := c.progress("calibrate amx")
-		cal, err = amx.Calibrate(p, cfg)
-		if err != nil {
-			prog.done("failed")
-			return err
-		}
-		path, err := cal.Save()
-		if err != nil {
-			return fmt.Errorf("calibrated, but could not store it: %w", err)
-		}
-		prog.done("stored in " + path)
+		c.emit(calibrationUnavailable(st, c.Strs("types")))
+		return nil
 	}
+	t := result.NewTable("", "type", "shape", "tiles:µs", "AVX-512:µs", "faster", "tiles:GOP/s", "AVX-512:GOP/s")
+	p := pool.New(threads)
+	defer p.Close()
+	cfg, err := c.tileConfig()
+	if err != nil {
+		return err
+	}
+	prog := c.progress("calibrate amx")
+	cal, err := amx.Calibrate(p, cfg)
+	if err != nil {
+		prog.done("failed")
+		return err
+	}
+	path, err := cal.Save()
+	if err != nil {
+		return fmt.Errorf("calibrated, but could not store it: %w", err)
+	}
+	prog.done("stored in " + path)
 	types := c.Strs("types")
 	for _, pt := range cal.Points {
 		if len(types) > 0 && !contains(types, pt.Type) {
@@ -460,6 +461,67 @@ func runCalibrate(c *ctxCall) error {
 	t.Note("thresholds: int8 weights use tiles from %d rows, bf16 from %d rows", cal.Threshold, cal.ThresholdBF16)
 	c.emit(&Record{Tables: []*result.Table{t}, Raw: cal})
 	return nil
+}
+
+// calibrationUnavailable is calibrate's answer where AMX does not run: nothing is timed (the emulator would
+// measure nothing real), so, as bench does for modes it cannot run, it is a result that says why rather than an
+// error that stops the script; it shows the stored calibration when there is one, wherever it was measured.
+func calibrationUnavailable(st amx.Status, types []string) *Record {
+	why := fmt.Sprintf("%s (%s)", amx.ErrEmulated, st)
+	t := result.NewTable("AMX calibration: not measured here", "type", "shape", "tiles:µs", "AVX-512:µs", "faster", "tiles:GOP/s", "AVX-512:GOP/s", "note")
+	stored, path, problem := storedCalibration()
+	raw := map[string]any{"available": false, "reason": why, "path": path}
+	shown := map[string]bool{}
+	if stored != nil {
+		raw["stored"] = stored
+		t.Title = fmt.Sprintf("AMX calibration stored for %s (%d threads, %s), not measured here", stored.CPU, stored.Threads, stored.Config)
+		for _, pt := range stored.Points {
+			if len(types) > 0 && !contains(types, pt.Type) {
+				continue
+			}
+			shown[pt.Type] = true
+			t.Add(pt.Type, pt.Shape, pt.TileUs, pt.VecUs, pt.Faster, pt.TileGop, pt.VecGop, "stored "+stored.When)
+		}
+	}
+	for _, typ := range types {
+		if !shown[typ] {
+			t.Add(typ, nil, nil, nil, nil, nil, nil, why)
+		}
+	}
+	t.Note("not measured: %s", why)
+	if stored != nil {
+		t.Note("showing the calibration stored in %s, measured %s on %s", path, stored.When, stored.CPU)
+		t.Note("its thresholds: int8 weights use tiles from %d rows, bf16 from %d rows", stored.Threshold, stored.ThresholdBF16)
+	}
+	if problem != "" {
+		t.Note("%s", problem)
+	}
+	return &Record{Tables: []*result.Table{t}, Raw: raw}
+}
+
+// storedCalibration reads the stored calibration without amx.LoadCalibration's check that this CPU measured it:
+// on a machine without AMX the stored one, if any, came from elsewhere, and showing it (with the CPU it names) is
+// the point. problem says why none is shown.
+func storedCalibration() (cal *amx.Calibration, path, problem string) {
+	path, err := amx.CalibrationPath()
+	if err != nil {
+		return nil, "", err.Error()
+	}
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, path, "no calibration is stored in " + path + "; calibrate amx on a machine with AMX stores one there"
+	}
+	if err != nil {
+		return nil, path, "the stored calibration cannot be read: " + err.Error()
+	}
+	cal = &amx.Calibration{}
+	if err := json.Unmarshal(data, cal); err != nil {
+		return nil, path, fmt.Sprintf("the stored calibration %s is not valid JSON: %v", path, err)
+	}
+	if len(cal.Points) == 0 {
+		return nil, path, "the stored calibration " + path + " holds no measurements"
+	}
+	return cal, path, ""
 }
 
 // amxWeightInfo describes a sweep's weight for the AMX buffer type's rule.

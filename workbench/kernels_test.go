@@ -1,6 +1,10 @@
 package workbench
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -115,4 +119,62 @@ func TestSetTileValidates(t *testing.T) {
 	if _, err := exec(t, s, `set tile="banana"`); err == nil || !strings.Contains(err.Error(), "bad value 'banana' for tile") {
 		t.Errorf("err = %v", err)
 	}
+}
+
+func TestCalibrateWithoutAMXIsAResult(t *testing.T) {
+	defer func(d func() amx.Status) { amxDetect = d }(amxDetect)
+	amxDetect = func() amx.Status { return amx.Status{Reason: "no AMX: injected"} }
+	dir := t.TempDir()
+	stored := amx.Calibration{CPU: "Intel Xeon (elsewhere)", When: "2026-11-20 10:00 UTC", Threads: 16, Config: "int8 16x64", Threshold: 24, ThresholdBF16: 48,
+		Points: []amx.CalPoint{{Type: "q8_0", Shape: "1x4096x4096", TileUs: 90, VecUs: 40, Faster: "avx512", TileGop: 370, VecGop: 830}}}
+	data, err := json.Marshal(stored)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good, bad := filepath.Join(dir, "good.json"), filepath.Join(dir, "bad.json")
+	os.WriteFile(good, data, 0o644)
+	os.WriteFile(bad, []byte("{not json"), 0o644)
+	const why = "no AMX here; emulator is for correctness only (no AMX: injected)"
+	tests := []struct {
+		name, file string
+		rows       [][2]string // type and note of each row
+		notes      []string
+	}{
+		{"with nothing stored, each type is a row saying why", filepath.Join(dir, "none.json"),
+			[][2]string{{"q4_0", why}, {"q8_0", why}}, []string{"not measured: " + why, "no calibration is stored in"}},
+		{"a stored calibration is shown, with where and when it was measured", good,
+			[][2]string{{"q8_0", "stored 2026-11-20 10:00 UTC"}, {"q4_0", why}}, []string{"not measured: " + why, "measured 2026-11-20 10:00 UTC on Intel Xeon (elsewhere)", "from 24 rows, bf16 from 48"}},
+		{"an unreadable stored calibration is named, not fatal", bad,
+			[][2]string{{"q4_0", why}, {"q8_0", why}}, []string{"not valid JSON"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("TILELAB_AMX_CALIBRATION", tt.file)
+			s := newSession(t)
+			r := mustExec(t, s, "calibrate amx types=q4_0,q8_0\nprint after")
+			if ev := r.events[len(r.events)-1]; ev != "stdout: after\n" {
+				t.Errorf("the cell did not go on after calibrate: last event %q", ev)
+			}
+			tab := s.Last().Tables[0]
+			var got [][2]string
+			for _, row := range tab.Rows {
+				got = append(got, [2]string{row[0].(string), row[len(row)-1].(string)})
+			}
+			if !reflect.DeepEqual(got, tt.rows) {
+				t.Errorf("rows (type, note) = %q, want %q", got, tt.rows)
+			}
+			notes := strings.Join(tab.Notes, "\n")
+			for _, n := range tt.notes {
+				if !strings.Contains(notes, n) {
+					t.Errorf("notes %q lack %q", notes, n)
+				}
+			}
+		})
+	}
+	t.Run("help says it is not an error", func(t *testing.T) {
+		r := mustExec(t, newSession(t), "help calibrate")
+		if txt := strings.Join(strings.Fields(r.text()), " "); !strings.Contains(txt, "without usable AMX nothing is timed") {
+			t.Errorf("help calibrate:\n%s", txt)
+		}
+	})
 }
