@@ -149,13 +149,10 @@ func oneBackend(b backend.Backend) *backend.Registry {
 	return reg
 }
 
-// Seed bug 2 against the real CPU backend: a weight packed for AMX must be refused by SupportsOp and by Compute,
-// with an error naming the layout, and the output must stay untouched.
-//
-// The same through a view (seed bug 3: a view whose own Layout field is empty, of a packed source) fails today:
-// engine/cpu checks t.Layout rather than t.Source().Layout, and computes garbage from the packed bytes. That case
-// is left out until engine/cpu resolves views; reported to the lead (H4 report).
-func TestCPURefusesAPackedWeight(t *testing.T) {
+// Seed bugs 2 and 3 against the real CPU backend: a weight packed for AMX, reached directly or through a view
+// whose own fields look plain, must be refused by SupportsOp and by Compute, with an error naming the layout, and
+// the output must stay untouched.
+func TestCPURefusesAPackedWeightDirectlyOrThroughAView(t *testing.T) {
 	p := pool.New(2)
 	defer p.Close()
 	be := cpu.New(p, cpu.Options{})
@@ -163,10 +160,11 @@ func TestCPURefusesAPackedWeight(t *testing.T) {
 	packed := weightTensor(t, rng, tensor.Q4_0, 64, 32)
 	packed.Name, packed.Layout, packed.BufferType = "blk.0.ffn_up_exps.weight", amxLayout, "AMX"
 	packed.Ne[2] = 1
+	view := &graph.Tensor{Name: "blk.0.ffn_up_exps.weight (view)", Type: packed.Type, Ne: packed.Ne, Data: packed.Data, ViewSrc: packed}
 	for _, c := range []struct {
 		name string
 		w    *graph.Tensor
-	}{{"the packed weight itself", packed}} {
+	}{{"the packed weight itself", packed}, {"a view of it", view}} {
 		t.Run(c.name, func(t *testing.T) {
 			x := &graph.Tensor{Name: "x", Type: tensor.F32, Ne: [4]int{64, 2, 1, 1}, F32: make([]float32, 128)}
 			for i := range x.F32 {

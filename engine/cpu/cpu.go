@@ -84,8 +84,8 @@ func (b *Backend) SupportsOp(op *graph.Op) (bool, string) {
 		if t == nil {
 			continue
 		}
-		if t.Layout != "" && t.Layout != tensor.Plain {
-			return false, fmt.Sprintf("tensor %s is in layout %q, which CPU kernels cannot read", t.Name, t.Layout)
+		if l := t.StorageLayout(); l != tensor.Plain {
+			return false, fmt.Sprintf("tensor %s is in layout %q, which CPU kernels cannot read", t.Name, l)
 		}
 		if !hostData(t) {
 			return false, fmt.Sprintf("tensor %s has no data in host memory (buffer %s)", t.Name, t.Buffer())

@@ -53,8 +53,8 @@ func (r rowReader) row(i int, buf []float32) []float32 {
 // checkLayout refuses any layout other than ggml's plain one: reading packed bytes as plain blocks is exactly the
 // seed's NaN bug.
 func checkLayout(t *graph.Tensor, op *graph.Op) error {
-	if t.Layout != "" && t.Layout != tensor.Plain {
-		return &LayoutError{Tensor: t.Name, Op: op.Kind.String() + " " + op.Name, Layout: t.Layout}
+	if l := t.StorageLayout(); l != tensor.Plain {
+		return &LayoutError{Tensor: t.Name, Op: op.Kind.String() + " " + op.Name, Layout: l}
 	}
 	return nil
 }

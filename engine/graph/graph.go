@@ -46,6 +46,15 @@ func (t *Tensor) Buffer() string {
 	return "CPU"
 }
 
+// StorageLayout is the layout of the bytes this tensor reads, resolved through views: a view of a packed tensor
+// is packed, whatever its own Layout field says. An empty layout means tensor.Plain.
+func (t *Tensor) StorageLayout() tensor.Layout {
+	if l := t.Source().Layout; l != "" {
+		return l
+	}
+	return tensor.Plain
+}
+
 // Elems is the number of elements.
 func (t *Tensor) Elems() int { return t.Ne[0] * t.Ne[1] * max(t.Ne[2], 1) * max(t.Ne[3], 1) }
 
