@@ -237,7 +237,7 @@ func TestRegisterAddsBufferTypeAndBackend(t *testing.T) {
 func TestCalibrationIsStoredAndRead(t *testing.T) {
 	path := t.TempDir() + "/cal.json"
 	t.Setenv("TILELAB_AMX_CALIBRATION", path)
-	c := Calibration{CPU: cpuModel(), When: "now", Threads: 3, Threshold: 24, ThresholdBF16: 12}
+	c := Calibration{CPU: cpuModel(), When: "now", Threads: 3, Threshold: 24, ThresholdBF16: 12, Against: calibratedAgainst}
 	if _, err := c.Save(); err != nil {
 		t.Fatal(err)
 	}
@@ -259,6 +259,14 @@ func TestCalibrationIsStoredAndRead(t *testing.T) {
 	t.Setenv("TILELAB_AMX_THRESHOLD", "many")
 	if _, err = NewBackend(testPool, Options{}); err == nil || !strings.Contains(err.Error(), "TILELAB_AMX_THRESHOLD") {
 		t.Fatalf("bad override error %v", err)
+	}
+	old := c
+	old.Against = ""
+	if _, err := old.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCalibration(); err == nil || !strings.Contains(err.Error(), "calibrate again") {
+		t.Fatalf("a calibration against the old small-batch path was accepted: %v", err)
 	}
 	c.CPU = "another CPU"
 	if _, err := c.Save(); err != nil {

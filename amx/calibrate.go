@@ -25,10 +25,15 @@ type Calibration struct {
 	When          string     `json:"when"`
 	Threads       int        `json:"threads"`
 	Config        string     `json:"config"`
+	Against       string     `json:"against"`        // what the tiles were timed against: calibratedAgainst
 	Threshold     int        `json:"threshold_int8"` // rows from which int8 weights use tiles
 	ThresholdBF16 int        `json:"threshold_bf16"` // rows from which bf16 weights use tiles
 	Points        []CalPoint `json:"points"`
 }
+
+// calibratedAgainst names what the small-batch path is since it runs CPU mode's kernel; a stored calibration
+// that says otherwise was measured against another path (the VNNI path over the packing, before) and is not used.
+const calibratedAgainst = "CPU mode's kernel on the plain bytes"
 
 // CalPoint is one timed shape: the same MUL_MAT on the tiles and on the small-batch path.
 type CalPoint struct {
@@ -74,6 +79,9 @@ func LoadCalibration() (Calibration, error) {
 	if cpu := cpuModel(); c.CPU != cpu {
 		return c, fmt.Errorf("AMX calibration %s was measured on %q, this is %q", p, c.CPU, cpu)
 	}
+	if c.Against != calibratedAgainst {
+		return c, fmt.Errorf("AMX calibration %s timed the tiles against %q, not %s: calibrate again", p, c.Against, calibratedAgainst)
+	}
 	return c, nil
 }
 
@@ -96,7 +104,7 @@ func (c Calibration) Save() (string, error) {
 // Table formats the points as a text table.
 func (c Calibration) Table() string {
 	var s strings.Builder
-	fmt.Fprintf(&s, "AMX calibration on %s, %d threads, %s (%s)\n", c.CPU, c.Threads, c.Config, c.When)
+	fmt.Fprintf(&s, "AMX calibration on %s, %d threads, %s, against %s (%s)\n", c.CPU, c.Threads, c.Config, c.Against, c.When)
 	fmt.Fprintf(&s, "%-6s %-18s %10s %10s %9s %9s  %-6s %s\n", "type", "shape MxNxK", "tiles µs", "cpu µs", "tile GOP/s", "cpu GOP/s", "faster", "cpu kernel")
 	for _, p := range c.Points {
 		kernel, _, _ := strings.Cut(p.Kernel, " (")
@@ -138,7 +146,8 @@ func Calibrate(p *pool.Pool, cfg TileConfig) (Calibration, error) {
 	if cfg == (TileConfig{}) {
 		desc = "int8 " + DefaultConfig.String() + ", bf16 " + DefaultConfigBF16.bf16String()
 	}
-	c := Calibration{CPU: cpuModel(), When: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Threads: p.Threads(), Config: desc}
+	c := Calibration{CPU: cpuModel(), When: time.Now().UTC().Format("2006-01-02 15:04 UTC"), Threads: p.Threads(), Config: desc,
+		Against: calibratedAgainst}
 	const n, k = 4096, 4096
 	ms := []int{1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256}
 	c.Threshold = 0
