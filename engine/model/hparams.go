@@ -10,6 +10,7 @@ type Metadata interface {
 	Uint(key string) (uint64, bool)
 	Float(key string) (float64, bool)
 	Bool(key string) (bool, bool)
+	String(key string) (string, bool)
 	Architecture() string
 }
 
@@ -101,6 +102,14 @@ func ReadHyper(md Metadata, vocab int) (Hyper, error) {
 	h.RopeTheta = 10000
 	if v, ok := md.Float(key("rope.freq_base")); ok {
 		h.RopeTheta = float32(v)
+	}
+	// RoPE scaling changes every position's angle; running a file that asks for it with plain RoPE would give
+	// wrong logits without any sign, so refuse what the forward pass does not implement.
+	if typ, ok := md.String(key("rope.scaling.type")); ok && typ != "none" {
+		return h, fmt.Errorf("model: %s: rope.scaling.type %q is not supported (only plain RoPE)", h.Arch, typ)
+	}
+	if f, ok := md.Float(key("rope.scaling.factor")); ok && f != 0 && f != 1 {
+		return h, fmt.Errorf("model: %s: rope.scaling.factor %g is not supported (only plain RoPE)", h.Arch, f)
 	}
 	eps, ok := md.Float(key("attention.layer_norm_rms_epsilon"))
 	if !ok {

@@ -14,6 +14,7 @@ func (m meta) Uint(k string) (uint64, bool) {
 }
 func (m meta) Float(k string) (float64, bool) { v, ok := m[k].(float64); return v, ok }
 func (m meta) Bool(k string) (bool, bool)     { v, ok := m[k].(bool); return v, ok }
+func (m meta) String(k string) (string, bool) { v, ok := m[k].(string); return v, ok }
 func (m meta) Architecture() string           { s, _ := m["general.architecture"].(string); return s }
 
 func qwen3moeMeta() meta {
@@ -72,6 +73,8 @@ func TestReadHyperNamesWhatIsWrong(t *testing.T) {
 		{"no norm epsilon", func(m meta) { delete(m, "qwen3moe.attention.layer_norm_rms_epsilon") }, "layer_norm_rms_epsilon"},
 		{"value heads unlike key heads", func(m meta) { m["qwen3moe.attention.value_length"] = 64 }, "value_length 64"},
 		{"a MoE architecture without experts", func(m meta) { delete(m, "qwen3moe.expert_count") }, "without expert_count"},
+		{"YaRN RoPE scaling", func(m meta) { m["qwen3moe.rope.scaling.type"] = "yarn" }, `rope.scaling.type "yarn" is not supported`},
+		{"a linear RoPE scaling factor", func(m meta) { m["qwen3moe.rope.scaling.factor"] = 4.0 }, "rope.scaling.factor 4 is not supported"},
 	} {
 		t.Run(c.name+" is an error that says so", func(t *testing.T) {
 			m := qwen3moeMeta()

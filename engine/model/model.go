@@ -104,6 +104,9 @@ func Load(f *gguf.File, o Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
+	if _, ok := f.Tensor("rope_freqs.weight"); ok {
+		return nil, fmt.Errorf("model: %s has rope_freqs.weight (per-dimension RoPE factors), which TileLab does not support", f.Path())
+	}
 	m := &Model{File: f, Hyper: h, Registry: o.Registry, weights: map[string]*graph.Tensor{}, profiled: o.Profile}
 	if err := m.setupBackends(o); err != nil {
 		return nil, err

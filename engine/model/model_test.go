@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -17,6 +19,8 @@ import (
 	"tilelab/engine/gguf"
 	"tilelab/engine/pool"
 	"tilelab/engine/profile"
+	"tilelab/engine/synth"
+	"tilelab/engine/tensor"
 )
 
 // testdata finds ../shared/testdata beside the module root, or $TILELAB_TESTDATA.
@@ -331,5 +335,41 @@ func TestAWrappedCPUBackendIsNotJoinedByASecondOne(t *testing.T) {
 	}
 	if _, err := m.Eval(context.Background(), []int32{1, 2}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestLoadRefusesPerDimensionRopeFactors(t *testing.T) {
+	h, err := synth.Header("tiny-dense", synth.Options{Quant: tensor.F32})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tensors := append(append([]gguf.TensorInfo(nil), h.Tensors...), gguf.NewTensorInfo("rope_freqs.weight", tensor.F32, 32))
+	withFactors, err := gguf.NewFile(h.KV, tensors)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "rope-freqs.gguf")
+	rng := rand.New(rand.NewPCG(1, 2))
+	fill := func(ti *gguf.TensorInfo, w io.Writer) error {
+		buf := make([]byte, ti.Size)
+		for i := 0; i+4 <= len(buf); i += 4 {
+			binary.LittleEndian.PutUint32(buf[i:], math.Float32bits(float32(rng.NormFloat64()*0.02)+1))
+		}
+		_, err := w.Write(buf)
+		return err
+	}
+	if err := gguf.WriteFile(path, withFactors, fill); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if m, err := Load(f, Options{Threads: 1}); err == nil || !strings.Contains(err.Error(), "rope_freqs.weight") {
+		if m != nil {
+			m.Close()
+		}
+		t.Fatalf("Load = %v, want an error naming rope_freqs.weight", err)
 	}
 }
