@@ -91,7 +91,7 @@ func TestNaNScan(t *testing.T) {
 	}
 }
 
-func TestBenchTableNamesKernelsOnlyForRowsThatRan(t *testing.T) {
+func TestBenchTableNamesKernelsAndRepsOnlyForRowsThatRan(t *testing.T) {
 	res := &bench.Result{Rows: []bench.Row{
 		{Mode: bench.CPU, Threads: 2, Test: "pp8", Kernel: "avx512-vnni", Samples: []int64{1e6}, SamplesT: []float64{8000}},
 		{Mode: bench.CPUAMX, AMX: "all", Threads: 2, Test: "pp8", Kernel: "avx512-vnni", Skipped: "no AMX here"},
@@ -100,11 +100,15 @@ func TestBenchTableNamesKernelsOnlyForRowsThatRan(t *testing.T) {
 	}}
 	tab, _ := benchTables("m", res)
 	want := []string{"avx512-vnni", "", "", ""}
-	names := []string{"a measured row names its kernels", "an AMX row that was skipped names none", "a GPU row that was skipped names none", "a row interrupted before its first repetition names none"}
+	wantReps := []any{1, nil, nil, nil}
+	names := []string{"a measured row names its kernels and repetitions", "an AMX row that was skipped names neither", "a GPU row that was skipped names neither", "a row interrupted before its first repetition names neither"}
 	for i, row := range tab.Rows {
 		t.Run(names[i], func(t *testing.T) {
 			if got := row[7]; got != want[i] {
 				t.Errorf("kernels = %q, want %q", got, want[i])
+			}
+			if got := row[6]; got != wantReps[i] {
+				t.Errorf("reps = %v, want %v (empty, not 0, where nothing ran)", got, wantReps[i])
 			}
 		})
 	}

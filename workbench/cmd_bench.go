@@ -124,11 +124,12 @@ func benchTables(name string, res *bench.Result) (*result.Table, *result.Chart) 
 		}
 		// engine/bench stamps every row with the kernel family it was built with; a row that never ran used no
 		// kernel, and saying otherwise reads as a measurement.
-		kernels := r.Kernel
+		kernels, reps := r.Kernel, any(len(r.SamplesT))
 		if !ran(r) {
-			kernels = ""
+			// "0 reps" beside a reason reads like a measurement that failed; nothing was tried.
+			kernels, reps = "", nil
 		}
-		t.Add(string(r.Mode), amxPolicy, r.NGL, r.Threads, r.Test, speed, len(r.SamplesT), kernels, note)
+		t.Add(string(r.Mode), amxPolicy, r.NGL, r.Threads, r.Test, speed, reps, kernels, note)
 
 		cat := string(r.Mode)
 		if r.NGL > 0 {

@@ -90,7 +90,7 @@ func runLoad(c *ctxCall) error {
 	info := result.NewTable(fmt.Sprintf("loaded %s as %s", c.Str("source"), name), "name", "arch", "layers", "params:M", "quant", "mode", "memory:MiB", "load:s")
 	info.Add(name, h.Arch, h.Layers, float64(params)/1e6, quant, o.String(), mib, l.took.Seconds())
 	if ab != nil && ab.Emulated() {
-		info.Note("AMX buffers run in the emulator here (correct, not fast): %s", amxSummary())
+		info.Note("AMX buffers run in the emulator here: correct but not fast, so timed commands do not time them (%s)", amxSummary())
 	}
 	if l.tokErr != nil {
 		info.Note("no tokenizer: %v (generate needs one; bench and profile do not)", l.tokErr)
@@ -416,27 +416,46 @@ func runProfile(c *ctxCall) error {
 	if err != nil {
 		return err
 	}
-	t := result.NewTable(fmt.Sprintf("profile of %s, %s, by %s (%s, %d threads)", l.name, what, key, l.opts, l.threads),
-		string(key), "calls", "total:ms", "share:%", "GOP/s", "GB/s", "AMX peak:%")
 	peakInt8, peakBF16 := c.s.amxPeak(l)
+	// Only a row that is all AMX tile work has a meaningful fraction of the tile unit's peak.
+	peaks := make([]any, len(rows))
+	anyPeak := false
+	for i, r := range rows {
+		switch k := r.Key(); {
+		case strings.HasPrefix(k, "amx-int8") && peakInt8 > 0:
+			peaks[i] = 100 * r.GOPS / (peakInt8 * 1000)
+		case strings.HasPrefix(k, "amx-bf16") && peakBF16 > 0:
+			peaks[i] = 100 * r.GOPS / (peakBF16 * 1000)
+		}
+		anyPeak = anyPeak || peaks[i] != nil
+	}
+	cols := []string{string(key), "calls", "total:ms", "share:%", "GOP/s", "GB/s"}
+	if anyPeak {
+		// A column that would be empty on every row (no AMX here, or no row of pure tile work) reads as missing
+		// data, so it appears only where it says something.
+		cols = append(cols, "AMX peak:%")
+	}
+	t := result.NewTable(fmt.Sprintf("profile of %s, %s, by %s (%s, %d threads)", l.name, what, key, l.opts, l.threads), cols...)
 	ch := &result.Chart{Kind: result.Bars, Title: fmt.Sprintf("time share by %s: %s %s", key, l.name, what), XLabel: string(key), YLabel: "share of op time (%)"}
 	s := result.Series{Name: what}
-	for _, r := range rows {
+	for i, r := range rows {
 		k := r.Key()
-		// Only a row that is all AMX tile work has a meaningful fraction of the tile unit's peak.
-		var peak any
-		switch {
-		case strings.HasPrefix(k, "amx-int8") && peakInt8 > 0:
-			peak = 100 * r.GOPS / (peakInt8 * 1000)
-		case strings.HasPrefix(k, "amx-bf16") && peakBF16 > 0:
-			peak = 100 * r.GOPS / (peakBF16 * 1000)
+		cells := []any{k, r.Calls, float64(r.Time.Microseconds()) / 1000, 100 * r.Share, r.GOPS, r.GBps}
+		if anyPeak {
+			cells = append(cells, peaks[i])
 		}
-		t.Add(k, r.Calls, float64(r.Time.Microseconds())/1000, 100*r.Share, r.GOPS, r.GBps, peak)
+		t.Add(cells...)
 		ch.Categories = append(ch.Categories, k)
 		s.Y = append(s.Y, 100*r.Share)
 	}
 	ch.Series = []result.Series{s}
-	t.Note("accounting: %s", rec.Account(wall))
+	if acc := rec.Account(wall); acc.Overhead > 0 {
+		t.Note("accounting: %s", acc)
+	} else {
+		// Nothing here measures the time between ops, so "overhead 0s" would claim there was none.
+		t.Note("ops took %v of %v (%.1f%%); the rest is outside the ops (graph building, scheduling, waiting between them)",
+			acc.Ops.Round(time.Microsecond), acc.Wall.Round(time.Microsecond), 100*acc.Covered())
+	}
 	charts := []*result.Chart{ch}
 	if len(rows) > 24 {
 		charts = nil // too many bars to read; the table has them

@@ -153,6 +153,30 @@ func TestProfileShares(t *testing.T) {
 	}
 }
 
+func TestProfileShowsTheAMXPeakColumnOnlyWithSomethingInIt(t *testing.T) {
+	s := loadedSession(t)
+	// Grouped by op, no row is pure tile work, so the column would be empty on any machine.
+	mustExec(t, s, "profile pp=8 by=op")
+	tab := s.Last().Tables[0]
+	for _, c := range tab.Columns {
+		if strings.HasPrefix(c.Name, "AMX peak") {
+			t.Errorf("profile by op has an always-empty column %q", c.Name)
+		}
+	}
+	if n := len(tab.Columns); n != len(tab.Rows[0]) {
+		t.Errorf("%d columns for rows of %d cells", n, len(tab.Rows[0]))
+	}
+}
+
+func TestProfileAccountingDoesNotClaimZeroOverhead(t *testing.T) {
+	s := loadedSession(t)
+	mustExec(t, s, "profile pp=8")
+	notes := strings.Join(s.Last().Tables[0].Notes, "\n")
+	if strings.Contains(notes, "overhead 0s") || !strings.Contains(notes, "the rest is outside the ops") {
+		t.Errorf("notes:\n%s", notes)
+	}
+}
+
 func TestProfileInterrupted(t *testing.T) {
 	s := loadedSession(t)
 	ctx, cancel := context.WithCancel(context.Background())

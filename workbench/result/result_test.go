@@ -25,7 +25,7 @@ func TestTableText(t *testing.T) {
 	want := "bench moe\n" +
 		"mode     pp512 (tok/s)  tg128 (tok/s)  threads\n" +
 		"-------  -------------  -------------  -------\n" +
-		"cpu       80.00 ± 2.00   28.20 ± 0.00       16\n" +
+		"cpu       80.00 ± 2.00          28.20       16\n" +
 		"cpu+amx   93.00 ± 0.71                      16\n" +
 		"cpu+gpu: no GPU here\n"
 	if got != want {

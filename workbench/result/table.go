@@ -56,9 +56,13 @@ func NewMeasure(raw []float64) Measure {
 	return m
 }
 
-// String shows mean ± sd with the mean's precision for both, as llama-bench does.
+// String shows mean ± sd with the mean's precision for both, as llama-bench does. One repetition has no spread
+// to show; "± 0" would claim a perfectly steady measurement, so it shows the value alone.
 func (m Measure) String() string {
 	d := decimals(m.Mean)
+	if m.N == 1 {
+		return fmt.Sprintf("%.*f", d, m.Mean)
+	}
 	return fmt.Sprintf("%.*f ± %.*f", d, m.Mean, d, m.SD)
 }
 
