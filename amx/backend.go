@@ -231,6 +231,11 @@ func (b *Backend) SetConfig(c TileConfig) error {
 
 func packedOf(t *graph.Tensor) (weights, error) {
 	src := t.Source()
+	if src != t && (t.Ne != src.Ne || t.Type != src.Type) {
+		// The kernels address the whole packing; a window of it would be computed as all of it.
+		return weights{}, fmt.Errorf("weight %s is a view %s %s of AMX weight %s %s %s; AMX computes whole weights only",
+			t.Name, t.Type, t.Shape(), src.Name, src.Type, src.Shape())
+	}
 	w, _ := src.Extra.(*weights)
 	switch src.Layout {
 	case LayoutInt8:

@@ -153,6 +153,14 @@ func TestBadInputIsAnErrorNamingTheProblem(t *testing.T) {
 			op.Src[1].Type = tensor.F16
 			return op
 		}, "activations are f16"},
+		{"a view of part of a packed weight is refused, not computed as the whole", func() *graph.Op {
+			w := RandomWeight(tensor.Q8_0, 64, 64, 1, r)
+			if err := NewBufferType().Import(w); err != nil {
+				t.Fatal(err)
+			}
+			view := &graph.Tensor{Name: "half", Type: w.Type, Ne: [4]int{64, 32, 1, 1}, Layout: w.Layout, ViewSrc: w}
+			return RandomMulMat(view, 3, r)
+		}, "AMX computes whole weights only"},
 		{"other ops are refused", func() *graph.Op {
 			op := RandomMulMat(packed(), 3, r)
 			op.Kind = graph.Add
