@@ -252,28 +252,45 @@ func packedOf(t *graph.Tensor) (weights, error) {
 	return weights{}, fmt.Errorf("weight %s says layout %s but holds no AMX packing (%T)", t.Name, src.Layout, src.Extra)
 }
 
+// The reasons SupportsOp gives when it accepts; constants, so that scheduling a decode step allocates nothing.
+const (
+	reasonInt8 = "weight in AMX layout amx-int8"
+	reasonBF16 = "weight in AMX layout amx-bf16"
+)
+
 // SupportsOp is true for MUL_MAT and MUL_MAT_ID whose weight is in an AMX layout and whose activations are F32:
 // a statement of capability, not of speed.
 func (b *Backend) SupportsOp(op *graph.Op) (bool, string) {
-	if op.Kind != graph.MulMat && op.Kind != graph.MulMatID {
-		return false, fmt.Sprintf("AMX computes MUL_MAT and MUL_MAT_ID, not %s", op.Kind)
-	}
-	if len(op.Src) < 2 || op.Src[0] == nil || op.Src[1] == nil {
-		return false, fmt.Sprintf("%s %s lacks its inputs", op.Kind, op.Name)
-	}
-	if _, err := packedOf(op.Src[0]); err != nil {
+	if err := supports(op); err != nil {
 		return false, err.Error()
 	}
-	if op.Src[1].Type != tensor.F32 {
-		return false, fmt.Sprintf("activations are %s; AMX takes f32", op.Src[1].Type)
+	if op.Src[0].Source().Layout == LayoutBF16 {
+		return true, reasonBF16
 	}
-	return true, fmt.Sprintf("weight in AMX layout %s", op.Src[0].Source().Layout)
+	return true, reasonInt8
+}
+
+// supports is SupportsOp's check, nil when the op can run.
+func supports(op *graph.Op) error {
+	if op.Kind != graph.MulMat && op.Kind != graph.MulMatID {
+		return fmt.Errorf("AMX computes MUL_MAT and MUL_MAT_ID, not %s", op.Kind)
+	}
+	if len(op.Src) < 2 || op.Src[0] == nil || op.Src[1] == nil {
+		return fmt.Errorf("%s %s lacks its inputs", op.Kind, op.Name)
+	}
+	if _, err := packedOf(op.Src[0]); err != nil {
+		return err
+	}
+	if op.Src[1].Type != tensor.F32 {
+		return fmt.Errorf("activations are %s; AMX takes f32", op.Src[1].Type)
+	}
+	return nil
 }
 
 // Compute runs the op and names the kernels it used.
 func (b *Backend) Compute(op *graph.Op) (string, error) {
-	if ok, why := b.SupportsOp(op); !ok {
-		return "", fmt.Errorf("AMX cannot compute %s %s: %s", op.Kind, op.Name, why)
+	if err := supports(op); err != nil {
+		return "", fmt.Errorf("AMX cannot compute %s %s: %w", op.Kind, op.Name, err)
 	}
 	w, _ := packedOf(op.Src[0])
 	x, dst := op.Src[1], op.Dst
@@ -379,6 +396,9 @@ func (b *Backend) mixedID(op *graph.Op, w weights, sets []rowSet, thr int) (stri
 			small = append(small, s)
 			rows += len(s.x)
 		}
+	}
+	if len(tiles) == 0 {
+		return b.plainOp(op, w, thr) // the same bits as the gathered form, without the copies
 	}
 	dst := op.Dst.F32
 	var names []string

@@ -190,3 +190,35 @@ func TestThePlainBytesAreKeptOnlyWhereThePolicySays(t *testing.T) {
 		})
 	}
 }
+
+func TestADecodeStepAllocatesNoMoreThanInCPUMode(t *testing.T) {
+	r := rng(12)
+	for _, c := range []struct {
+		name string
+		op   func(w *graph.Tensor) *graph.Op
+		e    int
+	}{
+		{"a MUL_MAT of one row", func(w *graph.Tensor) *graph.Op { return RandomMulMat(w, 1, r) }, 1},
+		{"a MUL_MAT_ID of one token over 8 of 16 experts", func(w *graph.Tensor) *graph.Op { return RandomMulMatID(w, 1, 8, true, r) }, 16},
+	} {
+		t.Run(c.name+" allocates no more in AMX mode than in CPU mode", func(t *testing.T) {
+			plain := RandomWeight(tensor.Q4_0, 256, 64, c.e, r)
+			w := importKeepingPlain(t, plain)
+			op := c.op(w)
+			b := newTestBackend(t, Options{Emulate: true})
+			cb := cpu.New(testPool, cpu.Options{})
+			cop := *op
+			cop.Src = append([]*graph.Tensor{plain}, op.Src[1:]...)
+			for _, run := range []func() (string, error){func() (string, error) { return b.Compute(op) }, func() (string, error) { return cb.Compute(&cop) }} {
+				if _, err := run(); err != nil { // warm-up: scratch grows once
+					t.Fatal(err)
+				}
+			}
+			amxAllocs := testing.AllocsPerRun(20, func() { b.Compute(op) })
+			cpuAllocs := testing.AllocsPerRun(20, func() { cb.Compute(&cop) })
+			if amxAllocs > cpuAllocs {
+				t.Fatalf("%.1f allocations per op in AMX mode, %.1f in CPU mode", amxAllocs, cpuAllocs)
+			}
+		})
+	}
+}
