@@ -164,7 +164,7 @@ func engineSpecs() []*command {
 			},
 		}},
 		{group: "timing", needs: "amx", spec: &lang.Spec{
-			Name: "calibrate", Summary: "find where AMX starts beating the AVX-512 path, per type and batch",
+			Name: "calibrate", Summary: "find where AMX starts beating the CPU path, per type and batch",
 			Doc: "Times MUL_MAT on the tiles and on the CPU path over a range of row counts, stores the thresholds the " +
 				"AMX backend then uses, and shows them. On a machine without usable AMX nothing is timed (the emulator is " +
 				"for correctness only) and it is not an error: the result says why, with the stored calibration if there is one.",

@@ -432,7 +432,7 @@ func runCalibrate(c *ctxCall) error {
 		c.emit(calibrationUnavailable(st, c.Strs("types")))
 		return nil
 	}
-	t := result.NewTable("", "type", "shape", "tiles:µs", "AVX-512:µs", "faster", "tiles:GOP/s", "AVX-512:GOP/s")
+	t := result.NewTable("", calibrationColumns...)
 	p := pool.New(threads)
 	defer p.Close()
 	cfg, err := c.tileConfig()
@@ -455,7 +455,7 @@ func runCalibrate(c *ctxCall) error {
 		if len(types) > 0 && !contains(types, pt.Type) {
 			continue
 		}
-		t.Add(pt.Type, pt.Shape, pt.TileUs, pt.VecUs, pt.Faster, pt.TileGop, pt.VecGop)
+		t.Add(calibrationCells(pt)...)
 	}
 	t.Title = fmt.Sprintf("AMX calibration (%s, %d threads, %s)", cal.CPU, cal.Threads, cal.Config)
 	t.Note("thresholds: int8 weights use tiles from %d rows, bf16 from %d rows", cal.Threshold, cal.ThresholdBF16)
@@ -463,12 +463,21 @@ func runCalibrate(c *ctxCall) error {
 	return nil
 }
 
+// calibrationColumns head calibrate's table. The tiles are timed against whatever CPU mode runs at that size on
+// the plain bytes (amx.CalPoint.Kernel names it), so that column says "cpu", not a particular instruction set.
+var calibrationColumns = []string{"type", "shape", "tiles:µs", "cpu:µs", "faster", "tiles:GOP/s", "cpu:GOP/s", "cpu kernel"}
+
+func calibrationCells(pt amx.CalPoint) []any {
+	kernel, _, _ := strings.Cut(pt.Kernel, " (")
+	return []any{pt.Type, pt.Shape, pt.TileUs, pt.VecUs, pt.Faster, pt.TileGop, pt.VecGop, kernel}
+}
+
 // calibrationUnavailable is calibrate's answer where AMX does not run: nothing is timed (the emulator would
 // measure nothing real), so, as bench does for modes it cannot run, it is a result that says why rather than an
 // error that stops the script; it shows the stored calibration when there is one, wherever it was measured.
 func calibrationUnavailable(st amx.Status, types []string) *Record {
 	why := fmt.Sprintf("%s (%s)", amx.ErrEmulated, st)
-	t := result.NewTable("AMX calibration: not measured here", "type", "shape", "tiles:µs", "AVX-512:µs", "faster", "tiles:GOP/s", "AVX-512:GOP/s", "note")
+	t := result.NewTable("AMX calibration: not measured here", append(calibrationColumns, "note")...)
 	stored, path, problem := storedCalibration()
 	raw := map[string]any{"available": false, "reason": why, "path": path}
 	shown := map[string]bool{}
@@ -480,17 +489,20 @@ func calibrationUnavailable(st amx.Status, types []string) *Record {
 				continue
 			}
 			shown[pt.Type] = true
-			t.Add(pt.Type, pt.Shape, pt.TileUs, pt.VecUs, pt.Faster, pt.TileGop, pt.VecGop, "stored "+stored.When)
+			t.Add(append(calibrationCells(pt), "stored "+stored.When)...)
 		}
 	}
 	for _, typ := range types {
 		if !shown[typ] {
-			t.Add(typ, nil, nil, nil, nil, nil, nil, why)
+			t.Add(typ, nil, nil, nil, nil, nil, nil, nil, why)
 		}
 	}
 	t.Note("not measured: %s", why)
 	if stored != nil {
 		t.Note("showing the calibration stored in %s, measured %s on %s", path, stored.When, stored.CPU)
+		if stored.Against != "" {
+			t.Note("the tiles were timed against %s", stored.Against)
+		}
 		t.Note("its thresholds: int8 weights use tiles from %d rows, bf16 from %d rows", stored.Threshold, stored.ThresholdBF16)
 	}
 	if problem != "" {

@@ -126,7 +126,8 @@ func TestCalibrateWithoutAMXIsAResult(t *testing.T) {
 	amxDetect = func() amx.Status { return amx.Status{Reason: "no AMX: injected"} }
 	dir := t.TempDir()
 	stored := amx.Calibration{CPU: "Intel Xeon (elsewhere)", When: "2026-11-20 10:00 UTC", Threads: 16, Config: "int8 16x64", Threshold: 24, ThresholdBF16: 48,
-		Points: []amx.CalPoint{{Type: "q8_0", Shape: "1x4096x4096", TileUs: 90, VecUs: 40, Faster: "avx512", TileGop: 370, VecGop: 830}}}
+		Against: "CPU mode's kernel on the plain bytes",
+		Points:  []amx.CalPoint{{Type: "q8_0", Shape: "1x4096x4096", TileUs: 90, VecUs: 40, Faster: "cpu", TileGop: 370, VecGop: 830, Kernel: "avx512-vnni (m < 24, plain q8_0)"}}}
 	data, err := json.Marshal(stored)
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +144,7 @@ func TestCalibrateWithoutAMXIsAResult(t *testing.T) {
 		{"with nothing stored, each type is a row saying why", filepath.Join(dir, "none.json"),
 			[][2]string{{"q4_0", why}, {"q8_0", why}}, []string{"not measured: " + why, "no calibration is stored in"}},
 		{"a stored calibration is shown, with where and when it was measured", good,
-			[][2]string{{"q8_0", "stored 2026-11-20 10:00 UTC"}, {"q4_0", why}}, []string{"not measured: " + why, "measured 2026-11-20 10:00 UTC on Intel Xeon (elsewhere)", "from 24 rows, bf16 from 48"}},
+			[][2]string{{"q8_0", "stored 2026-11-20 10:00 UTC"}, {"q4_0", why}}, []string{"not measured: " + why, "measured 2026-11-20 10:00 UTC on Intel Xeon (elsewhere)", "from 24 rows, bf16 from 48", "timed against CPU mode's kernel"}},
 		{"an unreadable stored calibration is named, not fatal", bad,
 			[][2]string{{"q4_0", why}, {"q8_0", why}}, []string{"not valid JSON"}},
 	}
@@ -159,6 +160,9 @@ func TestCalibrateWithoutAMXIsAResult(t *testing.T) {
 			var got [][2]string
 			for _, row := range tab.Rows {
 				got = append(got, [2]string{row[0].(string), row[len(row)-1].(string)})
+			}
+			if tt.file == good && tab.Rows[0][7] != "avx512-vnni" {
+				t.Errorf("the stored point's cpu kernel is %v, want avx512-vnni", tab.Rows[0][7])
 			}
 			if !reflect.DeepEqual(got, tt.rows) {
 				t.Errorf("rows (type, note) = %q, want %q", got, tt.rows)
