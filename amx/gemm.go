@@ -166,13 +166,13 @@ func (g *engine) tileName(w weights, cfg TileConfig) string {
 func (g *engine) vecName(w weights, threshold int) string {
 	switch {
 	case w.i8 != nil && g.vecAsm:
-		return fmt.Sprintf("avx512-vnni (m < %d)", threshold)
+		return fmt.Sprintf("avx512-vnni (m < %d, packed amx-int8)", threshold)
 	case w.i8 != nil:
-		return fmt.Sprintf("go-int8 (m < %d, no avx512-vnni)", threshold)
+		return fmt.Sprintf("go-int8 (m < %d, packed amx-int8, no avx512-vnni)", threshold)
 	case g.vecAsm:
-		return fmt.Sprintf("avx512-bf16-widened (m < %d)", threshold)
+		return fmt.Sprintf("avx512-bf16-widened (m < %d, packed amx-bf16)", threshold)
 	}
-	return fmt.Sprintf("go-bf16 (m < %d, no avx512)", threshold)
+	return fmt.Sprintf("go-bf16 (m < %d, packed amx-bf16, no avx512)", threshold)
 }
 
 // prepare quantizes (int8) or converts (bf16) every set's rows into the shared activation buffer, in parallel:

@@ -163,8 +163,8 @@ func TestThePlainBytesAreKeptOnlyWhereThePolicySays(t *testing.T) {
 		kernel string // what a 2-row batch runs
 	}{
 		{PlainAlways, true, "plain q4_0"},
-		{PlainIfMapped, false, "(m < 8)"}, // a heap copy is not a mapped file
-		{PlainNever, false, "(m < 8)"},
+		{PlainIfMapped, false, "(m < 8, packed amx-int8"}, // a heap copy is not a mapped file
+		{PlainNever, false, "(m < 8, packed amx-int8"},
 	} {
 		t.Run(fmt.Sprintf("%s on memory of the Go heap keeps them: %v", c.policy, c.keep), func(t *testing.T) {
 			w := clone(plain)
