@@ -150,7 +150,10 @@ type Backend struct {
 	gx     []float32 // MUL_MAT_ID rows below the threshold, gathered
 	gids   []int32
 	gdst   []float32
+	grows  [][]float32 // the source row of each gathered row
+	goffs  []int       // where each gathered row's outputs go
 	names  map[plainName]string
+
 	// Threshold is the smallest number of activation rows (per expert for MUL_MAT_ID) that goes to the tile
 	// kernels. It starts at the calibrated value for this machine, or DefaultThreshold.
 	Threshold int
@@ -401,27 +404,23 @@ func (b *Backend) mixedID(op *graph.Op, w weights, sets []rowSet, thr int) (stri
 		return b.plainOp(op, w, thr) // the same bits as the gathered form, without the copies
 	}
 	dst := op.Dst.F32
-	var names []string
-	if len(tiles) > 0 {
-		name, err := b.eng.gemm(w, tiles, dst, thr)
-		if err != nil {
-			return "", fmt.Errorf("%s %s: %w", op.Kind, op.Name, err)
-		}
-		names = append(names, name)
+	tileName, err := b.eng.gemm(w, tiles, dst, thr)
+	if err != nil {
+		return "", fmt.Errorf("%s %s: %w", op.Kind, op.Name, err)
 	}
 	if rows == 0 {
-		return strings.Join(names, " + "), nil
+		return tileName, nil
 	}
 	n, k, _, _ := w.dims()
 	b.gx, b.gids, b.gdst = grow(b.gx, rows*k), grow(b.gids, rows), grow(b.gdst, rows*n)
-	i := 0
+	b.grows, b.goffs = b.grows[:0], b.goffs[:0]
 	for _, s := range small {
-		for _, xr := range s.x {
-			copy(b.gx[i*k:(i+1)*k], xr)
-			b.gids[i] = int32(s.e)
-			i++
+		for r, xr := range s.x {
+			b.gids[len(b.grows)] = int32(s.e)
+			b.grows, b.goffs = append(b.grows, xr), append(b.goffs, s.dst[r])
 		}
 	}
+	b.rowsParallel(rows, 4*k, func(i int) { copy(b.gx[i*k:(i+1)*k], b.grows[i]) })
 	x := &graph.Tensor{Name: op.Src[1].Name + " (rows below the threshold)", Type: tensor.F32, Ne: [4]int{k, 1, rows, 1}, F32: b.gx}
 	ids := &graph.Tensor{Name: "experts of those rows", Type: tensor.I32, Ne: [4]int{1, rows, 1, 1}, I32: b.gids}
 	out := &graph.Tensor{Name: op.Dst.Name + " (rows below the threshold)", Type: tensor.F32, Ne: [4]int{n, 1, rows, 1}, F32: b.gdst}
@@ -430,14 +429,19 @@ func (b *Backend) mixedID(op *graph.Op, w weights, sets []rowSet, thr int) (stri
 	if err != nil {
 		return "", fmt.Errorf("%s %s (experts below the threshold, on the plain bytes): %w", op.Kind, op.Name, err)
 	}
-	i = 0
-	for _, s := range small {
-		for _, off := range s.dst {
-			copy(dst[off:off+n], b.gdst[i*n:(i+1)*n])
-			i++
+	b.rowsParallel(rows, 4*n, func(i int) { copy(dst[b.goffs[i]:b.goffs[i]+n], b.gdst[i*n:(i+1)*n]) })
+	return tileName + " + " + b.plainKernel(kernel, thr, w), nil
+}
+
+// rowsParallel calls f for rows [0, n) of rowBytes each on the pool, in chunks of about 256 KiB, so a prompt's
+// thousands of gathered rows are copied by every worker, and a few rows by one.
+func (b *Backend) rowsParallel(n, rowBytes int, f func(i int)) {
+	per := max(1, (256<<10)/max(rowBytes, 1))
+	b.eng.pool.Run((n+per-1)/per, func(c, _ int) {
+		for i := c * per; i < min(n, (c+1)*per); i++ {
+			f(i)
 		}
-	}
-	return strings.Join(append(names, b.plainKernel(kernel, thr, w)), " + "), nil
+	})
 }
 
 func grow[T any](s []T, n int) []T {
