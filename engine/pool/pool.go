@@ -21,9 +21,10 @@ type Pool struct {
 	spin  bool           // workers poll between jobs; only when each can have its own OS thread (GOMAXPROCS ≥ n)
 
 	// The job in flight, set by Run before it publishes a new generation.
-	chunks int64
-	fn     func(chunk, worker int)
-	closed atomic.Bool
+	chunks   int64
+	fn       func(chunk, worker int)
+	closed   atomic.Bool
+	sections uint64 // Run calls that handed work to other workers; only Run's goroutine touches it
 
 	// The three counters every worker touches sit on cache lines of their own: idle workers poll gen, and
 	// sharing its line with next or pending would make each claim invalidate every poller's copy.
@@ -121,6 +122,7 @@ func (p *Pool) Run(chunks int, fn func(chunk, worker int)) {
 		return
 	}
 	p.fn, p.chunks = fn, int64(chunks)
+	p.sections++
 	p.next.Store(0)
 	p.pending.Store(int32(p.n - 1))
 	p.gen.Add(1) // publishes the job to polling workers
@@ -137,6 +139,10 @@ func (p *Pool) Run(chunks int, fn func(chunk, worker int)) {
 	}
 	p.fn = nil
 }
+
+// Sections counts the Run calls so far that handed chunks to other workers: each is a barrier the caller waits at,
+// so fewer per decode step is the point of fusing ops. It must be read from the goroutine that calls Run.
+func (p *Pool) Sections() uint64 { return p.sections }
 
 // Close stops the workers. The pool must not be used afterwards.
 func (p *Pool) Close() {

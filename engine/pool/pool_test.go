@@ -61,3 +61,15 @@ func TestCloseStopsPollingAndParkedWorkers(t *testing.T) {
 		t.Fatalf("%d goroutines after Close, %d before New", g, before)
 	}
 }
+
+func TestSectionsCountsOnlyRunsThatWakeWorkers(t *testing.T) {
+	p := New(3)
+	defer p.Close()
+	p.Run(1, func(int, int) {})  // one chunk: the caller runs it alone
+	p.Run(0, func(int, int) {})  // nothing to do
+	p.Run(5, func(int, int) {})  // a parallel section
+	p.Run(12, func(int, int) {}) // another
+	if got := p.Sections(); got != 2 {
+		t.Fatalf("Sections() = %d after two parallel runs, want 2", got)
+	}
+}
