@@ -98,6 +98,24 @@ func Flops(op *graph.Op) int64 {
 	case graph.MulMatID:
 		w, ids := op.Src[0], op.Src[2]
 		return 2 * int64(w.Ne[0]) * int64(w.Ne[1]) * int64(ids.Elems())
+	case graph.MulMats: // the fused ops: their products, plus one per output element for the elementwise tail
+		x, n := op.Src[len(op.Src)-1], int64(0)
+		for _, w := range op.Src[:len(op.Src)-1] {
+			n += 2 * int64(w.Ne[0]) * int64(w.Ne[1]) * int64(x.Rows())
+		}
+		return n
+	case graph.MulMatAdd, graph.MulMatSwiGLU:
+		w, x, prods := op.Src[0], op.Src[1], int64(1)
+		if op.Kind == graph.MulMatSwiGLU {
+			x, prods = op.Src[2], 2
+		}
+		return prods*2*int64(w.Ne[0])*int64(w.Ne[1])*int64(x.Rows()) + int64(op.Dst.Elems())
+	case graph.MulMatIDSwiGLU, graph.MulMatIDSum:
+		w, ids, prods := op.Src[0], op.Src[2], int64(1)
+		if op.Kind == graph.MulMatIDSwiGLU {
+			ids, prods = op.Src[3], 2
+		}
+		return prods*2*int64(w.Ne[0])*int64(w.Ne[1])*int64(ids.Elems()) + int64(op.Dst.Elems())
 	}
 	if op.Dst != nil {
 		return int64(op.Dst.Elems())
@@ -121,8 +139,11 @@ func Bytes(op *graph.Op) int64 {
 			if len(op.Src) > 1 && op.Src[1] != nil {
 				n += int64(t.Type.RowBytes(t.Ne[0])) * int64(op.Src[1].Elems())
 			}
-		case op.Kind == graph.MulMatID && i == 0 && len(op.Src) > 2 && op.Src[2] != nil:
+		case op.Kind == graph.MulMatID && i == 0 && len(op.Src) > 2 && op.Src[2] != nil,
+			op.Kind == graph.MulMatIDSum && i == 0 && len(op.Src) > 2 && op.Src[2] != nil:
 			n += int64(t.Type.RowBytes(t.Ne[0])) * int64(t.Ne[1]) * int64(distinct(op.Src[2].I32, t.Ne[2]))
+		case op.Kind == graph.MulMatIDSwiGLU && i < 2 && len(op.Src) > 3 && op.Src[3] != nil:
+			n += int64(t.Type.RowBytes(t.Ne[0])) * int64(t.Ne[1]) * int64(distinct(op.Src[3].I32, t.Ne[2]))
 		default:
 			n += t.Bytes()
 		}

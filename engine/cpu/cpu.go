@@ -39,6 +39,7 @@ type Backend struct {
 	xg      []float32   // float activations grouped by expert (MUL_MAT_ID on float weights)
 	tmp     []float32   // expert-grouped MUL_MAT_ID results before they are scattered
 	groups  expertGroups
+	fused   fusedScratch
 	fe      firstErr // the workers' first error in the op running now
 }
 
@@ -77,7 +78,7 @@ const (
 // readable type is always supported. Tensors in a packed layout, or whose storage is not in host memory, are refused
 // with the reason, so the scheduler looks for another backend.
 func (b *Backend) SupportsOp(op *graph.Op) (bool, string) {
-	if op.Kind > graph.StoreKV {
+	if op.Kind > graph.MulMatIDSum {
 		return false, reasonUnknownOp
 	}
 	for _, t := range op.Src {
@@ -165,6 +166,16 @@ func (b *Backend) Compute(op *graph.Op) (string, error) {
 		err = b.moeWeights(op)
 	case graph.MoESum:
 		err = b.moeSum(op)
+	case graph.MulMats:
+		return b.mulMats(op)
+	case graph.MulMatAdd:
+		return b.mulMatAdd(op)
+	case graph.MulMatSwiGLU:
+		return b.mulMatSwiGLU(op)
+	case graph.MulMatIDSwiGLU:
+		return b.mulMatIDSwiGLU(op)
+	case graph.MulMatIDSum:
+		return b.mulMatIDSum(op)
 	default:
 		return "", fmt.Errorf("op %s %s: %s", op.Kind, op.Name, reasonUnknownOp)
 	}

@@ -24,6 +24,10 @@ var (
 	idRows  = 32
 )
 
+// gemvRows is the most activation rows for which a product is split for balance (gemvPer) rather than for reuse
+// of the activations: a decode step's products stream their weights once, so only even chunks matter.
+const gemvRows = 4
+
 // path is how a matrix op runs: on the reference kernels, on simd's quantized kernels (Q4_0/Q8_0 weights,
 // activations quantized to Q8_0), or on simd's float kernels (F32/F16/BF16 weights, float32 activations).
 type path int
@@ -84,6 +88,9 @@ func (b *Backend) quantizeRows(dst []byte, x []float32, k, m int) ([]byte, error
 	rb := tensor.Q8_0.RowBytes(k)
 	dst = resize(dst, rb*m)
 	chunks, per := b.chunksFor(m, 1)
+	if m*k <= elemChunk {
+		chunks, per = 1, m // a decode step's few rows: quantizing them costs less than waking the workers
+	}
 	fe := b.errs()
 	b.pool.Run(chunks, func(c, _ int) {
 		for i := c * per; i < min(m, (c+1)*per); i++ {
@@ -95,7 +102,9 @@ func (b *Backend) quantizeRows(dst []byte, x []float32, k, m int) ([]byte, error
 
 // mulMatFast quantizes the activations once (for quantized weights), then splits the weight's rows over the
 // workers.
-func (b *Backend) mulMatFast(op *graph.Op, p path, w *graph.Tensor, x, dst []float32, k, n, m int) (string, error) {
+// When epi is not nil it runs on each chunk's columns [n0,n1) of every row once they are computed, on the same
+// worker, while they are still in cache (a fused op's elementwise tail).
+func (b *Backend) mulMatFast(op *graph.Op, p path, w *graph.Tensor, x, dst []float32, k, n, m int, epi func(n0, n1 int)) (string, error) {
 	if _, err := newRowReader(w, op); err != nil { // validates the weight's size
 		return "", err
 	}
@@ -108,6 +117,9 @@ func (b *Backend) mulMatFast(op *graph.Op, p path, w *graph.Tensor, x, dst []flo
 		a = b.q8
 	}
 	per := min(matRows, max(1, (n+b.pool.Threads()-1)/b.pool.Threads()))
+	if m <= gemvRows {
+		per = b.gemvPer(n)
+	}
 	chunks := (n + per - 1) / per
 	fe := b.errs()
 	b.pool.Run(chunks, func(c, _ int) {
@@ -117,15 +129,24 @@ func (b *Backend) mulMatFast(op *graph.Op, p path, w *graph.Tensor, x, dst []flo
 		} else {
 			fe.set(simdMatMulF(w.Type, w.Data, k, x, m, dst, n, n0, n1))
 		}
+		if epi != nil {
+			epi(n0, n1)
+		}
 	})
 	return fastVariant(), fe.first()
 }
 
 // mulMatIDFast gathers each expert's input rows together (quantized once, for quantized weights), runs one
-// matmul per expert and block of output rows, then scatters the results to their (token, slot) rows.
-func (b *Backend) mulMatIDFast(op *graph.Op, p path, s *idShapes) (string, error) {
+// matmul per expert and block of output rows, and copies each block to its (token, slot) rows while it is in cache.
+// With up set (MUL_MAT_ID_SWIGLU) each chunk runs the up weight's block too and writes silu(gate)·up.
+func (b *Backend) mulMatIDFast(op *graph.Op, p path, s *idShapes, up *graph.Tensor) (string, error) {
 	if _, err := newRowReader(s.w, op); err != nil {
 		return "", err
+	}
+	if up != nil {
+		if _, err := newRowReader(up, op); err != nil {
+			return "", err
+		}
 	}
 	per := idRows
 	g := &b.groups
@@ -157,26 +178,40 @@ func (b *Backend) mulMatIDFast(op *graph.Op, p path, s *idShapes) (string, error
 		}
 	})
 	b.tmp = resize(b.tmp, entries*s.n)
+	var tmpUp []float32
+	if up != nil {
+		b.fused.f = resize(b.fused.f, entries*s.n)
+		tmpUp = b.fused.f
+	}
 	wb := s.w.Type.RowBytes(s.k) * s.n // bytes of one expert
 	fe := b.errs()
 	b.pool.Run(len(g.chunkE), func(c, _ int) {
 		e, n0 := int(g.chunkE[c]), int(g.chunkN0[c])
 		first, cnt := int(g.start[e]), int(g.count[e])
-		w, out, n1 := s.w.Data[e*wb:(e+1)*wb], b.tmp[first*s.n:(first+cnt)*s.n], min(s.n, n0+per)
-		if p == pathQuant {
-			fe.set(simdMatMul(s.w.Type, w, s.k, b.q8g[first*rb:(first+cnt)*rb], cnt, out, s.n, n0, n1))
-		} else {
-			fe.set(simdMatMulF(s.w.Type, w, s.k, b.xg[first*s.k:(first+cnt)*s.k], cnt, out, s.n, n0, n1))
+		out, n1 := b.tmp[first*s.n:(first+cnt)*s.n], min(s.n, n0+per)
+		mm := func(wt *graph.Tensor, out []float32) {
+			w := wt.Data[e*wb : (e+1)*wb]
+			if p == pathQuant {
+				fe.set(simdMatMul(wt.Type, w, s.k, b.q8g[first*rb:(first+cnt)*rb], cnt, out, s.n, n0, n1))
+			} else {
+				fe.set(simdMatMulF(wt.Type, w, s.k, b.xg[first*s.k:(first+cnt)*s.k], cnt, out, s.n, n0, n1))
+			}
+		}
+		mm(s.w, out)
+		if up != nil {
+			outUp := tmpUp[first*s.n : (first+cnt)*s.n]
+			mm(up, outUp)
+			for i := 0; i < cnt; i++ {
+				seg := out[i*s.n+n0 : i*s.n+n1]
+				fe.set(simd.SwiGLU(seg, seg, outUp[i*s.n+n0:i*s.n+n1]))
+			}
+		}
+		for i := 0; i < cnt; i++ {
+			en := int(g.order[first+i])
+			copy(s.dst[en*s.n+n0:en*s.n+n1], out[i*s.n+n0:i*s.n+n1])
 		}
 	})
-	if fe.first() != nil {
-		return "", fe.first()
-	}
-	b.rowsParallel(entries, 4*s.n, func(i int) {
-		en := int(g.order[i])
-		copy(s.dst[en*s.n:(en+1)*s.n], b.tmp[i*s.n:(i+1)*s.n])
-	})
-	return fastVariant(), nil
+	return fastVariant(), fe.first()
 }
 
 // rowsParallel calls f for rows [0, n) of rowBytes each, on the pool when there are enough bytes to be worth

@@ -61,7 +61,7 @@ func (b *Backend) mulMat(op *graph.Op) (string, error) {
 		return "", err
 	}
 	if p := b.pathFor(w, k); p != pathReference {
-		return b.mulMatFast(op, p, w, x, dst, k, n, m)
+		return b.mulMatFast(op, p, w, x, dst, k, n, m, nil)
 	}
 	rr, err := newRowReader(w, op)
 	if err != nil {
@@ -201,7 +201,7 @@ func (b *Backend) mulMatID(op *graph.Op) (string, error) {
 		return "", err
 	}
 	if p := b.pathFor(s.w, s.k); p != pathReference {
-		return b.mulMatIDFast(op, p, &s)
+		return b.mulMatIDFast(op, p, &s, nil)
 	}
 	rr, err := newRowReader(s.w, op)
 	if err != nil {

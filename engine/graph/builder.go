@@ -278,3 +278,62 @@ func (b *Builder) MoEWeights(name string, probs, ids *Tensor, normalize bool) *T
 func (b *Builder) MoESum(name string, x, weights *Tensor) *Tensor {
 	return b.op(MoESum, name, b.Arena.NewF32(name, x.Ne[0], x.Ne[2]), Params{}, x, weights)
 }
+
+// MulMats computes the products of up to seven weights [K,N_j] with the same activations x [K,M] in one op. It
+// returns the op's destination, which holds the products one after another; MulMatsPart views product j.
+func (b *Builder) MulMats(name string, x *Tensor, ws ...*Tensor) *Tensor {
+	var src [8]*Tensor // on the stack: building a decode step's graph allocates nothing
+	if len(ws) == 0 || len(ws) >= len(src) {
+		panic(fmt.Sprintf("graph: MulMats %s takes 1 to %d weights, not %d", name, len(src)-1, len(ws)))
+	}
+	total := 0
+	for j, w := range ws {
+		total += w.Ne[1]
+		src[j] = w
+	}
+	src[len(ws)] = x
+	return b.op(MulMats, name, b.Arena.NewF32(name, total*x.Rows()), Params{}, src[:len(ws)+1]...)
+}
+
+// MulMatsPart views product j of a MulMats destination as [N_j, x's outer dimensions].
+func (b *Builder) MulMatsPart(dst *Tensor, j int) *Tensor {
+	op := b.Graph.Ops[len(b.Graph.Ops)-1]
+	for i := len(b.Graph.Ops) - 1; i >= 0 && op.Dst != dst; i-- {
+		op = b.Graph.Ops[i]
+	}
+	if op.Kind != MulMats || op.Dst != dst || j < 0 || j >= len(op.Src)-1 {
+		panic(fmt.Sprintf("graph: MulMatsPart(%s, %d) names no product of a MulMats op", dst.Name, j))
+	}
+	x := op.Src[len(op.Src)-1]
+	off := 0
+	for _, w := range op.Src[:j] {
+		off += w.Ne[1] * x.Rows()
+	}
+	return b.Arena.View(dst, off, op.Src[j].Ne[1], x.Ne[1], x.Ne[2], x.Ne[3])
+}
+
+// MulMatAdd computes w·x + r for a weight w [K,N], activations x [K,M...] and r [N,M...].
+func (b *Builder) MulMatAdd(name string, w, x, r *Tensor) *Tensor {
+	return b.op(MulMatAdd, name, b.Arena.NewF32(name, w.Ne[1], x.Ne[1], x.Ne[2], x.Ne[3]), Params{}, w, x, r)
+}
+
+// MulMatSwiGLU computes silu(gate·x)·(up·x) for weights [K,N] and activations x [K,M...], giving [N,M...].
+func (b *Builder) MulMatSwiGLU(name string, gate, up, x *Tensor) *Tensor {
+	return b.op(MulMatSwiGLU, name, b.Arena.NewF32(name, gate.Ne[1], x.Ne[1], x.Ne[2], x.Ne[3]), Params{}, gate, up, x)
+}
+
+// MulMatIDSwiGLU computes silu(MulMatID(gate))·MulMatID(up) for expert stacks gate and up [K,N,E], x [K,U or 1,M]
+// and ids [U,M], giving [N,U,M].
+func (b *Builder) MulMatIDSwiGLU(name string, gate, up, x, ids *Tensor) *Tensor {
+	return b.op(MulMatIDSwiGLU, name, b.Arena.NewF32(name, gate.Ne[1], ids.Ne[0], ids.Ne[1]), Params{}, gate, up, x, ids)
+}
+
+// MulMatIDSum computes r + Σu weights[m][u]·(w[ids[m][u]]·x[m][u]) for an expert stack w [K,N,E], x [K,U,M], ids
+// and weights [U,M], and r [N,M] (nil: no residual), giving [N,M].
+func (b *Builder) MulMatIDSum(name string, w, x, ids, weights, r *Tensor) *Tensor {
+	dst := b.Arena.NewF32(name, w.Ne[1], ids.Ne[1])
+	if r == nil {
+		return b.op(MulMatIDSum, name, dst, Params{}, w, x, ids, weights)
+	}
+	return b.op(MulMatIDSum, name, dst, Params{}, w, x, ids, weights, r)
+}

@@ -98,6 +98,21 @@ func (t *Tensor) Shape() string {
 //	MoEWeights Src[0]=probs [E,M], Src[1]=ids I32 [U,M]                → Dst [U,M]: probs[m][ids[m][u]], divided by
 //	          their sum over u when Params.Normalize (qwen3moe's expert_weights_norm)
 //	MoESum    Src[0]=X [N,U,M], Src[1]=weights [U,M]                   → Dst [N,M]: Dst[m] = Σu weights[m][u]·X[m][u]
+//
+// Fused ops: each computes what the chain of ops in its comment computes, in one pass (one parallel section instead
+// of several, intermediates never written out). Builders emit them only where every weight they read is plain and in
+// host memory; backends that do not know them refuse them, like any op they lack.
+//
+//	MulMats   Src[0..J-1]=W_j [K,N_j], Src[J]=X [K,M]                  → Dst [ΣN_j·M]: the J products W_j·X (MulMat),
+//	          each [N_j,M] and contiguous, one after another (so a view splits them: q, k and v from one pass)
+//	MulMatAdd Src[0]=W [K,N], Src[1]=X [K,M], Src[2]=R [N,M]           → Dst [N,M] = W·X + R (a projection and the
+//	          residual add after it)
+//	MulMatSwiGLU Src[0]=Wgate [K,N], Src[1]=Wup [K,N], Src[2]=X [K,M]  → Dst [N,M] = silu(Wgate·X)·(Wup·X)
+//	MulMatIDSwiGLU Src[0]=Wgate [K,N,E], Src[1]=Wup [K,N,E], Src[2]=X [K,U',M], Src[3]=ids I32 [U,M]
+//	          → Dst [N,U,M] = silu(MulMatID(Wgate,X,ids))·MulMatID(Wup,X,ids) (an MoE FFN's gate, up and activation)
+//	MulMatIDSum Src[0]=W [K,N,E], Src[1]=X [K,U,M], Src[2]=ids I32 [U,M], Src[3]=weights [U,M], Src[4]=R [N,M]
+//	          (optional) → Dst [N,M] = R + MoESum(MulMatID(W,X,ids), weights) (an MoE FFN's down projection, the
+//	          weighted sum of the experts and the residual add)
 type Kind uint8
 
 const (
@@ -118,11 +133,17 @@ const (
 	MoEWeights
 	MoESum
 	StoreKV
+	MulMats
+	MulMatAdd
+	MulMatSwiGLU
+	MulMatIDSwiGLU
+	MulMatIDSum
 	numKinds
 )
 
 var kindNames = [numKinds]string{"GET_ROWS", "MUL_MAT", "MUL_MAT_ID", "RMS_NORM", "ROPE", "SOFT_MAX", "ADD", "MUL",
-	"SILU", "SWIGLU", "ATTENTION", "SCALE", "COPY", "TOP_K", "MOE_WEIGHTS", "MOE_SUM", "STORE_KV"}
+	"SILU", "SWIGLU", "ATTENTION", "SCALE", "COPY", "TOP_K", "MOE_WEIGHTS", "MOE_SUM", "STORE_KV",
+	"MUL_MATS", "MUL_MAT_ADD", "MUL_MAT_SWIGLU", "MUL_MAT_ID_SWIGLU", "MUL_MAT_ID_SUM"}
 
 // String returns ggml's upper-case op name.
 func (k Kind) String() string {

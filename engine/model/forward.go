@@ -1,10 +1,60 @@
 package model
 
 import (
+	"fmt"
 	"math"
+	"os"
+	"sync"
 
 	"tilelab/engine/graph"
+	"tilelab/engine/tensor"
 )
+
+// fuseOps makes the forward pass use the fused ops (graph.MulMats and the others) where their weights allow:
+// $TILELAB_FUSE=0 turns them off, to measure what they save.
+var fuseOps = os.Getenv("TILELAB_FUSE") != "0"
+
+// fusable reports whether one fused op may read all of ws: only the CPU backend computes the fused ops, so every
+// weight must be plain and in host memory (a weight placed in AMX tiles or on a GPU keeps its unfused op, which
+// its backend computes).
+func fusable(ws ...*graph.Tensor) bool {
+	if !fuseOps {
+		return false
+	}
+	for _, w := range ws {
+		if w == nil || w.Buffer() != "CPU" || w.StorageLayout() != tensor.Plain {
+			return false
+		}
+	}
+	return true
+}
+
+// fusedNames holds the fused ops' names ("blk.3.attn_qkv"), made once per layer and suffix, so that building a
+// decode step's graph allocates nothing.
+var fusedNames struct {
+	sync.Mutex
+	m map[fusedKey]string
+}
+
+type fusedKey struct {
+	layer  int
+	suffix string
+}
+
+func fusedName(layer int, suffix string) string {
+	fusedNames.Lock()
+	defer fusedNames.Unlock()
+	k := fusedKey{layer, suffix}
+	n, ok := fusedNames.m[k]
+	if !ok {
+		if fusedNames.m == nil {
+			fusedNames.m = map[fusedKey]string{}
+		}
+		n = fmt.Sprintf("blk.%d.%s", layer, suffix)
+		fusedNames.m[k] = n
+	}
+	return n
+}
 
 // forward builds the graph of one batch for the model's architecture family and returns the logits tensor
 // ([Vocab, rows]), or nil when the batch needs none.
@@ -26,20 +76,14 @@ func (m *Model) forwardLlama(b *graph.Builder, in *batch) *graph.Tensor {
 		b.Layer = il
 
 		cur := b.RMSNorm(l.n.attnNorm, x, l.attnNorm, h.NormEps)
-		q := m.linear(b, l.n.q, l.n.qb, l.wq, l.bq, cur)
-		k := m.linear(b, l.n.k, l.n.kb, l.wk, l.bk, cur)
-		v := m.linear(b, l.n.v, l.n.vb, l.wv, l.bv, cur)
+		q, k, v := m.qkv(b, il, cur)
 		q = b.RoPE(l.n.qRope, heads(b, q, h.HeadDim, h.Heads), in.pos, h.RopeTheta, h.RopeDims, h.RopeNeoX)
 		k = b.RoPE(l.n.kRope, heads(b, k, h.HeadDim, h.HeadsKV), in.pos, h.RopeTheta, h.RopeDims, h.RopeNeoX)
 		cur = m.attend(b, il, q, k, v, in)
-		cur = m.linear(b, l.n.o, l.n.ob, l.wo, l.bo, cur)
-
-		cur, x = m.lastRows(b, il, in, cur, x)
-		x = b.Add(l.n.attnRes, x, cur)
+		x = m.attnOut(b, il, in, cur, x)
 
 		cur = b.RMSNorm(l.n.ffnNorm, x, l.ffnNorm, h.NormEps)
-		cur = m.ffn(b, l, cur)
-		x = b.Add(l.n.ffnRes, x, cur)
+		x = m.ffn(b, il, cur, x)
 	}
 	return m.head(b, x, in)
 }
@@ -54,24 +98,54 @@ func (m *Model) forwardQwen3(b *graph.Builder, in *batch) *graph.Tensor {
 		b.Layer = il
 
 		cur := b.RMSNorm(l.n.attnNorm, x, l.attnNorm, h.NormEps)
-		q := m.linear(b, l.n.q, l.n.qb, l.wq, l.bq, cur)
-		k := m.linear(b, l.n.k, l.n.kb, l.wk, l.bk, cur)
-		v := m.linear(b, l.n.v, l.n.vb, l.wv, l.bv, cur)
+		q, k, v := m.qkv(b, il, cur)
 		q = b.RMSNorm(l.n.qNorm, heads(b, q, h.HeadDim, h.Heads), l.qNorm, h.NormEps)
 		k = b.RMSNorm(l.n.kNorm, heads(b, k, h.HeadDim, h.HeadsKV), l.kNorm, h.NormEps)
 		q = b.RoPE(l.n.qRope, q, in.pos, h.RopeTheta, h.RopeDims, true)
 		k = b.RoPE(l.n.kRope, k, in.pos, h.RopeTheta, h.RopeDims, true)
 		cur = m.attend(b, il, q, k, v, in)
-		cur = m.linear(b, l.n.o, l.n.ob, l.wo, l.bo, cur)
-
-		cur, x = m.lastRows(b, il, in, cur, x)
-		x = b.Add(l.n.attnRes, x, cur)
+		x = m.attnOut(b, il, in, cur, x)
 
 		cur = b.RMSNorm(l.n.ffnNorm, x, l.ffnNorm, h.NormEps)
-		cur = m.ffn(b, l, cur)
-		x = b.Add(l.n.ffnRes, x, cur)
+		x = m.ffn(b, il, cur, x)
 	}
 	return m.head(b, x, in)
+}
+
+// qkv is the query, key and value projections of cur (with their biases, when the file has them): one MUL_MATS
+// op where the weights allow, so the activations are quantized once and the three share one parallel section.
+func (m *Model) qkv(b *graph.Builder, il int, cur *graph.Tensor) (q, k, v *graph.Tensor) {
+	l := &m.layers[il]
+	if !fusable(l.wq, l.wk, l.wv) {
+		return m.linear(b, l.n.q, l.n.qb, l.wq, l.bq, cur), m.linear(b, l.n.k, l.n.kb, l.wk, l.bk, cur),
+			m.linear(b, l.n.v, l.n.vb, l.wv, l.bv, cur)
+	}
+	d := b.MulMats(fusedName(il, "attn_qkv"), cur, l.wq, l.wk, l.wv)
+	q, k, v = b.MulMatsPart(d, 0), b.MulMatsPart(d, 1), b.MulMatsPart(d, 2)
+	if l.bq != nil {
+		q = b.Add(l.n.qb, q, l.bq)
+	}
+	if l.bk != nil {
+		k = b.Add(l.n.kb, k, l.bk)
+	}
+	if l.bv != nil {
+		v = b.Add(l.n.vb, v, l.bv)
+	}
+	return q, k, v
+}
+
+// attnOut is the attention output projection and the residual add, returning the new residual stream: one
+// MUL_MAT_ADD op where the weight allows. After the last layer's attention only the rows whose logits are wanted go
+// on (lastRows); the projection acts on each row alone, so cutting the rows before it gives the same rows.
+func (m *Model) attnOut(b *graph.Builder, il int, in *batch, cur, x *graph.Tensor) *graph.Tensor {
+	l := &m.layers[il]
+	if l.bo == nil && fusable(l.wo) {
+		cur, x = m.lastRows(b, il, in, cur, x)
+		return b.MulMatAdd(fusedName(il, "attn_output_res"), l.wo, cur, x)
+	}
+	cur = m.linear(b, l.n.o, l.n.ob, l.wo, l.bo, cur)
+	cur, x = m.lastRows(b, il, in, cur, x)
+	return b.Add(l.n.attnRes, x, cur)
 }
 
 // linear is w·x, plus the bias when there is one.
@@ -103,33 +177,54 @@ func (m *Model) lastRows(b *graph.Builder, il int, in *batch, cur, x *graph.Tens
 	if il != len(m.layers)-1 || in.allRows || in.M() == 1 {
 		return cur, x
 	}
-	e, last := m.Hyper.Embd, in.M()-1
-	return b.Arena.View(cur, last*e, e, 1), b.Arena.View(x, last*e, e, 1)
+	last := in.M() - 1
+	return b.Arena.View(cur, last*cur.Ne[0], cur.Ne[0], 1), b.Arena.View(x, last*x.Ne[0], x.Ne[0], 1)
 }
 
-// ffn is the feed-forward block: SwiGLU, or the routed experts for MoE models.
-func (m *Model) ffn(b *graph.Builder, l *layer, x *graph.Tensor) *graph.Tensor {
+// ffn is the feed-forward block, SwiGLU or, for MoE models, the routed experts, and the residual add; it returns
+// the new residual stream. Where the weights allow, gate, up and the activation are one op, and the down
+// projection, the experts' weighted sum and the residual add another.
+func (m *Model) ffn(b *graph.Builder, il int, cur, x *graph.Tensor) *graph.Tensor {
+	l := &m.layers[il]
 	if l.router != nil {
-		return m.moe(b, l, x)
+		return m.moe(b, il, cur, x)
 	}
-	gate := b.MulMat(l.n.gate, l.gate, x)
-	up := b.MulMat(l.n.up, l.up, x)
-	return b.MulMat(l.n.down, l.down, b.SwiGLU(l.n.act, gate, up))
+	if fusable(l.gate, l.up, l.down) {
+		act := b.MulMatSwiGLU(fusedName(il, "ffn_gate_up"), l.gate, l.up, cur)
+		return b.MulMatAdd(fusedName(il, "ffn_down_res"), l.down, act, x)
+	}
+	gate := b.MulMat(l.n.gate, l.gate, cur)
+	up := b.MulMat(l.n.up, l.up, cur)
+	cur = b.MulMat(l.n.down, l.down, b.SwiGLU(l.n.act, gate, up))
+	return b.Add(l.n.ffnRes, x, cur)
 }
 
 // moe is llama.cpp's build_moe_ffn with softmax gating: the router's probabilities, the top ExpertsUsed experts
 // per token, their probabilities (renormalised to sum to one when ExpertNorm), each chosen expert's SwiGLU FFN,
-// and the weighted sum of their outputs.
-func (m *Model) moe(b *graph.Builder, l *layer, x *graph.Tensor) *graph.Tensor {
-	h := m.Hyper
-	probs := b.SoftMax(l.n.probs, b.MulMat(l.n.router, l.router, x))
+// and the weighted sum of their outputs, added to the residual stream x.
+func (m *Model) moe(b *graph.Builder, il int, cur, x *graph.Tensor) *graph.Tensor {
+	h, l := m.Hyper, &m.layers[il]
+	probs := b.SoftMax(l.n.probs, b.MulMat(l.n.router, l.router, cur))
 	chosen := b.TopK(l.n.topk, probs, h.ExpertsUsed)
 	weights := b.MoEWeights(l.n.weights, probs, chosen, h.ExpertNorm)
-	shared := b.Arena.View(x, 0, x.Ne[0], 1, x.Ne[1]) // one input row per token, shared by its experts
-	gate := b.MulMatID(l.n.gateExps, l.gateExps, shared, chosen)
-	up := b.MulMatID(l.n.upExps, l.upExps, shared, chosen)
-	down := b.MulMatID(l.n.downExps, l.downExps, b.SwiGLU(l.n.act2, gate, up), chosen)
-	return b.MoESum(l.n.moeSum, down, weights)
+	shared := b.Arena.View(cur, 0, cur.Ne[0], 1, cur.Ne[1]) // one input row per token, shared by its experts
+	var act *graph.Tensor
+	if fusable(l.gateExps, l.upExps) {
+		act = b.MulMatIDSwiGLU(fusedName(il, "ffn_gate_up_exps"), l.gateExps, l.upExps, shared, chosen)
+	} else {
+		gate := b.MulMatID(l.n.gateExps, l.gateExps, shared, chosen)
+		up := b.MulMatID(l.n.upExps, l.upExps, shared, chosen)
+		act = b.SwiGLU(l.n.act2, gate, up)
+	}
+	// For one token, MUL_MAT_ID_SUM runs each block of output rows over all the token's experts and sums them on
+	// the spot, so the experts' outputs never leave the worker and the sum and residual add need no serial pass. A
+	// prompt's experts run grouped by expert either way, so there the fused op would save only one pass over the
+	// outputs; the unfused ops keep the prompt's trace showing MUL_MAT_ID, MOE_SUM and ADD.
+	if cur.Rows() == 1 && fusable(l.downExps) {
+		return b.MulMatIDSum(fusedName(il, "ffn_down_exps_sum_res"), l.downExps, act, chosen, weights, x)
+	}
+	down := b.MulMatID(l.n.downExps, l.downExps, act, chosen)
+	return b.Add(l.n.ffnRes, x, b.MoESum(l.n.moeSum, down, weights))
 }
 
 // head is the final norm and the output projection, or nil when the batch needs no logits.

@@ -1,0 +1,395 @@
+package cpu
+
+import (
+	"fmt"
+
+	"tilelab/engine/cpu/simd"
+	"tilelab/engine/graph"
+	"tilelab/engine/tensor"
+)
+
+// The fused ops (graph.MulMats and the others after StoreKV) compute what a chain of ops computes in one parallel
+// section: the activations are quantized once for every weight that reads them, and the elementwise tail (SiLU·up,
+// the residual add, the experts' weighted sum) runs on each chunk's outputs while they are still in cache, instead
+// of in another pass behind another barrier. Outside the quantized fast path they run the chain's own kernels one
+// after another, so reference mode computes exactly what the unfused graph computes.
+
+// fusedScratch is the fused ops' bookkeeping, kept across ops so a decode step allocates nothing.
+type fusedScratch struct {
+	op    graph.Op
+	src   [3]*graph.Tensor
+	t     [3]graph.Tensor
+	f     []float32 // an intermediate product (up, or the experts' outputs) on the sequential paths
+	inv   []int32   // MUL_MAT_ID_SUM: grouped position of each (token, slot) entry
+	parts []matPart
+}
+
+// matPart is one weight of MUL_MATS: its rows and where its product starts in the destination.
+type matPart struct {
+	w   *graph.Tensor
+	n   int
+	off int
+}
+
+// sub returns the backend's scratch op, of kind k, writing dst and reading srcs: a fused op's step run by the
+// unfused kernels.
+func (b *Backend) sub(k graph.Kind, parent *graph.Op, dst *graph.Tensor, srcs ...*graph.Tensor) *graph.Op {
+	s := &b.fused
+	s.op = graph.Op{Kind: k, Name: parent.Name, Layer: parent.Layer, Dst: dst, Params: parent.Params}
+	n := copy(s.src[:], srcs)
+	s.op.Src = s.src[:n]
+	return &s.op
+}
+
+// f32View makes scratch tensor i an F32 tensor of shape ne over f.
+func (b *Backend) f32View(i int, name string, f []float32, ne ...int) *graph.Tensor {
+	t := &b.fused.t[i]
+	*t = graph.Tensor{Name: name, Type: tensor.F32, Layout: tensor.Plain, Ne: [4]int{1, 1, 1, 1}, F32: f}
+	copy(t.Ne[:], ne)
+	return t
+}
+
+// quantPath reports whether every weight runs on the quantized fast path with rows of k.
+func (b *Backend) quantPath(k int, ws ...*graph.Tensor) bool {
+	for _, w := range ws {
+		if b.pathFor(w, k) != pathQuant {
+			return false
+		}
+	}
+	return true
+}
+
+// gemvPer is the output rows of one chunk for a product with n output rows over the workers: at most matRows, and
+// small enough that each worker gets about four chunks, so the atomic counter evens out workers that run late.
+func (b *Backend) gemvPer(n int) int {
+	t := b.pool.Threads()
+	return min(matRows, max(8, (n+4*t-1)/(4*t)))
+}
+
+// mulMats runs MUL_MATS: several weights against the same activations.
+func (b *Backend) mulMats(op *graph.Op) (string, error) {
+	if len(op.Src) < 2 {
+		return "", fmt.Errorf("op %s %s: needs at least one weight and the activations", op.Kind, op.Name)
+	}
+	xt, err := src(op, len(op.Src)-1)
+	if err != nil {
+		return "", err
+	}
+	k, m := xt.Ne[0], xt.Rows()
+	s := &b.fused
+	s.parts = s.parts[:0]
+	off := 0
+	for j := 0; j < len(op.Src)-1; j++ {
+		w, err := src(op, j)
+		if err != nil {
+			return "", err
+		}
+		if w.Ne[0] != k || max(w.Ne[2], 1)*max(w.Ne[3], 1) != 1 {
+			return "", fmt.Errorf("op %s %s: weight %s is %s; want a 2-D weight with rows of %d (input %s)", op.Kind, op.Name, w.Name, w.Shape(), k, xt.Name)
+		}
+		if _, err := newRowReader(w, op); err != nil {
+			return "", err
+		}
+		s.parts = append(s.parts, matPart{w: w, n: w.Ne[1], off: off})
+		off += w.Ne[1] * m
+	}
+	x, err := f32s(op, xt, k*m)
+	if err != nil {
+		return "", err
+	}
+	dst, err := f32s(op, op.Dst, off)
+	if err != nil {
+		return "", err
+	}
+	for _, p := range s.parts {
+		if !b.quantPath(k, p.w) {
+			return b.mulMatsSeq(op, x, dst, k, m)
+		}
+	}
+	if b.q8, err = b.quantizeRows(b.q8, x, k, m); err != nil {
+		return "", err
+	}
+	a := b.q8
+	// Chunks run over the weights' rows one after another, none crossing from one weight to the next.
+	total := off / max(m, 1)
+	per := b.gemvPer(total)
+	if m > gemvRows {
+		per = min(matRows, max(1, (total+b.pool.Threads()-1)/b.pool.Threads()))
+	}
+	chunks := 0
+	for _, p := range s.parts {
+		chunks += (p.n + per - 1) / per
+	}
+	parts := s.parts
+	fe := b.errs()
+	b.pool.Run(chunks, func(c, _ int) {
+		for _, p := range parts {
+			nc := (p.n + per - 1) / per
+			if c >= nc {
+				c -= nc
+				continue
+			}
+			n0 := c * per
+			fe.set(simdMatMul(p.w.Type, p.w.Data, k, a, m, dst[p.off:p.off+p.n*m], p.n, n0, min(p.n, n0+per)))
+			return
+		}
+	})
+	return fastVariant(), fe.first()
+}
+
+// mulMatsSeq runs MUL_MATS as one MUL_MAT per weight (reference mode, float weights).
+func (b *Backend) mulMatsSeq(op *graph.Op, x, dst []float32, k, m int) (string, error) {
+	kernel := KernelReference
+	start := 0
+	xt := op.Src[len(op.Src)-1]
+	for j := 0; j < len(op.Src)-1; j++ {
+		w := op.Src[j]
+		d := b.f32View(0, op.Name, dst[start:start+w.Ne[1]*m], w.Ne[1], m)
+		xv := b.f32View(1, xt.Name, x, k, m)
+		var err error
+		if kernel, err = b.mulMat(b.sub(graph.MulMat, op, d, w, xv)); err != nil {
+			return "", err
+		}
+		start += w.Ne[1] * m
+	}
+	return kernel, nil
+}
+
+// mulMatAdd runs MUL_MAT_ADD: the product, with the residual added to each chunk's outputs as they are made.
+func (b *Backend) mulMatAdd(op *graph.Op) (string, error) {
+	w, x, dst, k, n, m, err := matShapes(op)
+	if err != nil {
+		return "", err
+	}
+	rt, err := src(op, 2)
+	if err != nil {
+		return "", err
+	}
+	if rt.Ne[0] != n || rt.Rows() != m {
+		return "", fmt.Errorf("op %s %s: residual %s is %s, want [%d %d]", op.Kind, op.Name, rt.Name, rt.Shape(), n, m)
+	}
+	r, err := f32s(op, rt, n*m)
+	if err != nil {
+		return "", err
+	}
+	if p := b.pathFor(w, k); p != pathReference {
+		return b.mulMatFast(op, p, w, x, dst, k, n, m, func(n0, n1 int) {
+			for i := 0; i < m; i++ {
+				d, rr := dst[i*n+n0:i*n+n1], r[i*n+n0:i*n+n1]
+				for j := range d {
+					d[j] = rr[j] + d[j]
+				}
+			}
+		})
+	}
+	kernel, err := b.mulMat(op) // reads Src[0], Src[1] and Dst only
+	if err != nil {
+		return "", err
+	}
+	return kernel, b.binary(b.sub(graph.Add, op, op.Dst, rt, op.Dst))
+}
+
+// mulMatSwiGLU runs MUL_MAT_SWIGLU: gate and up from one quantization of the activations, each chunk finishing
+// silu(gate)·up on its own outputs.
+func (b *Backend) mulMatSwiGLU(op *graph.Op) (string, error) {
+	gate, err := src(op, 0)
+	if err != nil {
+		return "", err
+	}
+	up, err := src(op, 1)
+	if err != nil {
+		return "", err
+	}
+	xt, err := src(op, 2)
+	if err != nil {
+		return "", err
+	}
+	if up.Ne != gate.Ne || up.Type != gate.Type {
+		return "", fmt.Errorf("op %s %s: gate %s %s and up %s %s differ", op.Kind, op.Name, gate.Name, gate.Shape(), up.Name, up.Shape())
+	}
+	gop := b.sub(graph.MulMat, op, op.Dst, gate, xt)
+	_, x, dst, k, n, m, err := matShapes(gop)
+	if err != nil {
+		return "", err
+	}
+	b.fused.f = resize(b.fused.f, n*m)
+	upOut := b.fused.f
+	if p := b.pathFor(gate, k); p != pathReference {
+		if _, err := newRowReader(up, op); err != nil {
+			return "", err
+		}
+		// mulMatFast quantizes the activations into b.q8 before any chunk runs; up reads them from there.
+		return b.mulMatFast(op, p, gate, x, dst, k, n, m, func(n0, n1 int) {
+			var err error
+			if p == pathQuant {
+				err = simdMatMul(up.Type, up.Data, k, b.q8, m, upOut, n, n0, n1)
+			} else {
+				err = simdMatMulF(up.Type, up.Data, k, x, m, upOut, n, n0, n1)
+			}
+			for i := 0; i < m && err == nil; i++ {
+				seg := dst[i*n+n0 : i*n+n1]
+				err = simd.SwiGLU(seg, seg, upOut[i*n+n0:i*n+n1])
+			}
+			b.fe.set(err)
+		})
+	}
+	if _, err := b.mulMat(gop); err != nil {
+		return "", err
+	}
+	upT := b.f32View(2, up.Name, upOut, n, m)
+	if _, err := b.mulMat(b.sub(graph.MulMat, op, upT, up, xt)); err != nil {
+		return "", err
+	}
+	return b.swiGLU(b.sub(graph.SwiGLU, op, op.Dst, op.Dst, upT))
+}
+
+// mulMatIDSwiGLU runs MUL_MAT_ID_SWIGLU: the gate and up experts from one grouping and quantization of the
+// activations, each chunk finishing silu(gate)·up on its own outputs.
+func (b *Backend) mulMatIDSwiGLU(op *graph.Op) (string, error) {
+	gate, err := src(op, 0)
+	if err != nil {
+		return "", err
+	}
+	up, err := src(op, 1)
+	if err != nil {
+		return "", err
+	}
+	if _, err := src(op, 3); err != nil {
+		return "", err
+	}
+	if up.Ne != gate.Ne || up.Type != gate.Type {
+		return "", fmt.Errorf("op %s %s: gate %s %s and up %s %s differ", op.Kind, op.Name, gate.Name, gate.Shape(), up.Name, up.Shape())
+	}
+	gop := b.sub(graph.MulMatID, op, op.Dst, gate, op.Src[2], op.Src[3])
+	s, err := mulMatIDShapes(gop)
+	if err != nil {
+		return "", err
+	}
+	if p := b.pathFor(gate, s.k); p != pathReference {
+		return b.mulMatIDFast(op, p, &s, up)
+	}
+	if _, err := b.mulMatID(gop); err != nil {
+		return "", err
+	}
+	b.fused.f = resize(b.fused.f, len(s.dst))
+	upT := b.f32View(2, up.Name, b.fused.f, s.n, s.u, s.m)
+	if _, err := b.mulMatID(b.sub(graph.MulMatID, op, upT, up, op.Src[2], op.Src[3])); err != nil {
+		return "", err
+	}
+	return b.swiGLU(b.sub(graph.SwiGLU, op, op.Dst, op.Dst, upT))
+}
+
+// mulMatIDSum runs MUL_MAT_ID_SUM. For one token each chunk is a block of output rows over all the token's experts,
+// summed as they are made (so the experts' outputs never leave the worker's cache and the sum needs no pass of its
+// own); for a prompt the experts run grouped, as MUL_MAT_ID does, and a second pass sums each token's rows.
+func (b *Backend) mulMatIDSum(op *graph.Op) (string, error) {
+	for i := 0; i < 4; i++ {
+		if _, err := src(op, i); err != nil {
+			return "", err
+		}
+	}
+	w, xt, it, wt := op.Src[0], op.Src[1], op.Src[2], op.Src[3]
+	n, u, m := w.Ne[1], it.Ne[0], it.Rows()
+	if op.Dst.Ne[0] != n || op.Dst.Rows() != m {
+		return "", fmt.Errorf("op %s %s: destination %s is %s, want [%d %d]", op.Kind, op.Name, op.Dst.Name, op.Dst.Shape(), n, m)
+	}
+	dst, err := f32s(op, op.Dst, n*m)
+	if err != nil {
+		return "", err
+	}
+	if wt.Ne[0] != u || wt.Rows() != m {
+		return "", fmt.Errorf("op %s %s: weights %s is %s, want [%d %d]", op.Kind, op.Name, wt.Name, wt.Shape(), u, m)
+	}
+	ws, err := f32s(op, wt, u*m)
+	if err != nil {
+		return "", err
+	}
+	var r []float32
+	if len(op.Src) > 4 && op.Src[4] != nil {
+		rt := op.Src[4]
+		if rt.Ne[0] != n || rt.Rows() != m {
+			return "", fmt.Errorf("op %s %s: residual %s is %s, want [%d %d]", op.Kind, op.Name, rt.Name, rt.Shape(), n, m)
+		}
+		if r, err = f32s(op, rt, n*m); err != nil {
+			return "", err
+		}
+	}
+	b.fused.f = resize(b.fused.f, n*u*m)
+	experts := b.f32View(2, op.Name, b.fused.f, n, u, m)
+	sop := b.sub(graph.MulMatID, op, experts, w, xt, it)
+	s, err := mulMatIDShapes(sop)
+	if err != nil {
+		return "", err
+	}
+	if p := b.pathFor(w, s.k); p == pathQuant && m == 1 {
+		return b.mulMatIDSumOne(op, &s, ws, r, dst)
+	}
+	kernel, err := b.mulMatID(sop)
+	if err != nil {
+		return "", err
+	}
+	x := b.fused.f
+	chunks, per := b.chunksFor(m, rowsPer(n*u))
+	b.pool.Run(chunks, func(c, _ int) {
+		for t := c * per; t < min(m, (c+1)*per); t++ {
+			sumExperts(dst[t*n:(t+1)*n], x[t*u*n:(t+1)*u*n], ws[t*u:(t+1)*u], r, t*n)
+		}
+	})
+	return kernel, nil
+}
+
+// sumExperts writes out = r[off:] + Σu ws[u]·x[u] (r nil: no residual), adding in MOE_SUM's and then ADD's order
+// so the fused op gives the unfused graph's floats.
+func sumExperts(out, x, ws, r []float32, off int) {
+	n := len(out)
+	clear(out)
+	for s, wv := range ws {
+		for i, v := range x[s*n : (s+1)*n] {
+			out[i] += wv * v
+		}
+	}
+	if r != nil {
+		for i, v := range r[off : off+n] {
+			out[i] = v + out[i]
+		}
+	}
+}
+
+// mulMatIDSumOne is MUL_MAT_ID_SUM for one token on quantized weights: chunks are blocks of output rows, each over
+// every expert the token chose.
+func (b *Backend) mulMatIDSumOne(op *graph.Op, s *idShapes, ws, r, dst []float32) (string, error) {
+	if _, err := newRowReader(s.w, op); err != nil {
+		return "", err
+	}
+	var err error
+	if b.q8, err = b.quantizeRows(b.q8, s.x, s.k, s.xu); err != nil {
+		return "", err
+	}
+	a, rb := b.q8, tensor.Q8_0.RowBytes(s.k)
+	wb := s.w.Type.RowBytes(s.k) * s.n
+	n, per := s.n, b.gemvPer(s.n)
+	fe := b.errs()
+	b.pool.Run((n+per-1)/per, func(c, wk int) {
+		n0, n1 := c*per, min(n, (c+1)*per)
+		buf := b.workerBuf(wk, n)
+		out := dst[n0:n1]
+		clear(out)
+		for u, e := range s.ids[:s.u] {
+			xr := u
+			if s.xu == 1 {
+				xr = 0
+			}
+			fe.set(simdMatMul(s.w.Type, s.w.Data[int(e)*wb:(int(e)+1)*wb], s.k, a[xr*rb:(xr+1)*rb], 1, buf, n, n0, n1))
+			wv := ws[u]
+			for i, v := range buf[n0:n1] {
+				out[i] += wv * v
+			}
+		}
+		if r != nil {
+			for i, v := range r[n0:n1] {
+				out[i] = v + out[i]
+			}
+		}
+	})
+	return fastVariant(), fe.first()
+}
