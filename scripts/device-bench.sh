@@ -3,6 +3,7 @@
 #
 #   scripts/device-bench.sh build   here: static tilelab and the simd test binary into .devbuild/h7/
 #   scripts/device-bench.sh ab      there: kernel families side by side (FAMILIES), kernels and whole model
+#   scripts/device-bench.sh fuse    there: fused decode ops against the unfused graph (TILELAB_FUSE=0/1), interleaved
 #   scripts/device-bench.sh run     there (device tool, carry [".devbuild/h7"]): machine facts, kernel benchmarks
 #                                   (single thread and all threads, against read bandwidth), synth bench-moe in
 #                                   Q4_0 and Q8_0, then tilelab bench pp512/tg128 per mode; results under $OUT
@@ -18,6 +19,7 @@ build)
 	mkdir -p $B
 	CGO_ENABLED=0 go build -buildvcs=auto -o $B/tilelab ./cmd/tilelab # stamps the commit even where GOFLAGS turns it off
 	CGO_ENABLED=0 go test -c -o $B/simd.test ./engine/cpu/simd
+	CGO_ENABLED=0 go test -c -o $B/cpu.test ./engine/cpu
 	ls -la $B
 	;;
 run)
@@ -55,6 +57,29 @@ run)
 	timeout 200 $B/tilelab bench -m /tmp/bm-q8_0.gguf -p 512 -n 128 -r "$R" -t "$T" --mode "$MODES" -q \
 		--json "$OUT/bench-q8_0.json"
 	;;
+fuse)
+	# Fused decode ops (engine/model/forward.go) against the unfused graph, interleaved: one layer's projections
+	# (sections = barriers per layer), then tg128/pp512 in Q4_0 and tg128 in Q8_0 with TILELAB_FUSE=0 and 1.
+	OUT=${OUT:-out}
+	mkdir -p "$OUT"
+	T=${THREADS:-16}
+	R=${REPS:-5}
+	$B/cpu.test -test.run '^$' -test.bench 'DecodeLayerFused' -test.benchtime 200x -test.count 3 -test.cpu "$T" 2>&1 |
+		grep -v '^goos\|^goarch\|^pkg' | tee "$OUT/fused-layer.txt"
+	for q in q4_0 q8_0; do
+		[ -f /tmp/bm-$q.gguf ] || $B/tilelab synth bench-moe --quant $q -o /tmp/bm-$q.gguf -q
+	done
+	for i in 1 2; do
+		for f in 0 1; do
+			echo "== TILELAB_FUSE=$f q4_0 (round $i)"
+			TILELAB_FUSE=$f timeout 150 $B/tilelab bench -m /tmp/bm-q4_0.gguf -p 512 -n 128 -r "$R" -t "$T" -q \
+				--json "$OUT/fuse$f-q4_0-$i.json"
+			echo "== TILELAB_FUSE=$f q8_0 (round $i)"
+			TILELAB_FUSE=$f timeout 100 $B/tilelab bench -m /tmp/bm-q8_0.gguf -p 0 -n 128 -r "$R" -t "$T" -q \
+				--json "$OUT/fuse$f-q8_0-$i.json"
+		done
+	done
+	;;
 ab)
 	# Kernel families side by side: single-row products one thread and all threads, then whole-model pp512/tg128
 	# (Q4_0) per family named in FAMILIES, and Q8_0 with the default family.
@@ -78,7 +103,7 @@ ab)
 	timeout 100 $B/tilelab bench -m /tmp/bm-q8_0.gguf -p 512 -n 128 -r "$R" -t "$T" -q --json "$OUT/q8_0.json"
 	;;
 *)
-	echo "usage: $0 build|run|ab" >&2
+	echo "usage: $0 build|run|ab|fuse" >&2
 	exit 2
 	;;
 esac
