@@ -152,6 +152,8 @@ type Backend struct {
 	gdst   []float32
 	grows  [][]float32 // the source row of each gathered row
 	goffs  []int       // where each gathered row's outputs go
+	ftmp   []float32   // a fused op's intermediate product
+	widx   [8]int      // a fused op's weight operands
 	names  map[plainName]string
 
 	// Threshold is the smallest number of activation rows (per expert for MUL_MAT_ID) that goes to the tile
@@ -257,13 +259,21 @@ func packedOf(t *graph.Tensor) (weights, error) {
 
 // The reasons SupportsOp gives when it accepts; constants, so that scheduling a decode step allocates nothing.
 const (
-	reasonInt8 = "weight in AMX layout amx-int8"
-	reasonBF16 = "weight in AMX layout amx-bf16"
+	reasonInt8  = "weight in AMX layout amx-int8"
+	reasonBF16  = "weight in AMX layout amx-bf16"
+	reasonFused = "weights in AMX layouts (fused op: CPU mode's fused kernel on the plain bytes below the threshold, else its chain of ops)"
 )
 
-// SupportsOp is true for MUL_MAT and MUL_MAT_ID whose weight is in an AMX layout and whose activations are F32:
-// a statement of capability, not of speed.
+// SupportsOp is true for MUL_MAT and MUL_MAT_ID whose weight is in an AMX layout and whose activations are F32,
+// and for the fused ops built on them (MUL_MATS, MUL_MAT_ADD, MUL_MAT_SWIGLU, MUL_MAT_ID_SWIGLU, MUL_MAT_ID_SUM)
+// whose weights all are: a statement of capability, not of speed.
 func (b *Backend) SupportsOp(op *graph.Op) (bool, string) {
+	if fusedWeights(op, b.widx[:0]) != nil {
+		if err := b.supportsFused(op); err != nil {
+			return false, err.Error()
+		}
+		return true, reasonFused
+	}
 	if err := supports(op); err != nil {
 		return false, err.Error()
 	}
@@ -292,6 +302,12 @@ func supports(op *graph.Op) error {
 
 // Compute runs the op and names the kernels it used.
 func (b *Backend) Compute(op *graph.Op) (string, error) {
+	if fusedWeights(op, b.widx[:0]) != nil {
+		if err := b.supportsFused(op); err != nil {
+			return "", fmt.Errorf("AMX cannot compute %s %s: %w", op.Kind, op.Name, err)
+		}
+		return b.computeFused(op)
+	}
 	if err := supports(op); err != nil {
 		return "", fmt.Errorf("AMX cannot compute %s %s: %w", op.Kind, op.Name, err)
 	}

@@ -222,3 +222,5 @@ func TestADecodeStepAllocatesNoMoreThanInCPUMode(t *testing.T) {
 		})
 	}
 }
+
+func newCPU() *cpu.Backend { return cpu.New(testPool, cpu.Options{}) }
