@@ -16,6 +16,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"runtime"
+	"sort"
 	"strings"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"tilelab/engine/model"
 	"tilelab/engine/placement"
 	"tilelab/engine/pool"
+	"tilelab/engine/profile"
 )
 
 // Mode is one of DESIGN.md's four placements.
@@ -124,7 +126,7 @@ type Row struct {
 	NGen     int       `json:"n_gen"`
 	Ctx      int       `json:"n_ctx"`
 	Batch    int       `json:"n_batch"`
-	Kernel   string    `json:"cpu_kernels"`
+	Kernel   string    `json:"cpu_kernels"`       // the matrix kernels that ran, most time first ("amx-int8+avx512-vnni"); "" when the row did not run
 	Skipped  string    `json:"skipped,omitempty"` // why this row was not measured
 	Partial  bool      `json:"partial,omitempty"` // interrupted: fewer repetitions than asked
 	When     time.Time `json:"test_time"`
@@ -344,7 +346,7 @@ func runInstance(ctx context.Context, cfg Config, f *gguf.File, info modelInfo, 
 	newRow := func(t [2]int) Row {
 		r := Row{Model: info.name, Arch: info.arch, Size: info.size, Params: info.params, Mode: in.Mode, AMX: in.AMX,
 			NGL: in.NGL, Threads: in.Threads, NPrompt: t[0], NGen: t[1], Ctx: t[0] + t[1], Batch: max(t[0], 1),
-			When: time.Now(), Kernel: res.Env.Kernels}
+			When: time.Now()}
 		if t[0] > 0 {
 			r.Test = fmt.Sprintf("pp%d", t[0])
 		} else {
@@ -418,8 +420,14 @@ func runInstance(ctx context.Context, cfg Config, f *gguf.File, info modelInfo, 
 			}
 			return time.Since(start), nil
 		}
+		// The kernels a row reports are those its own pass ran, read from a profile of the warm-up (or, without
+		// one, of the first repetition): a cpu+amx row may run AMX tiles for prompts and VNNI for single tokens.
+		kernels := &profile.Recorder{}
+		m.Sched.Profile = kernels
 		if !cfg.NoWarm {
 			d, err := run(true)
+			m.Sched.Profile = nil
+			row.Kernel = matrixKernels(kernels.Records)
 			if err != nil {
 				return interrupted(ctx, row, err)
 			}
@@ -429,6 +437,10 @@ func runInstance(ctx context.Context, cfg Config, f *gguf.File, info modelInfo, 
 		}
 		for rep := 1; rep <= cfg.Reps; rep++ {
 			d, err := run(false)
+			if m.Sched.Profile != nil {
+				m.Sched.Profile = nil
+				row.Kernel = matrixKernels(kernels.Records)
+			}
 			if err != nil {
 				return interrupted(ctx, row, err)
 			}
@@ -441,6 +453,24 @@ func runInstance(ctx context.Context, cfg Config, f *gguf.File, info modelInfo, 
 		}
 	}
 	return nil
+}
+
+// matrixKernels names the kernels that ran the matrix ops (MUL_MAT, MUL_MAT_ID), most time first, joined by
+// "+"; the other ops run the same kernels in every mode and would only hide the difference.
+func matrixKernels(recs []profile.Record) string {
+	spent := map[string]time.Duration{}
+	var names []string
+	for _, r := range recs {
+		if r.Op != "MUL_MAT" && r.Op != "MUL_MAT_ID" {
+			continue
+		}
+		if _, ok := spent[r.Kernel]; !ok {
+			names = append(names, r.Kernel)
+		}
+		spent[r.Kernel] += r.Time
+	}
+	sort.SliceStable(names, func(i, j int) bool { return spent[names[i]] > spent[names[j]] })
+	return strings.Join(names, "+")
 }
 
 // interrupted marks a row cut short by ctx and passes on the error; any other error is the model's.

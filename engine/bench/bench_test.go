@@ -74,9 +74,16 @@ func TestRun(t *testing.T) {
 			}
 		}
 	})
-	t.Run("a mode this build cannot run is a row with the reason and no timings", func(t *testing.T) {
+	t.Run("measured rows name the matrix kernels their own pass ran", func(t *testing.T) {
+		for _, r := range res.Rows[:4] {
+			if r.Kernel == "" || strings.Contains(r.Kernel, "++") {
+				t.Fatalf("%s: kernels %q", r.Test, r.Kernel)
+			}
+		}
+	})
+	t.Run("a mode this build cannot run is a row with the reason, no timings and no kernels", func(t *testing.T) {
 		for _, r := range res.Rows[4:] {
-			if r.Skipped == "" || len(r.Samples) != 0 {
+			if r.Skipped == "" || len(r.Samples) != 0 || r.Kernel != "" {
 				t.Fatalf("%s %s: skipped %q, samples %v", r.Mode, r.Test, r.Skipped, r.Samples)
 			}
 		}
