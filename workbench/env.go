@@ -166,8 +166,9 @@ func osName() string {
 	return name
 }
 
-// buildCommit reads the VCS revision Go stamped into the binary.
-func buildCommit() string {
+// BuildCommit reads the VCS revision Go stamped into the binary (12 hex digits, "+dirty" for a modified tree),
+// or "unknown" when the build recorded none (go run, go test, or GOFLAGS=-buildvcs=false).
+func BuildCommit() string {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "unknown"

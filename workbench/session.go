@@ -70,7 +70,7 @@ func New(o Options) *Session {
 		o.Version = "dev"
 	}
 	if o.Commit == "" {
-		o.Commit = buildCommit()
+		o.Commit = BuildCommit()
 	}
 	if o.Dir == "" {
 		o.Dir, _ = os.Getwd()

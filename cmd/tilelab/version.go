@@ -4,7 +4,8 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"runtime/debug"
+
+	"tilelab/workbench"
 )
 
 // Version is TileLab's release version; the commit comes from the build's VCS stamp.
@@ -17,26 +18,5 @@ func init() {
 	})
 }
 
-// commit reads the VCS revision Go stamped into the binary, or "unknown" (for example under go test).
-func commit() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	rev, dirty := "unknown", false
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-			if len(rev) > 12 {
-				rev = rev[:12]
-			}
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if dirty {
-		rev += "+dirty"
-	}
-	return rev
-}
+// commit is the VCS revision stamped into this binary.
+func commit() string { return workbench.BuildCommit() }
