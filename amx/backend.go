@@ -268,6 +268,10 @@ const (
 // and for the fused ops built on them (MUL_MATS, MUL_MAT_ADD, MUL_MAT_SWIGLU, MUL_MAT_ID_SWIGLU, MUL_MAT_ID_SUM)
 // whose weights all are: a statement of capability, not of speed.
 func (b *Backend) SupportsOp(op *graph.Op) (bool, string) {
+	// The refusals a model's other ops meet on every step are constants too.
+	if why, ok := quickRefusal(op); ok {
+		return false, why
+	}
 	if fusedWeights(op, b.widx[:0]) != nil {
 		if err := b.supportsFused(op); err != nil {
 			return false, err.Error()
@@ -282,6 +286,22 @@ func (b *Backend) SupportsOp(op *graph.Op) (bool, string) {
 	}
 	return true, reasonInt8
 }
+
+const reasonPlainWeight = "the weight is in the plain layout, not an AMX layout"
+
+// quickRefusal answers without formatting for the ops AMX never computes and for products of plain weights.
+func quickRefusal(op *graph.Op) (string, bool) {
+	switch op.Kind {
+	case graph.MulMat, graph.MulMatID, graph.MulMatAdd, graph.MulMatSwiGLU, graph.MulMatIDSwiGLU, graph.MulMatIDSum, graph.MulMats:
+		if len(op.Src) > 0 && op.Src[0] != nil && op.Src[0].Source().Layout == tensor.Plain {
+			return reasonPlainWeight, true
+		}
+		return "", false
+	}
+	return reasonOtherOp, true
+}
+
+const reasonOtherOp = "AMX computes only MUL_MAT, MUL_MAT_ID and the fused ops built on them"
 
 // supports is SupportsOp's check, nil when the op can run.
 func supports(op *graph.Op) error {

@@ -224,3 +224,23 @@ func TestADecodeStepAllocatesNoMoreThanInCPUMode(t *testing.T) {
 }
 
 func newCPU() *cpu.Backend { return cpu.New(testPool, cpu.Options{}) }
+
+func TestRefusingTheOpsOfOtherBackendsAllocatesNothing(t *testing.T) {
+	r := rng(14)
+	b := newTestBackend(t, Options{Emulate: true})
+	norm := &graph.Op{Kind: graph.RMSNorm, Name: "norm", Dst: randomF32("d", [4]int{64, 1, 1, 1}, r), Src: []*graph.Tensor{randomF32("x", [4]int{64, 1, 1, 1}, r)}}
+	plainMat := RandomMulMat(RandomWeight(tensor.Q4_0, 64, 32, 1, r), 1, r)
+	for _, c := range []struct {
+		name string
+		op   *graph.Op
+	}{{"an RMS_NORM", norm}, {"a MUL_MAT of a plain weight", plainMat}} {
+		t.Run(c.name+" is refused without allocating", func(t *testing.T) {
+			if ok, why := b.SupportsOp(c.op); ok || why == "" {
+				t.Fatalf("SupportsOp = %v, %q", ok, why)
+			}
+			if a := testing.AllocsPerRun(10, func() { b.SupportsOp(c.op) }); a != 0 {
+				t.Fatalf("%.1f allocations per refusal", a)
+			}
+		})
+	}
+}
