@@ -7,12 +7,15 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync"
+	"time"
 
 	"tilelab/kernel"
 )
 
 // TextOutput is a kernel.Output for terminals and logs: streams go to Stdout and Stderr, displays and results
-// print their text/plain, progress updates are dropped (the final table is displayed on its own).
+// print their text/plain to Stdout. Progress (a display with an id, and its updates) goes to Stderr, one line at
+// most every couple of seconds per display, so a long run shows it is alive while Stdout stays a clean report.
 type TextOutput struct {
 	Stdout, Stderr io.Writer
 }
@@ -41,11 +44,35 @@ func (o TextOutput) Stream(name, text string) {
 	io.WriteString(o.Stdout, text)
 }
 
-// Display prints the bundle's text.
-func (o TextOutput) Display(b kernel.Bundle, displayID string) { o.write(o.Stdout, plain(b)) }
+// Display prints the bundle's text: to Stderr when it is a progress display (it has an id), else to Stdout.
+func (o TextOutput) Display(b kernel.Bundle, displayID string) {
+	if displayID == "" {
+		o.write(o.Stdout, plain(b))
+		return
+	}
+	progressShown.Store(displayID, time.Now())
+	o.write(o.Stderr, plain(b))
+}
 
-// Update is dropped: a terminal cannot redraw an earlier display.
-func (o TextOutput) Update(b kernel.Bundle, displayID string) {}
+// progressEvery is how often a terminal sees a progress display's updates.
+const progressEvery = 2 * time.Second
+
+// progressShown remembers when each progress display last printed (display ids are unique per process).
+var progressShown sync.Map
+
+// Update prints a one-line progress update to Stderr when the display has been quiet for progressEvery; a
+// terminal cannot redraw the earlier line, and partial tables would only repeat the final one.
+func (o TextOutput) Update(b kernel.Bundle, displayID string) {
+	text := strings.TrimSuffix(plain(b), "\n")
+	if text == "" || strings.Contains(text, "\n") {
+		return
+	}
+	if last, ok := progressShown.Load(displayID); ok && time.Since(last.(time.Time)) < progressEvery {
+		return
+	}
+	progressShown.Store(displayID, time.Now())
+	o.write(o.Stderr, text)
+}
 
 // Result prints the bundle's text.
 func (o TextOutput) Result(b kernel.Bundle) { o.write(o.Stdout, plain(b)) }
