@@ -12,7 +12,7 @@ func TestTextOutputSendsProgressToStderrAndKeepsStdoutAReport(t *testing.T) {
 	o.Display(textBundle("a table"), "")
 	o.Display(textBundle("bench m: starting"), "progress-test-1")
 	o.Update(textBundle("bench m: 1/4 pp512"), "progress-test-1") // too soon after the display
-	o.Update(textBundle("line one\nline two"), "progress-test-1")  // a partial table: never printed
+	o.Update(textBundle("line one\nline two"), "progress-test-1") // a partial table: never printed
 	progressShown.Store("progress-test-1", time.Now().Add(-progressEvery))
 	o.Update(textBundle("bench m: 2/4 tg128"), "progress-test-1")
 	if got := stdout.String(); got != "a table\n" {
