@@ -8,9 +8,10 @@ import (
 	"unsafe"
 )
 
-// fileMapped reports whether b lies inside one file-backed mapping of this process (a line of /proc/self/maps
-// with a non-zero inode), as the tensor views of a GGUF opened with gguf.Open do. Heap memory and anonymous
-// mappings are not file-backed: keeping a reference to them would keep a second copy of the weight alive.
+// fileMapped reports whether b lies inside file-backed mappings of this process (lines of /proc/self/maps with
+// a non-zero inode, one after another when advice given to part of a mapping split it), as the tensor views of a
+// GGUF opened with gguf.Open do. Heap memory and anonymous mappings are not file-backed: keeping a reference to
+// them would keep a second copy of the weight alive.
 func fileMapped(b []byte) bool {
 	if len(b) == 0 {
 		return false
@@ -24,6 +25,8 @@ func fileMapped(b []byte) bool {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	covered := lo // b is file-backed up to here; the lines come in address order
+	var inode string
 	for sc.Scan() {
 		// start-end perms offset dev inode [path]
 		fields := bytes.Fields(sc.Bytes())
@@ -36,10 +39,16 @@ func fileMapped(b []byte) bool {
 		}
 		s, err1 := strconv.ParseUint(string(start), 16, 64)
 		e, err2 := strconv.ParseUint(string(end), 16, 64)
-		if err1 != nil || err2 != nil || lo < s || lo >= e {
+		if err1 != nil || err2 != nil || e <= covered {
 			continue
 		}
-		return hi <= e && string(fields[4]) != "0"
+		if s > covered || string(fields[4]) == "0" || (inode != "" && string(fields[4]) != inode) {
+			return false // a gap, an anonymous mapping, or another file
+		}
+		inode, covered = string(fields[4]), e
+		if covered >= hi {
+			return true
+		}
 	}
 	return false
 }

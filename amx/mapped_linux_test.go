@@ -62,3 +62,22 @@ func TestAWeightFromAMappedFileKeepsItsPlainBytes(t *testing.T) {
 		sameBits(t, name, op.Dst.F32, want)
 	})
 }
+
+func TestAMappingSplitByAdviceStillCountsAsTheFile(t *testing.T) {
+	page := os.Getpagesize()
+	m := mapFile(t, make([]byte, 4*page))
+	// Different advice on the middle pages splits the mapping into three lines of /proc/self/maps.
+	if err := unix.Madvise(m[page:2*page], unix.MADV_RANDOM); err != nil {
+		t.Skipf("madvise: %v", err)
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(maps), "/weight.bin"); n < 2 {
+		t.Fatalf("the mapping shows as %d lines after madvise; the test needs it split", n)
+	}
+	if !fileMapped(m) || !fileMapped(m[page/2:3*page]) {
+		t.Fatal("a file mapping split by madvise was not recognised across its parts")
+	}
+}
