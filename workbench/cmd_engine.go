@@ -135,7 +135,7 @@ func engineSpecs() []*command {
 		{group: "timing", needs: "amx", spec: &lang.Spec{
 			Name: "matmul", Summary: "one matrix multiply swept over shapes, types and backends; line charts",
 			Doc: "Each point is timed (mean ± sd over reps) and its first rows are checked against the float32 reference. " +
-				"backend=amx runs the tile kernels at every m (a model's AMX backend switches to AVX-512 below its calibrated threshold); " +
+				"backend=amx runs the tile kernels at every m (below its calibrated threshold a model's AMX backend runs CPU mode's own kernel on the weight's plain bytes); " +
 				"where AMX is only emulated its rows show the error, not a time.",
 			Example: "matmul m=1..512*2 n=4096 k=4096 type=q8_0 backend=cpu,amx",
 			Params: []lang.Param{
