@@ -46,6 +46,7 @@ type message struct {
 // DecodeError says why a frame list is not a valid Jupyter message.
 type DecodeError struct{ Reason string }
 
+// Error says why the message was dropped.
 func (e *DecodeError) Error() string { return "jupyter message: " + e.Reason }
 
 // errBadSignature marks messages whose HMAC does not verify; they are dropped and logged.

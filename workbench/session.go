@@ -113,6 +113,7 @@ type Error struct {
 	Err  error
 }
 
+// Error is the underlying error's message.
 func (e *Error) Error() string { return e.Err.Error() }
 
 // Unwrap exposes the cause (a *lang.Error, context.Canceled, an engine error).

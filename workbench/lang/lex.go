@@ -55,6 +55,7 @@ type Error struct {
 	Incomplete bool
 }
 
+// Error is the message with its hint, as a cell's evalue shows it.
 func (e *Error) Error() string {
 	if e.Hint == "" {
 		return e.Msg

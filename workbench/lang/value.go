@@ -26,6 +26,7 @@ const (
 
 var kindNames = [...]string{"string", "int", "float", "duration", "on|off", "enum", "path", "source"}
 
+// String names the kind as help shows it.
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]
@@ -39,6 +40,7 @@ type Value struct {
 	V    any // string, int, float64, time.Duration or bool, by the parameter's Kind
 }
 
+// String is the value as the user wrote it.
 func (v Value) String() string { return v.Text }
 
 // maxExpand bounds how many values one list or range may produce, so a typo such as `m=1..1000000` is an error
