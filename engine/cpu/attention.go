@@ -175,7 +175,9 @@ func (b *Backend) attentionFast(s *attnShapes) (string, error) {
 	blocks := (s.m + per - 1) / per
 	fe := b.errs()
 	b.pool.Run(blocks*s.hkv, func(c, wk int) {
-		g, t0 := c%s.hkv, (c/s.hkv)*per
+		// Causal blocks cost more the later their tokens (they see more positions): the last blocks go first, so
+		// the cheap early ones fill in at the end rather than one costly block finishing alone.
+		g, t0 := c%s.hkv, (blocks-1-c/s.hkv)*per
 		t1 := min(s.m, t0+per)
 		rows, n := (t1-t0)*group, s.visible(t1-1)
 		buf := b.workerBuf(wk, 2*rows*s.d+rows*n+s.d*n)

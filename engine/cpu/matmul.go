@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"slices"
 
 	"tilelab/engine/graph"
 )
@@ -88,6 +89,7 @@ type expertGroups struct {
 	order   []int32 // entries grouped by expert; an entry is m*U+u, its destination row
 	chunkE  []int32
 	chunkN0 []int32
+	byCount []int32 // the experts with entries, busiest first
 }
 
 // group sorts the entries of ids [U,M] by expert (a counting sort, stable) and lays out chunks of per output rows.
@@ -114,11 +116,18 @@ func (g *expertGroups) group(ids []int32, experts, n, per int) {
 	for e := 0; e < experts; e++ {
 		g.count[e] = g.start[e+1] - g.start[e]
 	}
-	g.chunkE, g.chunkN0 = g.chunkE[:0], g.chunkN0[:0]
+	// Chunks of the busiest experts first: a chunk's cost grows with its expert's tokens, and the workers claim
+	// chunks in order, so the long ones start early and the short ones fill in at the end instead of one long chunk
+	// finishing last while the others wait (a prompt's experts get from one to hundreds of its tokens).
+	g.byCount = g.byCount[:0]
 	for e := 0; e < experts; e++ {
-		if g.count[e] == 0 {
-			continue
+		if g.count[e] != 0 {
+			g.byCount = append(g.byCount, int32(e))
 		}
+	}
+	slices.SortStableFunc(g.byCount, func(a, b int32) int { return int(g.count[b] - g.count[a]) })
+	g.chunkE, g.chunkN0 = g.chunkE[:0], g.chunkN0[:0]
+	for _, e := range g.byCount {
 		for n0 := 0; n0 < n; n0 += per {
 			g.chunkE = append(g.chunkE, int32(e))
 			g.chunkN0 = append(g.chunkN0, int32(n0))
