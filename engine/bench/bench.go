@@ -455,13 +455,14 @@ func runInstance(ctx context.Context, cfg Config, f *gguf.File, info modelInfo, 
 	return nil
 }
 
-// matrixKernels names the kernels that ran the matrix ops (MUL_MAT, MUL_MAT_ID), most time first, joined by
-// "+"; the other ops run the same kernels in every mode and would only hide the difference.
+// matrixKernels names the kernels that ran the matrix ops (MUL_MAT, MUL_MAT_ID and the fused MUL_MAT_* ops that
+// carry most of a decode step's products), most time first, joined by "+"; the other ops run the same kernels in
+// every mode and would only hide the difference.
 func matrixKernels(recs []profile.Record) string {
 	spent := map[string]time.Duration{}
 	var names []string
 	for _, r := range recs {
-		if r.Op != "MUL_MAT" && r.Op != "MUL_MAT_ID" {
+		if !strings.HasPrefix(r.Op, "MUL_MAT") {
 			continue
 		}
 		if _, ok := spent[r.Kernel]; !ok {

@@ -11,9 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"tilelab/engine/backend"
 	"tilelab/engine/pool"
+	"tilelab/engine/profile"
 )
 
 // tinyModel finds the tiny Qwen3-MoE in the shared test data ($TILELAB_TESTDATA, or ../shared/testdata beside the
@@ -241,4 +243,28 @@ func TestEveryCombinationRuns(t *testing.T) {
 			t.Fatalf("amx columns %q and %q", res.Rows[0].AMX, res.Rows[4].AMX)
 		}
 	})
+}
+
+func TestMatrixKernels(t *testing.T) {
+	rec := func(op, kernel string, us int) profile.Record {
+		return profile.Record{Op: op, Kernel: kernel, Time: time.Duration(us) * time.Microsecond}
+	}
+	cases := []struct {
+		name string
+		recs []profile.Record
+		want string
+	}{
+		{"the kernels of fused matrix ops count like those of plain ones", []profile.Record{
+			rec("MUL_MAT_ID_SWIGLU", "avx512-vnni", 50), rec("MUL_MATS", "avx512-vnni", 20),
+			rec("MUL_MAT", "amx-int8", 30), rec("MUL_MAT_ID_SUM", "avx2", 10)}, "avx512-vnni+amx-int8+avx2"},
+		{"elementwise ops do not count", []profile.Record{rec("RMS_NORM", "reference", 90), rec("MUL_MAT", "avx2", 1)}, "avx2"},
+		{"no matrix op gives an empty name", []profile.Record{rec("ADD", "reference", 1)}, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := matrixKernels(c.recs); got != c.want {
+				t.Fatalf("kernels %q, want %q", got, c.want)
+			}
+		})
+	}
 }
