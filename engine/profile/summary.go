@@ -75,11 +75,16 @@ func Summarize(recs []Record, by ...Key) ([]Row, error) {
 	if len(by) == 0 {
 		by = []Key{ByOp}
 	}
-	for _, k := range by {
-		if _, err := ParseKey(string(k)); err != nil {
+	// Keys are read as ParseKey reads them, so "Backend" groups by backend rather than falling through to name.
+	norm := make([]Key, len(by))
+	for i, k := range by {
+		pk, err := ParseKey(string(k))
+		if err != nil {
 			return nil, err
 		}
+		norm[i] = pk
 	}
+	by = norm
 	idx := map[string]int{}
 	var rows []Row
 	var all time.Duration

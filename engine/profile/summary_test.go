@@ -31,6 +31,7 @@ func TestSummarize(t *testing.T) {
 		{"grouping by backend sums across ops", []Key{ByBackend}, []string{"CPU", "AMX"}, []int{3, 2}},
 		{"grouping by layer keeps layer order with the outside first", []Key{ByLayer}, []string{"-", "0", "1"}, []int{1, 2, 2}},
 		{"grouping by kernel names the variants", []Key{ByKernel}, []string{"amx-int8", "avx512-vnni", "reference"}, []int{2, 1, 2}},
+		{"a key in capitals groups as ParseKey reads it, not by name", []Key{"Backend"}, []string{"CPU", "AMX"}, []int{3, 2}},
 		{"grouping by op and backend joins the keys", []Key{ByOp, ByBackend}, []string{"MUL_MAT/AMX", "MUL_MAT_ID/CPU", "GET_ROWS/CPU", "RMS_NORM/CPU"}, []int{2, 1, 1, 1}},
 	}
 	for _, c := range cases {
