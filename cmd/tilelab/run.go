@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -72,6 +73,11 @@ func runScript(args []string, stdout, stderr io.Writer) error {
 	s := workbench.New(workbench.Options{Version: Version, Commit: commit()})
 	start := time.Now()
 	runErr := s.RunFile(ctx, file, params, workbench.TextOutput{Stdout: stdout, Stderr: stderr})
+	if runErr != nil && len(s.Results()) == 0 {
+		// Nothing to report (an unreadable script, an undeclared parameter, a first command that failed):
+		// an empty report folder would only look like a result.
+		return describeRunError(runErr)
+	}
 	// Whatever ran is reported, even when the script failed or was interrupted part way.
 	files, err := s.WriteReport(out, "TileLab: "+filepath.Base(file))
 	if err != nil {
@@ -79,10 +85,16 @@ func runScript(args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stderr, "%s: %d result(s) in %.1fs; wrote %s into %s\n", filepath.Base(file), len(s.Results()), time.Since(start).Seconds(), strings.Join(files, ", "), out)
 	if runErr != nil {
-		if we, ok := runErr.(*workbench.Error); ok {
-			return fmt.Errorf("%s", strings.Join(we.Traceback(), "\n"))
-		}
-		return runErr
+		return describeRunError(runErr)
 	}
 	return nil
+}
+
+// describeRunError shows a workbench error as a notebook would: its traceback names the line and the token.
+func describeRunError(err error) error {
+	var we *workbench.Error
+	if errors.As(err, &we) {
+		return errors.New(strings.Join(we.Traceback(), "\n"))
+	}
+	return err
 }

@@ -42,7 +42,7 @@ func TestRunWritesReport(t *testing.T) {
 func TestRunErrors(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "bad.tlab")
-	os.WriteFile(bad, []byte("print before\nbench thread=4\n"), 0o644)
+	os.WriteFile(bad, []byte("print before\nplan synth:tiny-moe\nbench thread=4\n"), 0o644)
 	tests := []struct {
 		name string
 		args []string
@@ -63,7 +63,12 @@ func TestRunErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := os.Stat(filepath.Join(dir, "o2", "report.md")); err != nil {
-		t.Errorf("a failed script still writes its report: %v", err)
+	if report, err := os.ReadFile(filepath.Join(dir, "o2", "report.md")); err != nil || !strings.Contains(string(report), "plan synth:tiny-moe") {
+		t.Errorf("a failed script still reports what ran before the failure (%v):\n%s", err, report)
+	}
+	for _, o := range []string{"o1", "o3"} {
+		if _, err := os.Stat(filepath.Join(dir, o)); !os.IsNotExist(err) {
+			t.Errorf("a script that ran nothing left a report folder %s behind (stat: %v)", o, err)
+		}
 	}
 }
