@@ -95,7 +95,7 @@ ab)
 	for q in q4_0 q8_0; do
 		[ -f /tmp/bm-$q.gguf ] || $B/tilelab synth bench-moe --quant $q -o /tmp/bm-$q.gguf -q
 	done
-	for f in ${FAMILIES:-avx512-vnni avx512-vnni-ymm}; do
+	for f in ${FAMILIES:-avx512-vnni avx512-vnni-cvt avx512-vnni-zmm}; do
 		echo "== bench q4_0, TILELAB_SIMD=$f"
 		TILELAB_SIMD=$f timeout 100 $B/tilelab bench -m /tmp/bm-q4_0.gguf -p 512 -n 128 -r "$R" -t "$T" -q --json "$OUT/q4_0-$f.json"
 	done

@@ -78,7 +78,17 @@ var (
 	// avx512ZMM runs single-row Q4_0 products in 512-bit registers like the other tiles: slower on the device
 	// (one thread 3.4-4.1 against 6.1 GB/s, 16 threads 70 against 78 GB/s, tg128 140 against 148 tok/s).
 	avx512ZMM = avx512Variant("avx512-vnni-zmm", func(ts *tileSet) { ts.q4 = &q4VNNITiles })
+	// avx512Cvt widens the single-row Q4_0 tiles' weight scales with VCVTPH2PS instead of looking them up in
+	// halfTable, whose 256 KiB the streamed weights keep evicting: for comparison on the device.
+	avx512Cvt = avx512Variant("avx512-vnni-cvt", func(ts *tileSet) { ts.q4 = &q4VNNICvtMixed })
 )
+
+// q4VNNICvtMixed is q4VNNIMixed with the single-row tiles that convert their scales.
+var q4VNNICvtMixed = func() [4][4]tileFunc {
+	t := q4VNNITiles
+	t[0] = q4VNNIYCTiles[0]
+	return t
+}()
 
 // avx512Variant is the AVX-512 family with its tile set changed by edit.
 func avx512Variant(name string, edit func(*tileSet)) kernels {
@@ -114,7 +124,7 @@ func hasAVX2() bool {
 func fastFamilies() []kernels {
 	var f []kernels
 	if hasAVX512VNNI() {
-		f = append(f, avx512VNNI, avx512Prep, avx512ZMM)
+		f = append(f, avx512VNNI, avx512Prep, avx512ZMM, avx512Cvt)
 	}
 	if hasAVX2() {
 		f = append(f, avx2)

@@ -243,8 +243,14 @@ func (g *gen) scaleOne(a0 string, r int, gemv bool) {
 // loses in width. Per pair of blocks, the low nibbles of both blocks ([block 0 | block 1], 16 bytes each) meet the
 // activations' first halves and the high nibbles their second halves, in two VPDPBUSD into the same lanes (0..3
 // for block 0, 4..7 for block 1), whose scales come through halfTable.
-func (g *gen) gemvQ4Y(rn int) string {
+//
+// With cvt the weights' fp16 scales are widened with VCVTPH2PS instead of read from halfTable: a few more
+// instructions, but no loads from a 256 KiB table that the streamed weights keep evicting from L1 and L2.
+func (g *gen) gemvQ4Y(rn int, cvt bool) string {
 	name := fmt.Sprintf("q4VNNIY1x%d", rn)
+	if cvt {
+		name = fmt.Sprintf("q4VNNIYC1x%d", rn)
+	}
 	const rAL, rAH = rA, 8 // activations: first and second halves of both blocks
 	g.prologue(name, 1)
 	g.p("LEAQ ·halfTable(SB), R13")
@@ -284,10 +290,18 @@ func (g *gen) gemvQ4Y(rn int) string {
 		g.p("VPSRLW $4, %s, %s", y(lo), y(hn))
 		g.p("VPANDD %s, %s, %s", y(rMask), y(hn), y(hn))
 		g.p("VPANDD %s, %s, %s", y(rMask), y(lo), y(lo))
-		g.p("MOVWLZX %s, R14", wrow(j, 0))
-		g.p("VBROADCASTSS (R13)(R14*4), %s", y(hi))
-		g.p("MOVWLZX %s, R14", wrow(j, 18))
-		g.p("VBROADCASTSS (R13)(R14*4), K1, %s", y(hi))
+		if cvt {
+			// [d0 ×4 | d1 ×4] as fp16 words, widened to floats.
+			g.p("VPBROADCASTW %s, %s", wrow(j, 0), x(hi))
+			g.p("VPBROADCASTW %s, %s", wrow(j, 18), x(rU))
+			g.p("VPUNPCKLQDQ %s, %s, %s", x(rU), x(hi), x(hi))
+			g.p("VCVTPH2PS %s, %s", x(hi), y(hi))
+		} else {
+			g.p("MOVWLZX %s, R14", wrow(j, 0))
+			g.p("VBROADCASTSS (R13)(R14*4), %s", y(hi))
+			g.p("MOVWLZX %s, R14", wrow(j, 18))
+			g.p("VBROADCASTSS (R13)(R14*4), K1, %s", y(hi))
+		}
 		g.p("VMOVDQA32 %s, %s", y(rNS), y(rT))
 		g.p("VPDPBUSD %s, %s, %s", y(rAL), y(lo), y(rT))
 		g.p("VPDPBUSD %s, %s, %s", y(rAH), y(hn), y(rT))
@@ -317,8 +331,13 @@ func (g *gen) gemvQ4Y(rn int) string {
 		g.p("VPSRLW $4, %s, %s", x(lo), x(hn))
 		g.p("VPANDD %s, %s, %s", x(rMask), x(hn), x(hn))
 		g.p("VPANDD %s, %s, %s", x(rMask), x(lo), x(lo))
-		g.p("MOVWLZX %s, R14", wrow(j, 0))
-		g.p("VBROADCASTSS (R13)(R14*4), %s", y(hi))
+		if cvt {
+			g.p("VPBROADCASTW %s, %s", wrow(j, 0), x(hi))
+			g.p("VCVTPH2PS %s, %s", x(hi), y(hi))
+		} else {
+			g.p("MOVWLZX %s, R14", wrow(j, 0))
+			g.p("VBROADCASTSS (R13)(R14*4), %s", y(hi))
+		}
 		g.p("VMOVDQA32 %s, %s", y(rNS), y(rT))
 		g.p("VPDPBUSD %s, %s, %s", y(rAL), y(lo), y(rT))
 		g.p("VPDPBUSD %s, %s, %s", y(rAH), y(hn), y(rT))
@@ -780,11 +799,15 @@ func main() {
 			for j := range maxR {
 				names[i][j] = "nil"
 				if i == 0 {
-					names[i][j] = g.gemvQ4Y(j + 1)
+					names[i][j] = g.gemvQ4Y(j+1, false)
 				}
 			}
 		}
 		table("q4VNNIYTiles", names, qsig)
+		for j := range maxR {
+			names[0][j] = g.gemvQ4Y(j+1, true)
+		}
+		table("q4VNNIYCTiles", names, qsig)
 	}
 	fmt.Fprintf(&g.g, "// prepBytes is the size of one prepared activation pair.\nconst prepBytes = %d\n\n", prepBytes)
 	for _, wt := range []string{"f32", "f16", "bf16"} {

@@ -312,6 +312,26 @@ var q4VNNIYTiles = [4][4]tileFunc{
 	{nil, nil, nil, nil},
 }
 
+//go:noescape
+func q4VNNIYC1x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIYC1x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIYC1x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIYC1x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+// q4VNNIYCTiles holds the tiles by [activation rows-1][weight rows-1].
+var q4VNNIYCTiles = [4][4]tileFunc{
+	{q4VNNIYC1x1, q4VNNIYC1x2, q4VNNIYC1x3, q4VNNIYC1x4},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+}
+
 // prepBytes is the size of one prepared activation pair.
 const prepBytes = 192
 
