@@ -22,6 +22,10 @@ func runInstall(args []string, stdout, stderr io.Writer) error {
 	name := fs.String("name", install.DefaultName, "kernelspec `name`")
 	display := fs.String("display-name", "TileLab", "name shown in Jupyter's launcher")
 	uninstall := fs.Bool("uninstall", false, "remove the kernelspec instead")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tilelab install [--user|--sys-prefix|--prefix P] [--name N] [--display-name TEXT] [--uninstall]\n\nWrites the kernelspec Jupyter needs to start this binary as a kernel (kernel.json and logos).")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}

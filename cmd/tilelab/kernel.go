@@ -9,12 +9,8 @@ import (
 	"os"
 
 	"tilelab/kernel"
-	"tilelab/kernel/echo"
+	"tilelab/workbench"
 )
-
-// newInterpreter builds the language the kernel runs. It is a variable so the workbench can take over from
-// the echo interpreter (a test stand-in) by assigning workbench.New in its own file.
-var newInterpreter func() kernel.Interpreter = echo.New
 
 func init() {
 	register("kernel", "run the Jupyter kernel (what Jupyter starts: tilelab kernel -f CONNECTION_FILE)", runKernel)
@@ -23,12 +19,16 @@ func init() {
 func runKernel(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("kernel", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	file := fs.String("f", "", "Jupyter connection file (required)")
+	file := fs.String("f", "", "Jupyter connection `file` (required)")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tilelab kernel -f CONNECTION_FILE\n\nWhat Jupyter runs (the kernelspec's argv); it serves the workbench's language.")
+		fs.PrintDefaults()
+	}
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
 	if *file == "" || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "usage: tilelab kernel -f CONNECTION_FILE")
+		fs.Usage()
 		return errUsage
 	}
 	ci, err := kernel.ReadConnectionFile(*file)
@@ -51,7 +51,7 @@ func runKernel(args []string, stdout, stderr io.Writer) error {
 		},
 		Logger:     log.New(os.Stderr, "tilelab kernel: ", log.LstdFlags),
 		TrapSIGINT: true,
-	}, newInterpreter())
+	}, workbench.New(workbench.Options{Version: Version, Commit: commit()}))
 	if err != nil {
 		return err
 	}

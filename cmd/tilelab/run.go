@@ -11,16 +11,11 @@ import (
 	"strings"
 	"time"
 
-	"tilelab/kernel"
 	"tilelab/workbench"
 )
 
 func init() {
 	register("run", "run a .tlab script headless; write report.md, results.json and charts", runScript)
-	// The Jupyter kernel runs the workbench's language (kernel.go starts with a stand-in until this assignment).
-	newInterpreter = func() kernel.Interpreter {
-		return workbench.New(workbench.Options{Version: Version, Commit: commit()})
-	}
 }
 
 const runUsage = `usage: tilelab run FILE.tlab [--out DIR] [key=value...]
