@@ -63,8 +63,9 @@ func (o Options) name() (string, error) {
 	if o.Name == "" {
 		return DefaultName, nil
 	}
-	if !validName.MatchString(o.Name) {
-		return "", fmt.Errorf("kernel name %q: use only letters, digits, '.', '_' and '-'", o.Name)
+	// "." and ".." pass the character rule but name the kernels folder or the data folder itself.
+	if !validName.MatchString(o.Name) || o.Name == "." || o.Name == ".." {
+		return "", fmt.Errorf("kernel name %q: use only letters, digits, '.', '_' and '-' (and not just '.' or '..')", o.Name)
 	}
 	return o.Name, nil
 }

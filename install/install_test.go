@@ -50,7 +50,7 @@ func TestKernelDir(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []Options{{Name: "a/b"}, {Name: "has space"}, {Scope: Prefix}} {
+	for _, bad := range []Options{{Name: "a/b"}, {Name: "has space"}, {Name: "."}, {Name: ".."}, {Scope: Prefix}} {
 		if _, err := KernelDir(bad); err == nil {
 			t.Errorf("KernelDir(%+v) accepted bad options", bad)
 		}
