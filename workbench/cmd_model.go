@@ -59,6 +59,10 @@ func runLoad(c *ctxCall) error {
 	}
 	if c.Has("as") {
 		name = c.Str("as")
+		if name == "" {
+			// Commands take an empty model name to mean the last one loaded, so this model could never be named.
+			return c.errAt("as", "give it a name, e.g. as=moe", "a model needs a name")
+		}
 	}
 	threads := c.s.settings.Threads
 	if c.Has("threads") {

@@ -43,6 +43,7 @@ func TestLoadErrors(t *testing.T) {
 		{"GPU layers without a GPU are refused", "load " + model + " ngl=2", "cannot load"},
 		{"quant does not apply to files", "load " + model + " quant=q8_0", "do not apply to the file"},
 		{"a misspelt amx mode gets a suggestion", "load " + model + " amx=al", "did you mean 'all'?"},
+		{"an empty name is refused, since commands read a missing name as the last model", "load " + model + ` as=""`, "a model needs a name"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
