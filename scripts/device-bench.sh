@@ -64,8 +64,13 @@ fuse)
 	mkdir -p "$OUT"
 	T=${THREADS:-16}
 	R=${REPS:-5}
-	$B/cpu.test -test.run '^$' -test.bench 'DecodeLayerFused' -test.benchtime 200x -test.count 3 -test.cpu "$T" 2>&1 |
-		grep -v '^goos\|^goarch\|^pkg' | tee "$OUT/fused-layer.txt"
+	# The fixed cost of a parallel section, whether workers spin or park (GOMAXPROCS below the thread count, e.g.
+	# from a cgroup CPU limit, makes them park and every section pay for wake-ups), then one layer's projections.
+	{
+		echo "cgroup cpu.max: $(cat /sys/fs/cgroup/cpu.max 2>&1), nproc $(nproc)"
+		$B/cpu.test -test.run '^$' -test.bench 'PoolRun' -test.count 3 -test.cpu "$T" -test.v
+		$B/cpu.test -test.run '^$' -test.bench 'DecodeLayerFused' -test.benchtime 200x -test.count 3 -test.cpu "$T"
+	} 2>&1 | grep -v '^goos\|^goarch\|^pkg' | tee "$OUT/fused-layer.txt"
 	for q in q4_0 q8_0; do
 		[ -f /tmp/bm-$q.gguf ] || $B/tilelab synth bench-moe --quant $q -o /tmp/bm-$q.gguf -q
 	done

@@ -2,6 +2,7 @@ package cpu
 
 import (
 	"fmt"
+	"runtime"
 	"math/rand/v2"
 	"testing"
 
@@ -91,7 +92,11 @@ func BenchmarkDecodeMatMul(b *testing.B) {
 func BenchmarkPoolRun(b *testing.B) {
 	p := pool.New(0)
 	defer p.Close()
+	parks := p.Parks()
 	for b.Loop() {
 		p.Run(4*p.Threads(), func(c, w int) {})
 	}
+	b.ReportMetric(float64(p.Parks()-parks)/float64(b.N), "parks/op")
+	b.Logf("%d workers, GOMAXPROCS %d, %d CPUs, workers spin between jobs: %v", p.Threads(), runtime.GOMAXPROCS(0),
+		runtime.NumCPU(), p.Spinning())
 }

@@ -68,7 +68,7 @@ func BenchmarkDecodeLayerFused(b *testing.B) {
 	}{{"unfused", unfused}, {"fused", fused}} {
 		b.Run(c.name, func(b *testing.B) {
 			b.SetBytes(bytes)
-			s0 := p.Sections()
+			s0, parks := p.Sections(), p.Parks()
 			for b.Loop() {
 				for _, op := range c.ops {
 					if _, err := be.Compute(op); err != nil {
@@ -80,6 +80,7 @@ func BenchmarkDecodeLayerFused(b *testing.B) {
 				}
 			}
 			b.ReportMetric(float64(p.Sections()-s0)/float64(b.N), "sections/op")
+			b.ReportMetric(float64(p.Parks()-parks)/float64(b.N), "parks/op")
 		})
 	}
 }

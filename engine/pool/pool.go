@@ -25,6 +25,7 @@ type Pool struct {
 	fn       func(chunk, worker int)
 	closed   atomic.Bool
 	sections uint64 // Run calls that handed work to other workers; only Run's goroutine touches it
+	parks    atomic.Uint64
 
 	// The three counters every worker touches sit on cache lines of their own: idle workers poll gen, and
 	// sharing its line with next or pending would make each claim invalidate every poller's copy.
@@ -85,6 +86,7 @@ func (p *Pool) await(w int, seen uint64) (uint64, bool) {
 		}
 	}
 	p.state[w].Store(parked)
+	p.parks.Add(1)
 	// A job published between the last poll and the store above would find us still awake and not signal:
 	// look once more before sleeping.
 	if g := p.gen.Load(); g != seen {
@@ -143,6 +145,15 @@ func (p *Pool) Run(chunks int, fn func(chunk, worker int)) {
 // Sections counts the Run calls so far that handed chunks to other workers: each is a barrier the caller waits at,
 // so fewer per decode step is the point of fusing ops. It must be read from the goroutine that calls Run.
 func (p *Pool) Sections() uint64 { return p.sections }
+
+// Parks counts the times a worker went to sleep on its channel, for want of a job within spinFor or because the
+// pool does not spin: each costs the next Run a wake-up (a futex call) for that worker, tens of microseconds in
+// all, so a decode step that parks is paying for it on every op.
+func (p *Pool) Parks() uint64 { return p.parks.Load() }
+
+// Spinning reports whether idle workers poll for the next job (New found a CPU of GOMAXPROCS for each worker)
+// rather than sleep until Run wakes them.
+func (p *Pool) Spinning() bool { return p.spin }
 
 // Close stops the workers. The pool must not be used afterwards.
 func (p *Pool) Close() {

@@ -73,3 +73,17 @@ func TestSectionsCountsOnlyRunsThatWakeWorkers(t *testing.T) {
 		t.Fatalf("Sections() = %d after two parallel runs, want 2", got)
 	}
 }
+
+func TestParksCountsWorkersThatSleep(t *testing.T) {
+	p := New(3)
+	defer p.Close()
+	p.Run(6, func(int, int) {})
+	// Idle past spinFor, every worker parks (at once where the pool does not spin).
+	deadline := time.Now().Add(5 * time.Second)
+	for p.Parks() < 2 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := p.Parks(); got < 2 {
+		t.Fatalf("Parks() = %d after the workers idled, want at least 2", got)
+	}
+}
