@@ -2,8 +2,8 @@ package cpu
 
 import (
 	"fmt"
-	"runtime"
 	"math/rand/v2"
+	"runtime"
 	"testing"
 
 	"tilelab/engine/graph"
