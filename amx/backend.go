@@ -54,6 +54,12 @@ func (*BufferType) Accepts(w backend.WeightInfo) (bool, string) {
 	default:
 		return false, fmt.Sprintf("%s has no AMX layout (AMX takes q8_0, q4_0, f16, bf16)", w.Type)
 	}
+	// Unused outer dimensions may be 0 or 1; the row length and the row count must be positive.
+	for i, n := range w.Ne {
+		if n < 0 || (i < 2 && n == 0) {
+			return false, fmt.Sprintf("%s %s: ne%d %d, a weight has at least one row of one block", w.Type, fmtNe(w.Ne), i, n)
+		}
+	}
 	if bs := w.Type.BlockSize(); w.Ne[0]%bs != 0 {
 		return false, fmt.Sprintf("%s, ne0 %d is not a multiple of the block (%d)", w.Type, w.Ne[0], bs)
 	}
@@ -78,6 +84,9 @@ func fmtNe(ne [4]int) string {
 // and an int32 sum per row and group (int8), or bf16 values. It is exactly what Import allocates, on any machine.
 // Plain bytes kept beside the packing are not counted: they are the mapped file's, already counted as GGUF bytes.
 func (b *BufferType) PackedBytes(w backend.WeightInfo) int64 {
+	if w.Ne[0] < 1 || w.Ne[1] < 1 {
+		return w.Bytes() // refused by Accepts; there is no packing to size
+	}
 	e := max(w.Ne[2], 1)
 	switch w.Type {
 	case tensor.Q8_0, tensor.Q4_0:

@@ -25,6 +25,11 @@ func TestBufferTypeAcceptsWithReasons(t *testing.T) {
 		{"f32 is refused", backend.WeightInfo{Type: tensor.F32, Ne: [4]int{2048, 512, 1, 1}, Op: graph.MulMat}, false, "F32 tensors are not packed"},
 		{"a row count not a multiple of 32 is refused", backend.WeightInfo{Type: tensor.Q4_0, Ne: [4]int{2048, 48, 1, 1}, Op: graph.MulMat}, false, "ne1 48 is not a multiple of 32"},
 		{"a row length not a multiple of the block is refused", backend.WeightInfo{Type: tensor.Q8_0, Ne: [4]int{40, 64, 1, 1}, Op: graph.MulMat}, false, "not a multiple of the block"},
+		{"an empty row length is refused", backend.WeightInfo{Type: tensor.Q8_0, Ne: [4]int{0, 64, 1, 1}, Op: graph.MulMat}, false, "ne0 0"},
+		{"a negative row length is refused", backend.WeightInfo{Type: tensor.Q4_0, Ne: [4]int{-32, 64, 1, 1}, Op: graph.MulMat}, false, "ne0 -32"},
+		{"a weight of no rows is refused", backend.WeightInfo{Type: tensor.BF16, Ne: [4]int{64, 0, 1, 1}, Op: graph.MulMat}, false, "ne1 0"},
+		{"a 2-D weight whose outer dimensions are 0 is accepted", backend.WeightInfo{Type: tensor.Q8_0, Ne: [4]int{64, 32, 0, 0}, Op: graph.MulMat}, true, "ne1 32"},
+		{"an expert stack of a negative count is refused", backend.WeightInfo{Type: tensor.Q8_0, Ne: [4]int{64, 32, -1, 1}, Op: graph.MulMatID}, false, "ne2 -1"},
 		{"k-quants are refused", backend.WeightInfo{Type: tensor.Q4_K, Ne: [4]int{2048, 64, 1, 1}, Op: graph.MulMat}, false, "no AMX layout"},
 		{"embeddings are refused", backend.WeightInfo{Type: tensor.Q4_0, Ne: [4]int{2048, 64, 1, 1}, Op: graph.GetRows}, false, "only MUL_MAT and MUL_MAT_ID"},
 	} {
@@ -32,6 +37,10 @@ func TestBufferTypeAcceptsWithReasons(t *testing.T) {
 			ok, why := bt.Accepts(c.w)
 			if ok != c.ok || !strings.Contains(why, c.want) {
 				t.Fatalf("Accepts = %v, %q; want %v and a reason containing %q", ok, why, c.ok, c.want)
+			}
+			// A plan may ask the packed size of any weight, refused ones included: never a panic.
+			if n := bt.PackedBytes(c.w); c.ok && n <= 0 {
+				t.Fatalf("PackedBytes of an accepted weight = %d", n)
 			}
 		})
 	}
