@@ -5,7 +5,6 @@ import (
 	"math/rand"
 	"testing"
 
-	"github.com/gomlx/gomlx/backends/simplego"
 	mlx "github.com/gomlx/gomlx/pkg/core/graph"
 	"github.com/gomlx/gomlx/pkg/core/tensors"
 
@@ -16,7 +15,7 @@ import (
 // quantize_row_q8_0 followed by dequantization, on random rows spanning many magnitudes (fp16 normal and
 // subnormal scales included).
 func TestQ8RoundMatchesTheQuantizer(t *testing.T) {
-	b, err := simplego.New("")
+	b, err := newBackend()
 	if err != nil {
 		t.Fatal(err)
 	}
