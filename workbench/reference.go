@@ -34,7 +34,7 @@ func Reference() string {
 					}
 					kind := p.Kind.String()
 					if len(p.Allowed) > 0 {
-						kind = strings.Join(p.Allowed, " \\| ")
+						kind = strings.Join(p.Allowed, " | ")
 					}
 					if p.List {
 						kind += ", list"
@@ -43,7 +43,7 @@ func Reference() string {
 					if p.Required {
 						def = "required"
 					}
-					fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, kind, def, strings.ReplaceAll(p.Doc, "|", `\|`))
+					fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", name, cell(kind), cell(def), cell(p.Doc))
 				}
 				b.WriteString("\n")
 			}
@@ -59,3 +59,6 @@ func capitalize(s string) string {
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
 }
+
+// cell escapes a Markdown table cell: a bare '|' (as in the kind on|off) would start a new column.
+func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -38,4 +39,18 @@ func TestLanguageDoc(t *testing.T) {
 		return
 	}
 	t.Errorf("%s is out of date with the command declarations; run: go test ./workbench -run TestLanguageDoc -update", path)
+}
+
+// TestReferenceTablesHaveFourColumns guards the Markdown: a bare '|' in a cell (a kind like on|off) splits it
+// into an extra column, and renderers then drop or shift cells.
+func TestReferenceTablesHaveFourColumns(t *testing.T) {
+	bare := regexp.MustCompile(`(^|[^\\])\|`)
+	for _, line := range strings.Split(Reference(), "\n") {
+		if !strings.HasPrefix(line, "|") {
+			continue
+		}
+		if n := len(bare.FindAllString(line, -1)); n != 5 {
+			t.Errorf("table row with %d cell separators, want 5: %s", n, line)
+		}
+	}
 }
