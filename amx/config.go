@@ -1,6 +1,7 @@
 package amx
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -58,43 +59,63 @@ func (c TileConfig) bf16String() string {
 	return s
 }
 
-// ParseTileConfig reads "16x64 2x2 g32 c256"; the group may be left out (then 32), and the chunk (then 0).
+// ParseTileConfig reads "16x64 2x2 g32 c256"; the group may be left out (then 32), and the chunk (then 0). Every
+// field must be read whole ("16x64x3" is an error, not 16x64), and a configuration the kernels cannot run is an
+// error naming the field; on error the configuration returned is the zero value.
 func ParseTileConfig(s string) (TileConfig, error) {
-	f := strings.Fields(s)
+	c, err := parseTileConfig(s)
+	if err == nil {
+		err = c.Validate()
+	}
+	if err != nil {
+		return TileConfig{}, fmt.Errorf("tile configuration %q: %w", s, err)
+	}
+	return c, nil
+}
+
+func parseTileConfig(s string) (TileConfig, error) {
 	var c TileConfig
-	if len(f) == 4 {
-		n, err := strconv.Atoi(strings.TrimPrefix(f[3], "c"))
-		if err != nil || !strings.HasPrefix(f[3], "c") {
-			return c, fmt.Errorf("tile configuration %q: %q is not a bf16 chunk such as c256", s, f[3])
-		}
-		c.Chunk = n
-		f = f[:3]
+	f := strings.Fields(s)
+	if len(f) < 2 || len(f) > 4 {
+		return c, errors.New(`want "ROWSxKSTEP MTxNT [gGROUP [cCHUNK]]", e.g. "16x64 2x2 g32"`)
 	}
-	if len(f) < 2 || len(f) > 3 {
-		return TileConfig{}, fmt.Errorf("tile configuration %q: want \"ROWSxKSTEP MTxNT [gGROUP]\", e.g. \"16x64 2x2 g32\"", s)
+	var ok bool
+	if c.Rows, c.KStep, ok = pairOf(f[0]); !ok {
+		return c, fmt.Errorf("%q is not ROWSxKSTEP such as 16x64", f[0])
 	}
-	if _, err := fmt.Sscanf(f[0], "%dx%d", &c.Rows, &c.KStep); err != nil {
-		return c, fmt.Errorf("tile configuration %q: %q is not ROWSxKSTEP", s, f[0])
-	}
-	if _, err := fmt.Sscanf(f[1], "%dx%d", &c.MT, &c.NT); err != nil {
-		return c, fmt.Errorf("tile configuration %q: %q is not an arrangement such as 2x2", s, f[1])
+	if c.MT, c.NT, ok = pairOf(f[1]); !ok {
+		return c, fmt.Errorf("%q is not an arrangement such as 2x2", f[1])
 	}
 	c.Group = 32
-	if len(f) == 3 {
-		switch g := f[2]; {
-		case g == "gK" || g == "gk":
+	if len(f) >= 3 {
+		g, isGroup := strings.CutPrefix(f[2], "g")
+		n, err := strconv.Atoi(g)
+		switch {
+		case isGroup && (g == "K" || g == "k"):
 			c.Group = 0
-		case strings.HasPrefix(g, "g"):
-			n, err := strconv.Atoi(g[1:])
-			if err != nil {
-				return c, fmt.Errorf("tile configuration %q: %q is not a group such as g32, g256 or gK", s, g)
-			}
+		case isGroup && err == nil:
 			c.Group = n
 		default:
-			return c, fmt.Errorf("tile configuration %q: %q is not a group such as g32, g256 or gK", s, g)
+			return c, fmt.Errorf("%q is not a group such as g32, g256 or gK", f[2])
 		}
 	}
-	return c, c.Validate()
+	if len(f) == 4 {
+		ch, isChunk := strings.CutPrefix(f[3], "c")
+		n, err := strconv.Atoi(ch)
+		if !isChunk || err != nil {
+			return c, fmt.Errorf("%q is not a bf16 chunk such as c256", f[3])
+		}
+		c.Chunk = n
+	}
+	return c, nil
+}
+
+// pairOf reads "AxB" as two whole integers.
+func pairOf(s string) (a, b int, ok bool) {
+	x, y, found := strings.Cut(s, "x")
+	a, errA := strconv.Atoi(x)
+	b, errB := strconv.Atoi(y)
+	return a, b, found && errA == nil && errB == nil
 }
 
 // Validate reports the first field the kernels cannot use.

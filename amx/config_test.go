@@ -28,11 +28,20 @@ func TestTileConfigRejectsWhatTheKernelsCannotRun(t *testing.T) {
 		{"16x64 2x2 g32 c48", "chunk 48"},
 		{"16x64", "want"},
 		{"16x64 2x2 q32", "not a group"},
+		{"16x64x3 2x2", `"16x64x3" is not ROWSxKSTEP`},
+		{"16x64 2x2abc", `"2x2abc" is not an arrangement`},
+		{"16x 2x2", `"16x" is not ROWSxKSTEP`},
+		{"16x64 2x2 g32 c256 c512", "want"},
+		{"16x64 2x2 c256", "not a group"},
+		{"16x64 2x2 K", "not a group"},
 	} {
 		t.Run(c.in+" is refused naming "+c.want, func(t *testing.T) {
-			_, err := ParseTileConfig(c.in)
+			got, err := ParseTileConfig(c.in)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want one naming %q", err, c.want)
+			}
+			if got != (TileConfig{}) {
+				t.Fatalf("a refused configuration came back as %+v, want the zero value", got)
 			}
 		})
 	}
