@@ -251,7 +251,7 @@ func packedOf(t *graph.Tensor) (weights, error) {
 			t.Name, t.Type, t.Shape(), src.Name, src.Type, src.Shape())
 	}
 	w, _ := src.Extra.(*weights)
-	switch src.Layout {
+	switch layout := src.StorageLayout(); layout {
 	case LayoutInt8:
 		if w != nil && w.i8 != nil {
 			return *w, nil
@@ -261,7 +261,7 @@ func packedOf(t *graph.Tensor) (weights, error) {
 			return *w, nil
 		}
 	default:
-		return weights{}, fmt.Errorf("weight %s is in layout %q, not an AMX layout", t.Name, src.Layout)
+		return weights{}, fmt.Errorf("weight %s is in layout %q, not an AMX layout", t.Name, layout)
 	}
 	return weights{}, fmt.Errorf("weight %s says layout %s but holds no AMX packing (%T)", t.Name, src.Layout, src.Extra)
 }
@@ -302,7 +302,7 @@ const reasonPlainWeight = "the weight is in the plain layout, not an AMX layout"
 func quickRefusal(op *graph.Op) (string, bool) {
 	switch op.Kind {
 	case graph.MulMat, graph.MulMatID, graph.MulMatAdd, graph.MulMatSwiGLU, graph.MulMatIDSwiGLU, graph.MulMatIDSum, graph.MulMats:
-		if len(op.Src) > 0 && op.Src[0] != nil && op.Src[0].Source().Layout == tensor.Plain {
+		if len(op.Src) > 0 && op.Src[0] != nil && op.Src[0].StorageLayout() == tensor.Plain {
 			return reasonPlainWeight, true
 		}
 		return "", false

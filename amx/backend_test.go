@@ -120,6 +120,16 @@ func TestBadInputIsAnErrorNamingTheProblem(t *testing.T) {
 		{"a plain weight is refused, not read as packed", func() *graph.Op {
 			return RandomMulMat(RandomWeight(tensor.Q8_0, 64, 32, 1, r), 3, r)
 		}, `layout "plain"`},
+		{"a weight with no layout set is plain and refused as such", func() *graph.Op {
+			w := RandomWeight(tensor.Q8_0, 64, 32, 1, r)
+			w.Layout = ""
+			return RandomMulMat(w, 3, r)
+		}, `layout "plain"`},
+		{"a view of a plain weight is refused as plain", func() *graph.Op {
+			w := RandomWeight(tensor.Q8_0, 64, 32, 1, r)
+			view := &graph.Tensor{Name: "view", Type: w.Type, Ne: w.Ne, Layout: LayoutInt8, ViewSrc: w}
+			return RandomMulMat(view, 3, r)
+		}, `layout "plain"`},
 		{"a packed layout without its packing is refused", func() *graph.Op {
 			w := RandomWeight(tensor.Q8_0, 64, 32, 1, r)
 			w.Layout = LayoutInt8
