@@ -45,6 +45,9 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "tilelab generate: -n, --temp and --top-k must not be negative, and --top-p lies in [0,1]")
 		return errUsage
 	}
+	if err := ef.check("generate", stderr); err != nil {
+		return err
+	}
 	eng, closeAll, err := ef.open()
 	if err != nil {
 		return err

@@ -74,3 +74,22 @@ func TestGenerateWithAMXNeverTimesTheEmulator(t *testing.T) {
 		t.Errorf("the emulator was timed, or the note is missing: %q", stderr)
 	}
 }
+
+func TestGenerateRejectsBadArguments(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"a negative thread count", []string{"-t", "-2"}, "-t -2"},
+		{"a negative context", []string{"--ctx", "-1"}, "--ctx -1"},
+		{"a top-p above one", []string{"--top-p", "1.5"}, "--top-p"},
+	} {
+		t.Run(c.name+" is a usage error naming the flag", func(t *testing.T) {
+			code, _, stderr := runCmd(append([]string{"generate", "-m", "x.gguf", "-p", "x"}, c.args...)...)
+			if code != 2 || !strings.Contains(stderr, c.want) {
+				t.Fatalf("exit %d, stderr %q; want exit 2 mentioning %q", code, stderr, c.want)
+			}
+		})
+	}
+}

@@ -46,6 +46,20 @@ func addEngineFlags(fs *flag.FlagSet) engineFlags {
 	}
 }
 
+// check rejects engine flag values that would otherwise pass silently (a negative -t or --ctx means the default
+// to the engine, not what was asked), saying which flag is wrong; it returns errUsage like a bad flag.
+func (e engineFlags) check(name string, stderr io.Writer) error {
+	switch {
+	case *e.threads < 0:
+		fmt.Fprintf(stderr, "tilelab %s: -t %d: the thread count cannot be negative (0: one per CPU)\n", name, *e.threads)
+	case *e.ctx < 0:
+		fmt.Fprintf(stderr, "tilelab %s: --ctx %d: the KV cache length cannot be negative (0: the model's context)\n", name, *e.ctx)
+	default:
+		return nil
+	}
+	return errUsage
+}
+
 // parseFlags parses args, printing usage on error; it returns errUsage for bad flags and stray arguments.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
@@ -130,6 +144,9 @@ func runLogits(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "tilelab logits: -m FILE and exactly one of -p TEXT or --tokens ids are required")
 		fs.Usage()
 		return errUsage
+	}
+	if err := ef.check("logits", stderr); err != nil {
+		return err
 	}
 	var ids []int32
 	if *tokens != "" {

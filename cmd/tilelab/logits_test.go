@@ -47,6 +47,8 @@ func TestLogitsRejectsBadArguments(t *testing.T) {
 		{"a token list with a word in it", []string{"-m", tinyModelPath(), "--tokens", "1,two"}, 1, `"two"`},
 		{"a missing file", []string{"-m", "/nonexistent.gguf", "-p", "x"}, 1, "nonexistent"},
 		{"an unknown flag", []string{"--bogus"}, 2, "bogus"},
+		{"a negative thread count", []string{"-m", "x.gguf", "-p", "x", "-t", "-3"}, 2, "-t -3"},
+		{"a negative context", []string{"-m", "x.gguf", "-p", "x", "--ctx", "-5"}, 2, "--ctx -5"},
 	} {
 		t.Run(c.name+" fails with exit "+map[int]string{1: "1", 2: "2"}[c.code], func(t *testing.T) {
 			code, _, stderr := runCmd(append([]string{"logits"}, c.args...)...)
