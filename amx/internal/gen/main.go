@@ -102,7 +102,7 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 	g.p("MOVQ %s, DI", g.k("bG"))
 	if int8 {
 		for t := 0; t < acc; t++ {
-			g.emit(T.TileZero(t), nil)
+			g.emit(T.TileZero(t))
 		}
 	} else {
 		g.p("MOVQ %s, BX", g.k("cCur"))
@@ -225,7 +225,7 @@ func (g *gen) peakKernel(name string, int8 bool) {
 	g.p("MOVQ %s, DI", g.k("b"))
 	g.p("MOVQ $64, R9")
 	for t := 0; t < 4; t++ {
-		g.emit(T.TileZero(t), nil)
+		g.emit(T.TileZero(t))
 	}
 	g.emit(T.TileLoadD(4, T.RSI, T.R9))
 	g.emit(T.TileLoadD(5, T.RSI, T.R9))

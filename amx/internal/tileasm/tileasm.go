@@ -91,7 +91,31 @@ func sibmem(reg int, base, index Reg) (modrm, sib byte, err error) {
 	return modrm, sib, nil
 }
 
+// checkTiles refuses tile numbers outside tmm0..tmm7: the encodings keep only the low three bits, so tmm8 would
+// silently become tmm0.
+func checkTiles(op string, tiles ...int) error {
+	for _, t := range tiles {
+		if t < 0 || t > 7 {
+			return fmt.Errorf("tileasm: %s names tmm%d; there are eight tiles, tmm0 to tmm7", op, t)
+		}
+	}
+	return nil
+}
+
+// checkRegs refuses register numbers outside RAX..R15.
+func checkRegs(op string, regs ...Reg) error {
+	for _, r := range regs {
+		if r < RAX || r > R15 {
+			return fmt.Errorf("tileasm: %s names general register %d; there are sixteen, 0 to 15", op, int(r))
+		}
+	}
+	return nil
+}
+
 func memOp(name, gnu string, pp, opcode, tmm int, base, index Reg) (Inst, error) {
+	if err := checkTiles(name, tmm); err != nil {
+		return Inst{}, err
+	}
 	m, s, err := sibmem(tmm, base, index)
 	if err != nil {
 		return Inst{}, err
@@ -103,18 +127,27 @@ func memOp(name, gnu string, pp, opcode, tmm int, base, index Reg) (Inst, error)
 
 // TileLoadD is TILELOADD tmm, [base + stride*1]: load rows of the tile from base, stride bytes apart.
 func TileLoadD(tmm int, base, stride Reg) (Inst, error) {
+	if err := checkRegs("tileloadd", base, stride); err != nil {
+		return Inst{}, err
+	}
 	return memOp(fmt.Sprintf("TILELOADD_T%d_%s_%s", tmm, base.Go(), stride.Go()),
 		fmt.Sprintf("tileloadd (%%%s,%%%s,1), %%tmm%d", base.GNU(), stride.GNU(), tmm), 3, 0x4b, tmm, base, stride)
 }
 
 // TileStoreD is TILESTORED [base + stride*1], tmm.
 func TileStoreD(tmm int, base, stride Reg) (Inst, error) {
+	if err := checkRegs("tilestored", base, stride); err != nil {
+		return Inst{}, err
+	}
 	return memOp(fmt.Sprintf("TILESTORED_T%d_%s_%s", tmm, base.Go(), stride.Go()),
 		fmt.Sprintf("tilestored %%tmm%d, (%%%s,%%%s,1)", tmm, base.GNU(), stride.GNU()), 2, 0x4b, tmm, base, stride)
 }
 
 // LdTileCfg is LDTILECFG [base]: load the 64-byte tile configuration.
 func LdTileCfg(base Reg) (Inst, error) {
+	if err := checkRegs("ldtilecfg", base); err != nil {
+		return Inst{}, err
+	}
 	if base&7 == 4 || base&7 == 5 {
 		return Inst{}, fmt.Errorf("tileasm: ldtilecfg base %s needs a SIB or displacement; use another register", base.GNU())
 	}
@@ -129,9 +162,12 @@ func TileRelease() Inst {
 }
 
 // TileZero is TILEZERO tmm.
-func TileZero(tmm int) Inst {
+func TileZero(tmm int) (Inst, error) {
+	if err := checkTiles("tilezero", tmm); err != nil {
+		return Inst{}, err
+	}
 	b := append(vex(false, false, false, 0, 3), 0x49, byte(0xc0|(tmm&7)<<3))
-	return Inst{Name: fmt.Sprintf("TILEZERO_T%d", tmm), GNU: fmt.Sprintf("tilezero %%tmm%d", tmm), Bytes: b}
+	return Inst{Name: fmt.Sprintf("TILEZERO_T%d", tmm), GNU: fmt.Sprintf("tilezero %%tmm%d", tmm), Bytes: b}, nil
 }
 
 // The dot-product instructions: pp and opcode from the SDM.
@@ -149,6 +185,9 @@ func Dot(op string, dst, a, b int) (Inst, error) {
 	d, ok := dots[op]
 	if !ok {
 		return Inst{}, fmt.Errorf("tileasm: unknown tile dot product %q", op)
+	}
+	if err := checkTiles(op, dst, a, b); err != nil {
+		return Inst{}, err
 	}
 	if dst == a || dst == b || a == b {
 		return Inst{}, fmt.Errorf("tileasm: %s needs three distinct tiles, got %d %d %d", op, dst, a, b)

@@ -18,6 +18,20 @@ func TestEncoderRefusesOperandsTheHardwareCannotEncode(t *testing.T) {
 	if _, err := LdTileCfg(R13); err == nil {
 		t.Error("ldtilecfg through r13 without displacement was accepted")
 	}
+	for name, enc := range map[string]func() (Inst, error){
+		"tileloadd into tmm8":        func() (Inst, error) { return TileLoadD(8, RSI, R8) },
+		"tilestored from tmm -1":     func() (Inst, error) { return TileStoreD(-1, RSI, R8) },
+		"tilezero of tmm9":           func() (Inst, error) { return TileZero(9) },
+		"tdpbssd into tmm8":          func() (Inst, error) { return Dot("tdpbssd", 8, 1, 2) },
+		"tdpbf16ps reading tmm10":    func() (Inst, error) { return Dot("tdpbf16ps", 0, 1, 10) },
+		"tileloadd based on reg 16":  func() (Inst, error) { return TileLoadD(0, Reg(16), R8) },
+		"ldtilecfg through reg -1":   func() (Inst, error) { return LdTileCfg(Reg(-1)) },
+		"tilestored indexed by r 20": func() (Inst, error) { return TileStoreD(0, RSI, Reg(20)) },
+	} {
+		if in, err := enc(); err == nil {
+			t.Errorf("%s was accepted as % x", name, in.Bytes)
+		}
+	}
 }
 
 func TestEncodingsOfKnownInstructions(t *testing.T) {
@@ -30,7 +44,7 @@ func TestEncodingsOfKnownInstructions(t *testing.T) {
 		{must(TileStoreD(3, RBX, R9)), "c4a27a4b1c0b"},
 		{must(LdTileCfg(R11)), "c4c2784903"},
 		{TileRelease(), "c4e27849c0"},
-		{TileZero(5), "c4e27b49e8"},
+		{must(TileZero(5)), "c4e27b49e8"},
 		{must(Dot("tdpbssd", 0, 4, 6)), "c4e24b5ec4"},
 		{must(Dot("tdpbf16ps", 3, 5, 7)), "c4e2425cdd"},
 	} {
