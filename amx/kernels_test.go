@@ -73,9 +73,6 @@ func TestInt8MulMatMatchesExactReferenceBitForBit(t *testing.T) {
 					if p.wide {
 						b.eng.spread = 0
 					}
-					if p.wide {
-						b.eng.spread = 0
-					}
 					op := RandomMulMat(w, sh.m, r)
 					name := runOp(t, b, p.threshold, op)
 					pk := w.Extra.(*weights).i8
@@ -118,9 +115,6 @@ func TestBF16MulMatMatchesFloatReference(t *testing.T) {
 						t.Fatal(err)
 					}
 					b := newTestBackend(t, p.opts)
-					if p.wide {
-						b.eng.spread = 0
-					}
 					if p.wide {
 						b.eng.spread = 0
 					}

@@ -2,7 +2,7 @@
 
 package amx
 
-// tileArgs is what a tile kernel reads: addresses and byte strides of one output block's operands. The kernel advances ws, xs and groups as it goes.
+// tileArgs is a tile kernel's argument block: addresses and byte strides of a rectangle of output blocks' operands, which it only reads, then the cursors of its loops (nLeft onwards), which it writes.
 type tileArgs struct {
 	cfg       uintptr
 	a         uintptr

@@ -466,7 +466,7 @@ func main() {
 	write(filepath.Join(dir, "zkernels_amd64.go"), gofmt(goSrc))
 
 	argSrc := header + "package amx\n\n" +
-		structDef("tileArgs", "tileArgs is what a tile kernel reads: addresses and byte strides of one output block's operands. The kernel advances ws, xs and groups as it goes.", tileFields) +
+		structDef("tileArgs", "tileArgs is a tile kernel's argument block: addresses and byte strides of a rectangle of output blocks' operands, which it only reads, then the cursors of its loops (nLeft onwards), which it writes.", tileFields) +
 		structDef("vecArgs", "vecArgs is what an AVX-512 kernel reads: up to four activation rows against two 16-wide weight panels.", vecFields)
 	write(filepath.Join(dir, "zargs.go"), gofmt(argSrc))
 }
