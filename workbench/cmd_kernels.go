@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -452,7 +453,7 @@ func runCalibrate(c *ctxCall) error {
 	prog.done("stored in " + path)
 	types := c.Strs("types")
 	for _, pt := range cal.Points {
-		if len(types) > 0 && !contains(types, pt.Type) {
+		if len(types) > 0 && !slices.Contains(types, pt.Type) {
 			continue
 		}
 		t.Add(calibrationCells(pt)...)
@@ -485,7 +486,7 @@ func calibrationUnavailable(st amx.Status, types []string) *Record {
 		raw["stored"] = stored
 		t.Title = fmt.Sprintf("AMX calibration stored for %s (%d threads, %s), not measured here", stored.CPU, stored.Threads, stored.Config)
 		for _, pt := range stored.Points {
-			if len(types) > 0 && !contains(types, pt.Type) {
+			if len(types) > 0 && !slices.Contains(types, pt.Type) {
 				continue
 			}
 			shown[pt.Type] = true

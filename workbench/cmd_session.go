@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"html"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
@@ -152,12 +153,16 @@ func runPrint(c *ctxCall) error {
 }
 
 func runSet(c *ctxCall) error {
-	given := false
+	// Every value is checked before any is applied: a failed set changes nothing.
+	type change struct {
+		name string
+		v    lang.Value
+	}
+	var changes []change
 	for _, p := range settingParams {
 		if !c.Has(p.Name) {
 			continue
 		}
-		given = true
 		v := c.Values(p.Name)[0]
 		if p.Name == "tile" {
 			if err := checkTile(v.Text); err != nil {
@@ -172,9 +177,12 @@ func runSet(c *ctxCall) error {
 				return c.errAt("dir", "give an existing folder", "no folder %s", v.Text)
 			}
 		}
-		c.s.settings.apply(p.Name, v)
+		changes = append(changes, change{p.Name, v})
 	}
-	if !given {
+	for _, ch := range changes {
+		c.s.settings.apply(ch.name, ch.v)
+	}
+	if len(changes) == 0 {
 		t := result.NewTable("settings", "setting", "value", "what it is")
 		for _, p := range settingParams {
 			txt, _, _ := c.s.settings.get(p.Name)
@@ -277,8 +285,13 @@ func (s *Session) runScript(ctx context.Context, file, src string, params map[st
 	if err != nil {
 		return wrapError(file, src, nil, err)
 	}
+	keys := make([]string, 0, len(params))
 	for k := range params {
-		if contains(declared, k) {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // with several undeclared parameters, the same one is named every time
+	for _, k := range keys {
+		if slices.Contains(declared, k) {
 			continue
 		}
 		hint := "it declares none"
@@ -294,13 +307,4 @@ func (s *Session) runScript(ctx context.Context, file, src string, params map[st
 		vars[k] = v
 	}
 	return s.exec(ctx, src, out, &scope{file: file, vars: vars, depth: depth})
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }

@@ -149,8 +149,10 @@ func TestErrors(t *testing.T) {
 func TestStateSurvivesErrors(t *testing.T) {
 	s := newSession(t)
 	mustExec(t, s, "set threads=3 reps=7")
-	if _, err := exec(t, s, "set threads=2 reps=zero"); err == nil {
-		t.Fatal("bad reps accepted")
+	for _, bad := range []string{"set threads=2 reps=zero", "set threads=2 tile=bogus", "set threads=2 dir=/no/such/folder"} {
+		if _, err := exec(t, s, bad); err == nil {
+			t.Fatalf("%q accepted", bad)
+		}
 	}
 	if _, err := exec(t, s, "nosuchcommand"); err == nil {
 		t.Fatal("unknown command accepted")
