@@ -94,6 +94,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "tilelab bench: --format %q: want md, json or csv\n", *format)
 		return errUsage
 	}
+	if *reps < 1 {
+		// bench.Config reads 0 as its default of 5, which would run five repetitions when none were asked for.
+		fmt.Fprintf(stderr, "tilelab bench: -r %d: want at least one repetition\n", *reps)
+		return errUsage
+	}
 	if *amxPolicy != "all" && *amxPolicy != "attn" {
 		fmt.Fprintf(stderr, "tilelab bench: --amx %q: want all or attn\n", *amxPolicy)
 		return errUsage
@@ -165,7 +170,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	if errors.Is(runErr, context.Canceled) {
-		return fmt.Errorf("interrupted; the repetitions measured so far are above")
+		where := "above"
+		if *out != "" {
+			where = "in " + *out
+		}
+		return fmt.Errorf("interrupted; the repetitions measured so far are %s", where)
 	}
 	return runErr
 }

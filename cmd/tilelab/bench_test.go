@@ -47,6 +47,7 @@ func TestBenchCommand(t *testing.T) {
 		{"--format xml", "want md, json or csv"},
 		{"--amx some", "want all or attn"},
 		{"-p x", "not a non-negative integer"},
+		{"-r 0", "-r 0: want at least one repetition"},
 	} {
 		t.Run("a bad flag "+c.name+" is a usage error", func(t *testing.T) {
 			args := append([]string{"bench", "-m", model}, strings.Fields(c.name)...)
