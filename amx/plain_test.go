@@ -230,10 +230,13 @@ func TestRefusingTheOpsOfOtherBackendsAllocatesNothing(t *testing.T) {
 	b := newTestBackend(t, Options{Emulate: true})
 	norm := &graph.Op{Kind: graph.RMSNorm, Name: "norm", Dst: randomF32("d", [4]int{64, 1, 1, 1}, r), Src: []*graph.Tensor{randomF32("x", [4]int{64, 1, 1, 1}, r)}}
 	plainMat := RandomMulMat(RandomWeight(tensor.Q4_0, 64, 32, 1, r), 1, r)
+	unset := RandomWeight(tensor.Q4_0, 64, 32, 1, r)
+	unset.Layout = "" // plain, as graph.StorageLayout reads it
+	unsetMat := RandomMulMat(unset, 1, r)
 	for _, c := range []struct {
 		name string
 		op   *graph.Op
-	}{{"an RMS_NORM", norm}, {"a MUL_MAT of a plain weight", plainMat}} {
+	}{{"an RMS_NORM", norm}, {"a MUL_MAT of a plain weight", plainMat}, {"a MUL_MAT of a weight with no layout set", unsetMat}} {
 		t.Run(c.name+" is refused without allocating", func(t *testing.T) {
 			if ok, why := b.SupportsOp(c.op); ok || why == "" {
 				t.Fatalf("SupportsOp = %v, %q", ok, why)
