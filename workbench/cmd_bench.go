@@ -11,7 +11,6 @@ import (
 )
 
 func init() {
-	registry["bench"].needs = ""
 	registry["bench"].run = runBench
 	// bench's ngl defaults to the seed's quarter of the layers, which depends on the model.
 	p := registry["bench"].spec.Param("ngl")

@@ -13,7 +13,6 @@ import (
 )
 
 func init() {
-	registry["check"].needs = ""
 	registry["check"].run = runCheck
 }
 

@@ -4,8 +4,8 @@ import (
 	"tilelab/workbench/lang"
 )
 
-// Engine commands. Each declares its parameters here; its run function lives beside the engine package it
-// drives, and until that package lands the command parses, has help, and says it is not available yet.
+// Engine commands. Each declares its parameters here, so help, completion and docs/language.md read them in one
+// place; its run function is set by the file that drives its engine package (cmd_model.go, cmd_bench.go, ...).
 
 var (
 	quantTypes = []string{"q4_0", "q8_0", "f16", "bf16", "f32"}
@@ -18,7 +18,7 @@ func positive(v lang.Value) error { return atLeast(1)(v) }
 func engineSpecs() []*command {
 	model := lang.Param{Name: "model", Kind: lang.String, Positional: true, Doc: "a loaded model's name (default: the last loaded)"}
 	return []*command{
-		{group: "models", needs: "engine/synth", spec: &lang.Spec{
+		{group: "models", spec: &lang.Spec{
 			Name: "synth", Summary: "write a synthetic GGUF: a real architecture with random weights",
 			Example: "synth tiny-moe quant=q4_0 out=models/tiny-moe.gguf",
 			Params: []lang.Param{
@@ -30,7 +30,7 @@ func engineSpecs() []*command {
 				{Name: "out", Kind: lang.Path, Required: true, Doc: "the GGUF file to write"},
 			},
 		}},
-		{group: "models", needs: "engine/model", spec: &lang.Spec{
+		{group: "models", spec: &lang.Spec{
 			Name: "load", Summary: "load a GGUF file or synth:PRESET, placing every weight",
 			Doc:     "A synth:PRESET source is generated into a cache folder once and reused; quant= and layers= apply to it.",
 			Example: "load synth:tiny-moe quant=q4_0 amx=attn ngl=0 as=moe",
@@ -46,14 +46,14 @@ func engineSpecs() []*command {
 				{Name: "batch", Kind: lang.Int, Default: "512", Doc: "largest batch of tokens per forward pass", Check: positive},
 			},
 		}},
-		{group: "models", needs: "engine/model", spec: &lang.Spec{
+		{group: "models", spec: &lang.Spec{
 			Name: "models", Summary: "loaded models: name, arch, parameters, quant, mode, memory", Example: "models",
 		}},
-		{group: "models", needs: "engine/model", spec: &lang.Spec{
+		{group: "models", spec: &lang.Spec{
 			Name: "unload", Summary: "free a loaded model", Example: "unload moe",
 			Params: []lang.Param{{Name: "name", Kind: lang.String, Positional: true, Required: true, Doc: "the model"}},
 		}},
-		{group: "models", needs: "engine/model", spec: &lang.Spec{
+		{group: "models", spec: &lang.Spec{
 			Name: "generate", Summary: "stream generated tokens; prompt and generation tok/s at the end",
 			Example: `generate "Once upon a time" n=16`,
 			Params: []lang.Param{
@@ -66,7 +66,7 @@ func engineSpecs() []*command {
 				{Name: "seed", Kind: lang.Int, Doc: "sampling seed (default: set seed=)"},
 			},
 		}},
-		{group: "placement", needs: "engine/placement", spec: &lang.Spec{
+		{group: "placement", spec: &lang.Spec{
 			Name: "plan", Summary: "place a model from its metadata alone (no weights read); per-buffer totals",
 			Doc:     "Each combination of the lists is one plan. ngl > 0 implies a GPU; AMX and CUDA rows appear even on machines without them.",
 			Example: "plan synth:qwen3-30b-a3b quant=q4_0 amx=attn ngl=0,12",
@@ -80,7 +80,7 @@ func engineSpecs() []*command {
 				{Name: "tensors", Kind: lang.Bool, Default: "off", Doc: "also show the per-tensor table"},
 			},
 		}},
-		{group: "placement", needs: "engine/model", spec: &lang.Spec{
+		{group: "placement", spec: &lang.Spec{
 			Name: "placement", Summary: "per-tensor table: type, shape, MiB, buffer type, consuming op, reason",
 			Example: "placement moe match=exps layer=0",
 			Params: []lang.Param{model,
@@ -89,18 +89,18 @@ func engineSpecs() []*command {
 				{Name: "layer", Kind: lang.Int, List: true, Doc: "only these layers (e.g. 0..3)"},
 			},
 		}},
-		{group: "placement", needs: "engine/model", spec: &lang.Spec{
+		{group: "placement", spec: &lang.Spec{
 			Name: "buffers", Summary: "per-buffer-type totals in MiB (GGUF and packed bytes); a stacked bar chart",
 			Example: "buffers moe", Params: []lang.Param{model},
 		}},
-		{group: "placement", needs: "engine/model", spec: &lang.Spec{
+		{group: "placement", spec: &lang.Spec{
 			Name: "ops", Summary: "the forward graph's ops by type and backend: count, kernel, and why",
 			Example: "ops moe tokens=1",
 			Params: []lang.Param{model,
 				{Name: "tokens", Kind: lang.Int, Default: "1", Doc: "batch size of the traced forward pass", Check: positive},
 			},
 		}},
-		{group: "placement", needs: "engine/model", spec: &lang.Spec{
+		{group: "placement", spec: &lang.Spec{
 			Name: "compare", Summary: "what moved between two loads of the same file",
 			Example: "compare placement a=attn b=all",
 			Params: []lang.Param{
@@ -109,7 +109,7 @@ func engineSpecs() []*command {
 				{Name: "b", Kind: lang.String, Required: true, Doc: "another load of the same file"},
 			},
 		}},
-		{group: "timing", needs: "engine/bench", spec: &lang.Spec{
+		{group: "timing", spec: &lang.Spec{
 			Name: "bench", Summary: "prompt and generation tok/s per mode (llama-bench semantics); a grouped bar chart",
 			Doc:     "Each mode re-places the same file. Modes this machine cannot run appear as rows saying why.",
 			Example: "bench moe pp=172,512 tg=128 mode=cpu,cpu+amx",
@@ -123,7 +123,7 @@ func engineSpecs() []*command {
 				{Name: "reps", Kind: lang.Int, Doc: "repetitions (default: set reps=)", Check: positive},
 			},
 		}},
-		{group: "timing", needs: "engine/model", spec: &lang.Spec{
+		{group: "timing", spec: &lang.Spec{
 			Name: "profile", Summary: "per-op time breakdown; a bar chart of shares",
 			Example: "profile moe pp=512 by=kernel",
 			Params: []lang.Param{model,
@@ -132,7 +132,7 @@ func engineSpecs() []*command {
 				{Name: "by", Kind: lang.Enum, Default: "op", Allowed: []string{"op", "backend", "layer", "kernel"}, Doc: "how to group"},
 			},
 		}},
-		{group: "timing", needs: "amx", spec: &lang.Spec{
+		{group: "timing", spec: &lang.Spec{
 			Name: "matmul", Summary: "one matrix multiply swept over shapes, types and backends; line charts",
 			Doc: "Each point is timed (mean ± sd over reps) and its first rows are checked against the float32 reference. " +
 				"backend=amx runs the tile kernels at every m (below its calibrated threshold a model's AMX backend runs CPU mode's own kernel on the weight's plain bytes); " +
@@ -148,7 +148,7 @@ func engineSpecs() []*command {
 				{Name: "reps", Kind: lang.Int, Doc: "repetitions (default: set reps=)", Check: positive},
 			},
 		}},
-		{group: "timing", needs: "amx", spec: &lang.Spec{
+		{group: "timing", spec: &lang.Spec{
 			Name: "tiles", Summary: "AMX tile-configuration sweep; a heatmap, the best offered as set tile=",
 			Example: "tiles m=512 n=2048 k=2048 type=q8_0 rows=8,16 kstep=32,64 acc=2x2,1x4",
 			Params: []lang.Param{
@@ -163,7 +163,7 @@ func engineSpecs() []*command {
 				{Name: "reps", Kind: lang.Int, Doc: "repetitions (default: set reps=)", Check: positive},
 			},
 		}},
-		{group: "timing", needs: "amx", spec: &lang.Spec{
+		{group: "timing", spec: &lang.Spec{
 			Name: "calibrate", Summary: "find where AMX starts beating the CPU path, per type and batch",
 			Doc: "Times MUL_MAT on the tiles and on the CPU path over a range of row counts, stores the thresholds the " +
 				"AMX backend then uses, and shows them. On a machine without usable AMX nothing is timed (the emulator is " +
@@ -175,7 +175,7 @@ func engineSpecs() []*command {
 				{Name: "threads", Kind: lang.Int, Doc: "worker threads (default: set threads=)", Check: positive},
 			},
 		}},
-		{group: "timing", needs: "engine/reference", spec: &lang.Spec{
+		{group: "timing", spec: &lang.Spec{
 			Name: "check", Summary: "NaN/Inf scan of every op, and logits error against the float32 reference per mode",
 			Example: "check moe mode=cpu,cpu+amx",
 			Params: []lang.Param{model,

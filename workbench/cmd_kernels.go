@@ -24,7 +24,6 @@ import (
 
 func init() {
 	for name, run := range map[string]func(*ctxCall) error{"matmul": runMatmul, "tiles": runTiles, "calibrate": runCalibrate} {
-		registry[name].needs = ""
 		registry[name].run = run
 	}
 }

@@ -23,7 +23,6 @@ func init() {
 		"load": runLoad, "models": runModels, "unload": runUnload, "generate": runGenerate,
 		"placement": runPlacement, "buffers": runBuffers, "ops": runOps, "compare": runCompare, "profile": runProfile,
 	} {
-		registry[name].needs = ""
 		registry[name].run = run
 	}
 }

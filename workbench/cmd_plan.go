@@ -16,7 +16,6 @@ import (
 )
 
 func init() {
-	registry["plan"].needs = ""
 	registry["plan"].run = runPlan
 }
 

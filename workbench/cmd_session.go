@@ -90,12 +90,8 @@ func (s *Session) helpBundle(name string) kernel.Bundle {
 				if cmd.group != g {
 					continue
 				}
-				note := ""
-				if cmd.needs != "" {
-					note = " (not available yet)"
-				}
-				fmt.Fprintf(&b, "  %-10s %s%s\n", n, cmd.spec.Summary, note)
-				fmt.Fprintf(&h, "<tr><td>%s</td><td><code>%s</code></td><td>%s</td></tr>\n", g, n, html.EscapeString(cmd.spec.Summary+note))
+				fmt.Fprintf(&b, "  %-10s %s\n", n, cmd.spec.Summary)
+				fmt.Fprintf(&h, "<tr><td>%s</td><td><code>%s</code></td><td>%s</td></tr>\n", g, n, html.EscapeString(cmd.spec.Summary))
 			}
 		}
 		b.WriteString("\nValues: 512, 4k, 0.5, 250ms, on/off, \"quoted text\"; lists m=1,16,128; ranges m=32..512+32, m=1..4096*2.\n")
@@ -111,9 +107,6 @@ func commandHelp(cmd *command) kernel.Bundle {
 	fmt.Fprintf(&b, "%s — %s\n\nusage: %s\n", sp.Name, sp.Summary, sp.Usage())
 	if sp.Doc != "" {
 		fmt.Fprintf(&b, "\n%s\n", sp.Doc)
-	}
-	if cmd.needs != "" {
-		fmt.Fprintf(&b, "\nnot available yet: %s has not landed\n", cmd.needs)
 	}
 	t := result.NewTable("", "parameter", "kind", "default", "allowed", "what it is")
 	for _, p := range sp.Params {

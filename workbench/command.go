@@ -17,9 +17,6 @@ type command struct {
 	spec  *lang.Spec
 	group string
 	run   func(c *ctxCall) error
-	// needs names the package a command waits for; while set, the command parses and has help but answers
-	// "not available yet".
-	needs string
 }
 
 // Groups in the order `help` lists them.

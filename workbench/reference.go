@@ -21,9 +21,6 @@ func Reference() string {
 			if sp.Doc != "" {
 				fmt.Fprintf(&b, " %s", sp.Doc)
 			}
-			if c.needs != "" {
-				fmt.Fprintf(&b, " *(Not available yet: %s has not landed.)*", c.needs)
-			}
 			fmt.Fprintf(&b, "\n\n```\n%s\n```\n\n", sp.Usage())
 			if len(sp.Params) > 0 {
 				b.WriteString("| parameter | kind | default | what it is |\n|---|---|---|---|\n")

@@ -270,9 +270,6 @@ func (s *Session) run(ctx context.Context, st *lang.Stmt, src string, out kernel
 		return err
 	}
 	c := &ctxCall{Call: call, s: s, out: out, src: src, sc: sc, ctx: ctx}
-	if cmd.needs != "" {
-		return fmt.Errorf("not available yet: %s has not landed", cmd.needs)
-	}
 	return cmd.run(c)
 }
 

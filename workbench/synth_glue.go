@@ -17,7 +17,6 @@ import (
 )
 
 func init() {
-	registry["synth"].needs = ""
 	registry["synth"].run = runSynth
 }
 
