@@ -1,7 +1,9 @@
 package amx
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -202,8 +204,12 @@ func NewBackend(p *pool.Pool, o Options) (*Backend, error) {
 	b := &Backend{eng: newEngine(p, cfg, cfg16, o.Emulate || !st.Usable, st.VNNI && !o.NoVecAsm), status: st,
 		cpu: cpu.New(p, cpu.Options{}), names: map[plainName]string{}}
 	b.Threshold, b.ThresholdBF16, b.ThresholdSource = DefaultThreshold, DefaultThresholdBF16, "default (not calibrated)"
-	if c, err := LoadCalibration(); err == nil && c.Threshold > 0 {
+	switch c, err := LoadCalibration(); {
+	case err == nil:
 		b.Threshold, b.ThresholdBF16, b.ThresholdSource = c.Threshold, c.ThresholdBF16, "calibrated "+c.When+" on "+c.CPU
+	case !errors.Is(err, fs.ErrNotExist):
+		// A stored calibration that cannot be used is a decision to show, not to hide.
+		b.ThresholdSource = "default (stored calibration not used: " + err.Error() + ")"
 	}
 	if v := os.Getenv("TILELAB_AMX_THRESHOLD"); v != "" {
 		t, err := strconv.Atoi(v)

@@ -287,6 +287,7 @@ func TestCalibrationIsStoredAndRead(t *testing.T) {
 	if _, err = NewBackend(testPool, Options{}); err == nil || !strings.Contains(err.Error(), "TILELAB_AMX_THRESHOLD") {
 		t.Fatalf("bad override error %v", err)
 	}
+	t.Setenv("TILELAB_AMX_THRESHOLD", "")
 	old := c
 	old.Against = ""
 	if _, err := old.Save(); err != nil {
@@ -294,6 +295,18 @@ func TestCalibrationIsStoredAndRead(t *testing.T) {
 	}
 	if _, err := LoadCalibration(); err == nil || !strings.Contains(err.Error(), "calibrate again") {
 		t.Fatalf("a calibration against the old small-batch path was accepted: %v", err)
+	}
+	if b, err = NewBackend(testPool, Options{}); err != nil || b.Threshold != DefaultThreshold ||
+		!strings.Contains(b.ThresholdSource, "stored calibration not used") || !strings.Contains(b.Describe(), "calibrate again") {
+		t.Fatalf("an unusable calibration: threshold %d from %q (%v)", b.Threshold, b.ThresholdSource, err)
+	}
+	zero := c
+	zero.ThresholdBF16 = 0
+	if _, err := zero.Save(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCalibration(); err == nil || !strings.Contains(err.Error(), "bf16 0") {
+		t.Fatalf("a calibration without a bf16 threshold was accepted: %v", err)
 	}
 	c.CPU = "another CPU"
 	if _, err := c.Save(); err != nil {

@@ -82,6 +82,11 @@ func LoadCalibration() (Calibration, error) {
 	if c.Against != calibratedAgainst {
 		return c, fmt.Errorf("AMX calibration %s timed the tiles against %q, not %s: calibrate again", p, c.Against, calibratedAgainst)
 	}
+	if c.Threshold < 1 || c.ThresholdBF16 < 1 {
+		// 0 would send even one-row batches to the tiles, the loss the calibration exists to prevent.
+		return c, fmt.Errorf("AMX calibration %s has thresholds int8 %d, bf16 %d; want row counts of at least 1: calibrate again",
+			p, c.Threshold, c.ThresholdBF16)
+	}
 	return c, nil
 }
 
