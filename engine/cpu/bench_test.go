@@ -100,3 +100,30 @@ func BenchmarkPoolRun(b *testing.B) {
 	b.Logf("%d workers, GOMAXPROCS %d, %d CPUs, workers spin between jobs: %v", p.Threads(), runtime.GOMAXPROCS(0),
 		runtime.NumCPU(), p.Spinning())
 }
+
+// BenchmarkAttentionDecode times one decode step's attention (one token over a filled cache) at Qwen3-30B-A3B's
+// head shape, on all cores.
+func BenchmarkAttentionDecode(b *testing.B) {
+	const d, hq, hkv, ctx = 128, 32, 4, 512
+	p := pool.New(0)
+	defer p.Close()
+	for _, past := range []int{64, 500} {
+		b.Run(fmt.Sprintf("past=%d", past), func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(2, 2))
+			kc, vc := randF32(rng, d*hkv*ctx), randF32(rng, d*hkv*ctx)
+			kt, vt := f32Tensor("k", kc, d, ctx, hkv), f32Tensor("v", vc, ctx, d, hkv)
+			n := past + 1
+			kw := &graph.Tensor{Name: "k", Type: tensor.F32, Ne: [4]int{d, n, hkv, 1}, F32: kc, ViewSrc: kt}
+			vw := &graph.Tensor{Name: "v", Type: tensor.F32, Ne: [4]int{n, d, hkv, 1}, F32: vc, ViewSrc: vt}
+			op := &graph.Op{Kind: graph.Attention, Name: "attn", Dst: f32Tensor("dst", make([]float32, d*hq), d*hq, 1),
+				Src:    []*graph.Tensor{f32Tensor("q", randF32(rng, d*hq), d, hq, 1), kw, vw},
+				Params: graph.Params{HeadsKV: hkv, HeadDim: d, Causal: true, NPast: past}}
+			be := New(p, Options{})
+			for b.Loop() {
+				if _, err := be.Compute(op); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
