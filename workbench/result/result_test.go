@@ -95,10 +95,19 @@ func TestTableRecordsRoundTrip(t *testing.T) {
 }
 
 func TestTableRecordsKeepNaNVisible(t *testing.T) {
-	tb := NewTable("t", "x")
-	tb.Add(math.NaN())
-	if _, err := json.Marshal(tb); err != nil {
+	tb := NewTable("t", "x", "y", "z")
+	tb.Add(math.NaN(), float32(math.Inf(1)), NewMeasure([]float64{1, math.NaN()}))
+	data, err := json.Marshal(tb)
+	if err != nil {
 		t.Fatalf("a NaN cell broke JSON: %v", err)
+	}
+	if _, err := json.Marshal(tb.Bundle().Data); err != nil {
+		t.Fatalf("a NaN cell broke the bundle's application/json: %v", err)
+	}
+	for _, want := range []string{`"x":"NaN"`, `"y":"+Inf"`, `"mean":"NaN"`, `"raw":[1,"NaN"]`} {
+		if !strings.Contains(string(data), want) {
+			t.Errorf("JSON lacks %s: %s", want, data)
+		}
 	}
 }
 

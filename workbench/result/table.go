@@ -268,15 +268,28 @@ func jsonValue(v any) any {
 	case time.Duration:
 		return x.Seconds()
 	case float64:
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return fmt.Sprint(x) // JSON has no NaN; keep it visible as text
-		}
+		return jsonFloat(x)
+	case float32:
+		return jsonFloat(float64(x))
 	case Measure:
-		return map[string]any{"mean": x.Mean, "sd": x.SD, "n": x.N, "raw": x.Raw}
+		// A NaN repetition must not make the whole bundle unencodable (the kernel would drop the table).
+		raw := make([]any, len(x.Raw))
+		for i, r := range x.Raw {
+			raw[i] = jsonFloat(r)
+		}
+		return map[string]any{"mean": jsonFloat(x.Mean), "sd": jsonFloat(x.SD), "n": x.N, "raw": raw}
 	case fmt.Stringer:
 		return x.String()
 	}
 	return v
+}
+
+// jsonFloat keeps a float as a number, or NaN and ±Inf visible as text: JSON has no number for them.
+func jsonFloat(f float64) any {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return fmt.Sprint(f)
+	}
+	return f
 }
 
 // Schema describes the columns for JSON consumers: name and unit of each.
