@@ -62,15 +62,13 @@ func TestDeviceBreakdown(t *testing.T) {
 		pl, _ := g.plan(cf)
 		pal := palette(pl, cf.Rows, kstep)
 		_, _, _, kp := wt.dims()
-		if err := g.prepare(wt, sets, m, kp, cf.Rows, kstep, cf.BlockRows()); err != nil {
-			t.Fatal(err)
-		}
+		g.prepare(wt, sets, m, kp, cf.Rows, kstep, cf.BlockRows())
 		dst := make([]float32, m*n)
 		tk := task{set: 0, m0: 0, m1: m, n0: 0, n1: n}
 		const reps = 200
 		one := func(w *workspace) {
 			for i := 0; i < reps; i++ {
-				if err := g.tileTask(w, &pal, cf, kstep, wt, &sets[0], tk, dst); err != nil {
+				if err := g.tileTask(w, &pal, pl, cf, kstep, wt, &sets[0], tk, dst); err != nil {
 					panic(err)
 				}
 			}
@@ -101,9 +99,9 @@ func TestDeviceBreakdown(t *testing.T) {
 			wt.b16 = &packedBF16{Kp: 4096}
 		}
 		sets := []rowSet{s}
-		_ = b.eng.prepare(wt, sets, 4096, 4096, 16, 64, 32)
+		b.eng.prepare(wt, sets, 4096, 4096, 16, 64, 32)
 		t0 := time.Now()
-		_ = b.eng.prepare(wt, sets, 4096, 4096, 16, 64, 32)
+		b.eng.prepare(wt, sets, 4096, 4096, 16, 64, 32)
 		fmt.Printf("prepare %s 4096x4096 activations: %.2f ms\n", typ, time.Since(t0).Seconds()*1e3)
 	}
 	_ = graph.MulMat

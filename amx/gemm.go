@@ -3,6 +3,8 @@ package amx
 import (
 	"fmt"
 	"strings"
+
+	"tilelab/amx/internal/sched"
 )
 
 // rowSet is one GEMM of a MUL_MAT or MUL_MAT_ID: the activation rows that meet one expert's weights, and where
@@ -84,9 +86,7 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 			nVec++
 		}
 	}
-	if err := g.prepare(w, sets, rows, kp, cfg.Rows, kstep, bm); err != nil {
-		return "", err
-	}
+	g.prepare(w, sets, rows, kp, cfg.Rows, kstep, bm)
 
 	var tasks []task
 	nbTile := roundUp(n, bn) / bn // blocks past N would only compute padding
@@ -131,7 +131,7 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 		ws := &g.ws[worker]
 		var err error
 		if s.tiles {
-			err = g.tileTask(ws, &pal, cfg, kstep, w, s, t, dst)
+			err = g.tileTask(ws, &pal, p, cfg, kstep, w, s, t, dst)
 		} else {
 			err = g.vecTask(ws, w, s, t, dst)
 		}
@@ -177,7 +177,7 @@ func (g *engine) vecName(w weights, threshold int) string {
 
 // prepare quantizes (int8) or converts (bf16) every set's rows into the shared activation buffer, in parallel:
 // row-major for the AVX-512 path, tile order (bands of tileRows rows, kstep bytes at a time) for the tiles.
-func (g *engine) prepare(w weights, sets []rowSet, rows, kp, tileRows, kstep, tileBlockRows int) error {
+func (g *engine) prepare(w weights, sets []rowSet, rows, kp, tileRows, kstep, tileBlockRows int) {
 	if w.i8 != nil {
 		g.act8.reset(rows, kp, w.i8.Group)
 	} else {
@@ -219,13 +219,12 @@ func (g *engine) prepare(w weights, sets []rowSet, rows, kp, tileRows, kstep, ti
 			}
 		}
 	})
-	return nil
 }
 
 // tileTask computes the task's rectangle of blocks in one kernel call (column blocks outer, row blocks inner)
 // into the worker's output buffer, then copies the rows and columns that exist into dst.
-func (g *engine) tileTask(ws *workspace, pal *[64]byte, cfg TileConfig, kstep int, w weights, s *rowSet, t task, dst []float32) error {
-	p, _ := g.plan(cfg)
+// It runs on the pool's workers, so it gets the plan rather than looking it up in the engine's map.
+func (g *engine) tileTask(ws *workspace, pal *[64]byte, p sched.Plan, cfg TileConfig, kstep int, w weights, s *rowSet, t task, dst []float32) error {
 	bm, bn := cfg.BlockRows(), cfg.BlockCols()
 	n, _, _, kp := w.dims()
 	mB, nB := (t.m1-t.m0)/bm, (t.n1-t.n0)/bn

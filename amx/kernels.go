@@ -39,13 +39,12 @@ func floatBytes(f []float32) []byte {
 type engine struct {
 	pool    *pool.Pool
 	ws      []workspace
-	emulate bool       // tile kernels run in the emulator
-	vecAsm  bool       // the AVX-512 small-batch kernels run in assembly
-	cfg     TileConfig // int8 kernels
-	cfg16   TileConfig // bf16 kernels
-	plans   map[[2]int]plannedConfig
-	spread  int  // rectangles shrink until there are this many tasks per worker (where the work allows)
-	dry     bool // tests: check every kernel call's operands but run nothing
+	emulate bool                  // tile kernels run in the emulator
+	vecAsm  bool                  // the AVX-512 small-batch kernels run in assembly
+	cfg     TileConfig            // int8 kernels
+	cfg16   TileConfig            // bf16 kernels
+	plans   map[[2]int]sched.Plan // by arrangement, made once
+	spread  int                   // rectangles shrink until there are this many tasks per worker (where the work allows)
 
 	act8  actInt8
 	act16 actBF16
@@ -54,25 +53,21 @@ type engine struct {
 	err   error
 }
 
-type plannedConfig struct {
-	plan sched.Plan
-}
-
 func newEngine(p *pool.Pool, cfg, cfg16 TileConfig, emulate, vecAsm bool) *engine {
 	return &engine{pool: p, ws: make([]workspace, p.Threads()), emulate: emulate, vecAsm: vecAsm, cfg: cfg, cfg16: cfg16,
-		plans: map[[2]int]plannedConfig{}, spread: 2}
+		plans: map[[2]int]sched.Plan{}, spread: 2}
 }
 
 func (g *engine) plan(c TileConfig) (sched.Plan, error) {
 	key := [2]int{c.MT, c.NT}
 	if p, ok := g.plans[key]; ok {
-		return p.plan, nil
+		return p, nil
 	}
 	p, err := sched.For(c.MT, c.NT)
 	if err != nil {
 		return p, err
 	}
-	g.plans[key] = plannedConfig{p}
+	g.plans[key] = p
 	return p, nil
 }
 
@@ -268,9 +263,6 @@ func emuTile(u *tileUnit, pal *[64]byte, p sched.Plan, j *tileJob, int8 bool, sc
 func (g *engine) runTile(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, int8 bool) error {
 	if err := j.check(p, int8); err != nil {
 		return err
-	}
-	if g.dry {
-		return nil
 	}
 	if g.emulate {
 		return emuTile(&w.emu, pal, p, j, int8, w.scratch[:])
