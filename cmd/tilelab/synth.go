@@ -46,6 +46,14 @@ func runSynth(args []string, stdout, stderr io.Writer) error {
 		pos = append(pos, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
+	switch {
+	case len(pos) == 0:
+		fmt.Fprintln(stderr, "tilelab synth: want one PRESET, got none")
+	case len(pos) > 1:
+		fmt.Fprintf(stderr, "tilelab synth: want one PRESET, got %q\n", pos)
+	case *out == "":
+		fmt.Fprintln(stderr, "tilelab synth: -o OUT.gguf is required")
+	}
 	if len(pos) != 1 || *out == "" {
 		fs.Usage()
 		return errUsage

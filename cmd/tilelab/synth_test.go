@@ -57,7 +57,10 @@ func TestSynthCommand(t *testing.T) {
 		{"an unknown preset lists the presets", []string{"synth", "tiny", "-o", "x.gguf"}, 1, "valid: bench-moe, qwen3-30b-a3b"},
 		{"an unknown weight type lists the types", []string{"synth", "tiny-moe", "--quant", "q4_k", "-o", "x.gguf"}, 1, "valid: f32, f16, bf16, q8_0, q4_0"},
 		{"a missing output is a usage error", []string{"synth", "tiny-moe"}, 2, "usage: tilelab synth PRESET"},
+		{"a missing output is named", []string{"synth", "tiny-moe"}, 2, "-o OUT.gguf is required"},
 		{"a missing preset is a usage error", []string{"synth", "-o", "x.gguf"}, 2, "presets: bench-moe"},
+		{"a missing preset is named", []string{"synth", "-o", "x.gguf"}, 2, "want one PRESET, got none"},
+		{"two presets are a usage error naming both", []string{"synth", "tiny-moe", "tiny-dense", "-o", "x.gguf"}, 2, `want one PRESET, got ["tiny-moe" "tiny-dense"]`},
 		{"an unknown flag is a usage error", []string{"synth", "tiny-moe", "--bogus"}, 2, "flag provided but not defined: -bogus"},
 	}
 	for _, c := range cases {
