@@ -15,7 +15,7 @@ import (
 )
 
 func init() {
-	register("demo", "a two-minute tour: synthesize a small MoE model, place it, run it, time it, check it", runDemo)
+	register("demo", "a quick tour: synthesize a small MoE model, place it, run it, time it, check it", runDemo)
 }
 
 // demoScript is the tour, written in the workbench's own language so that every step can be typed into a notebook
@@ -107,6 +107,15 @@ func parseDemo(script string, vars map[string]string) []demoStep {
 	return steps
 }
 
+// quoteWord writes a value as one word of the workbench language: a path with a space or a quote in it would
+// otherwise split into several arguments.
+func quoteWord(v string) string {
+	if v != "" && !strings.ContainsAny(v, " \t\"#\\") {
+		return v
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(v) + `"`
+}
+
 // lineOutput is the terminal output of the demo: it makes sure a table never starts in the middle of a line that
 // a stream (generated text) left open.
 type lineOutput struct {
@@ -161,7 +170,7 @@ func runDemo(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "tilelab demo: --reps, --pp and --tg must be at least 1")
 		return errUsage
 	}
-	vars := map[string]string{"model": *model, "reps": fmt.Sprint(*reps), "pp": fmt.Sprint(*pp), "tg": fmt.Sprint(*tg)}
+	vars := map[string]string{"model": quoteWord(*model), "reps": fmt.Sprint(*reps), "pp": fmt.Sprint(*pp), "tg": fmt.Sprint(*tg)}
 	steps := parseDemo(demoScript, vars)
 	if *script {
 		for _, st := range steps {

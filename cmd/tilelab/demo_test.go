@@ -46,6 +46,7 @@ func TestDemoFlags(t *testing.T) {
 	}{
 		{"--script prints the commands with the flags filled in", []string{"demo", "--script", "--pp", "7"}, 0, "profile cpu pp=7 by=op"},
 		{"--script takes another model", []string{"demo", "--script", "--model", "synth:tiny-dense"}, 0, "load synth:tiny-dense amx=attn as=amx"},
+		{"a model path with a space is quoted, so the command reads it as one word", []string{"demo", "--script", "--model", `/m/my "x".gguf`}, 0, `load "/m/my \"x\".gguf" amx=attn as=amx`},
 		{"an unknown flag is a usage error", []string{"demo", "--fast"}, 2, "flag provided but not defined: -fast"},
 		{"an argument is a usage error", []string{"demo", "extra"}, 2, `unexpected argument "extra"`},
 		{"zero repetitions are refused", []string{"demo", "--reps", "0"}, 2, "must be at least 1"},
