@@ -34,6 +34,15 @@ func (u *tileUnit) ldtilecfg(cfg *[64]byte) error {
 	if cfg[1] != 0 {
 		return fmt.Errorf("ldtilecfg: start_row %d must be 0", cfg[1])
 	}
+	// Bytes 2-15, 32-47 (colsb of tiles 8-15) and 56-63 (their rows) are reserved and must be zero, or the
+	// instruction faults (Intel SDM, LDTILECFG; tabulated at officedaytime.com/simd512e, "tileconfig").
+	for _, r := range [][2]int{{2, 16}, {32, 48}, {56, 64}} {
+		for i := r[0]; i < r[1]; i++ {
+			if cfg[i] != 0 {
+				return fmt.Errorf("ldtilecfg: reserved byte %d is %d, must be 0", i, cfg[i])
+			}
+		}
+	}
 	for t := 0; t < 8; t++ {
 		c := int(binary.LittleEndian.Uint16(cfg[16+2*t:]))
 		r := int(cfg[48+t])

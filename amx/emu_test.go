@@ -128,6 +128,11 @@ func TestEmulatorRefusesWhatTheHardwareFaultsOn(t *testing.T) {
 		{"a tile used before configuration", func(u *tileUnit) error { return u.tilezero(0) }, "not configured"},
 		{"palette 2", func(u *tileUnit) error { c := cfgOf(nil); c[0] = 2; return u.ldtilecfg(c) }, "palette 2"},
 		{"a tile of 17 rows", func(u *tileUnit) error { return u.ldtilecfg(cfgOf(map[int][2]int{0: {17, 64}})) }, "17 rows"},
+		{"a reserved byte of the header set", func(u *tileUnit) error { c := cfgOf(nil); c[9] = 1; return u.ldtilecfg(c) }, "reserved byte 9"},
+		{"a ninth tile's bytes per row set", func(u *tileUnit) error { c := cfgOf(nil); c[32] = 64; return u.ldtilecfg(c) }, "reserved byte 32"},
+		{"a ninth tile's rows set", func(u *tileUnit) error { c := cfgOf(nil); c[56] = 16; return u.ldtilecfg(c) }, "reserved byte 56"},
+		{"a start row", func(u *tileUnit) error { c := cfgOf(nil); c[1] = 3; return u.ldtilecfg(c) }, "start_row 3"},
+		{"a tile of 65 bytes per row", func(u *tileUnit) error { return u.ldtilecfg(cfgOf(map[int][2]int{0: {16, 65}})) }, "16 rows of 65 bytes"},
 		{"mismatched dot-product shapes", func(u *tileUnit) error {
 			if err := u.ldtilecfg(cfgOf(map[int][2]int{0: {16, 64}, 1: {16, 64}, 2: {8, 64}})); err != nil {
 				return err
