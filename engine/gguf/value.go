@@ -152,7 +152,8 @@ func (v Value) Strings() ([]string, bool) {
 
 // Float32s returns an array of float32 values, converting any other numeric array.
 func (v Value) Float32s() ([]float32, bool) {
-	if v.arr == nil {
+	// The element type decides, not the elements: an empty array of strings is no more numeric than a full one.
+	if v.arr == nil || !v.arr.elem.isInt() && v.arr.elem != TypeFloat32 && v.arr.elem != TypeFloat64 {
 		return nil, false
 	}
 	if f, ok := v.arr.data.([]float32); ok {

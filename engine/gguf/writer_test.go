@@ -149,6 +149,8 @@ func TestValueAccessorsConvertOnlyWhereMeaningful(t *testing.T) {
 		{"a float array is not an int array", func() bool { _, ok := Float32s([]float32{1}).Int32s(); return !ok }()},
 		{"an int array converts to float32s", func() bool { s, ok := Int32s([]int32{-2}).Float32s(); return ok && s[0] == -2 }()},
 		{"a string array is not a float array", func() bool { _, ok := Strings([]string{"a"}).Float32s(); return !ok }()},
+		{"an empty string array is not a float array either", func() bool { _, ok := Strings(nil).Float32s(); return !ok }()},
+		{"an empty array of arrays is not a float array", func() bool { v, _ := Array(TypeArray); _, ok := v.Float32s(); return !ok }()},
 		{"out-of-range Index gives the zero Value", func() bool { return !Int32s([]int32{1}).Index(1).Type().Valid() }()},
 		{"long arrays print abbreviated", func() bool {
 			return Int32s(make([]int32, 100)).String() == "[0, 0, 0, 0, 0, 0, 0, 0, ... (100 int32)]"
