@@ -348,15 +348,30 @@ func WriteFile(path string, f *File, fill func(t *TensorInfo, w io.Writer) error
 	}
 	for i := range f.Tensors {
 		t := &f.Tensors[i]
-		if err := fill(t, gw); err != nil {
+		// Count each fill's bytes: the Writer alone would take one that runs on into the next tensor and blame
+		// that tensor's fill, or nobody's when the sizes happen to add up.
+		cw := &countingWriter{w: gw}
+		if err := fill(t, cw); err != nil {
 			return fmt.Errorf("gguf: writing tensor %q: %w", t.Name, err)
 		}
-		if gw.cur <= i && t.Size > 0 || gw.done != 0 {
-			return fmt.Errorf("gguf: writing tensor %q: fill did not write exactly its %d bytes", t.Name, t.Size)
+		if cw.n != t.Size {
+			return fmt.Errorf("gguf: writing tensor %q: fill wrote %d bytes, not its %d", t.Name, cw.n, t.Size)
 		}
 	}
 	if err := gw.Close(); err != nil {
 		return err
 	}
 	return bw.Flush()
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -222,7 +222,17 @@ func TestNewFileAndWriterRejectMistakes(t *testing.T) {
 	t.Run("a fill that writes too little is caught and the file removed", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "short.gguf")
 		err := WriteFile(path, m, func(ti *TensorInfo, w io.Writer) error { _, err := w.Write(make([]byte, 8)); return err })
-		if err == nil || !strings.Contains(err.Error(), `tensor "a": fill did not write exactly its 16 bytes`) {
+		if err == nil || !strings.Contains(err.Error(), `tensor "a": fill wrote 8 bytes, not its 16`) {
+			t.Errorf("err = %v", err)
+		}
+		if _, serr := os.Stat(path); !os.IsNotExist(serr) {
+			t.Error("partial file left behind")
+		}
+	})
+	t.Run("a fill that writes the next tensor's bytes too is caught at its own tensor", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "long.gguf")
+		err := WriteFile(path, m, func(ti *TensorInfo, w io.Writer) error { _, err := w.Write(make([]byte, 32)); return err })
+		if err == nil || !strings.Contains(err.Error(), `tensor "a": fill wrote 32 bytes, not its 16`) {
 			t.Errorf("err = %v", err)
 		}
 		if _, serr := os.Stat(path); !os.IsNotExist(serr) {
