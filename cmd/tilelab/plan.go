@@ -25,7 +25,7 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("plan", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	model := fs.String("m", "", "model: a GGUF `FILE`, or synth:PRESET for a synthetic model's metadata (nothing is written)")
-	quant := fs.String("quant", "", "tensor `type` of a synth: preset's weights (q4_0, q8_0, f16, ...); files keep theirs")
+	quant := fs.String("quant", "", "tensor `type` of a synth: preset's weights (q4_0 when not given; q8_0, f16, bf16, f32); files keep theirs")
 	layers := fs.Int("layers", 0, "repeating layers of a synth: preset (0: the preset's own)")
 	amxMode := fs.String("amx", placement.AMXOff, "AMX `mode`: off, attn (attention projections, the seed's set) or all")
 	ngl := fs.Int("ngl", 0, "offload the last `N` layers to CUDA0 (implies a GPU)")
