@@ -88,7 +88,7 @@ func planSource(model, quant string, layers int) (*gguf.File, string, error) {
 				return nil, "", err
 			}
 		}
-		f, err := synthHeader(preset, q, layers)
+		f, err := synth.Header(preset, synth.Options{Quant: q, Layers: layers})
 		if err != nil {
 			return nil, "", err
 		}
@@ -105,21 +105,11 @@ func planSource(model, quant string, layers int) (*gguf.File, string, error) {
 }
 
 // planRegistry holds every buffer type a plan can name. None needs its hardware: a plan says what each would take
-// on a machine that has it.
+// on a machine that has it (AMX brings its own rule and packed sizes, which need no AMX hardware).
 func planRegistry() *backend.Registry {
 	reg := backend.NewRegistry()
-	reg.AddBufferType(planCPUBufferType())
-	reg.AddBufferType(planAMXBufferType())
+	reg.AddBufferType(cpu.BufferType())
+	reg.AddBufferType(amx.NewBufferType())
 	cuda.RegisterForPlan(reg)
 	return reg
 }
-
-func planCPUBufferType() backend.BufferType { return cpu.BufferType() }
-
-// synthHeader builds a preset's metadata in memory: the tensor list and keys a written file would have, no data.
-func synthHeader(preset string, q tensor.DType, layers int) (*gguf.File, error) {
-	return synth.Header(preset, synth.Options{Quant: q, Layers: layers})
-}
-
-// planAMXBufferType is the amx package's buffer type: its own rule and packed sizes, which need no AMX hardware.
-func planAMXBufferType() backend.BufferType { return amx.NewBufferType() }
