@@ -182,28 +182,11 @@ func (s refSample) err(got []float32) float64 {
 	return math.Sqrt(num / den)
 }
 
-// deq dequantizes row r of a plain weight into out.
+// deq dequantizes row r of a plain weight into out. The weight's type is one Import accepted, all of which
+// tensor.Dequantize decodes, so it cannot fail.
 func deq(w *graph.Tensor, r int, out []float32) {
-	k := w.Ne[0]
-	row := w.Data[r*w.Type.RowBytes(k):]
-	switch w.Type {
-	case tensor.Q8_0, tensor.Q4_0:
-		var q [32]int8
-		for b := 0; b < k/32; b++ {
-			d := blockInt8(w.Type, row[b*w.Type.BlockBytes():], &q)
-			for i := 0; i < 32; i++ {
-				out[b*32+i] = d * float32(q[i])
-			}
-		}
-	case tensor.F16:
-		for i := range out {
-			out[i] = f16ToF32(uint16(row[2*i]) | uint16(row[2*i+1])<<8)
-		}
-	case tensor.BF16:
-		for i := range out {
-			out[i] = bf16ToF32(uint16(row[2*i]) | uint16(row[2*i+1])<<8)
-		}
-	}
+	rb := w.Type.RowBytes(w.Ne[0])
+	_ = tensor.Dequantize(w.Type, w.Data[r*rb:(r+1)*rb], out[:w.Ne[0]])
 }
 
 // SweepTable formats sweep rows as a Markdown table, fastest first within each shape.

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+
+	"tilelab/engine/tensor"
 )
 
 // EmulatedBF16Tolerance bounds the relative difference (max |emulated - hardware| / max |hardware|) between the
@@ -161,7 +163,7 @@ func bf16In(h uint16) float32 {
 	if h&0x7f80 == 0 {
 		h &= 0x8000
 	}
-	return bf16ToF32(h)
+	return tensor.BF16ToF32(h)
 }
 
 // ftz flushes a float32 denormal result to a zero of the same sign.

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"tilelab/engine/tensor"
 )
 
 func cfgOf(shapes map[int][2]int) *[64]byte {
@@ -91,10 +93,10 @@ func TestEmulatedDotProductsMatchTheirDefinitions(t *testing.T) {
 		fa := make([]byte, m*kb)
 		fb := make([]byte, kb/4*nb)
 		for i := 0; i < len(fa); i += 2 {
-			binary.LittleEndian.PutUint16(fa[i:], toBF16(r.Float32()*2-1))
+			binary.LittleEndian.PutUint16(fa[i:], tensor.F32ToBF16(r.Float32()*2-1))
 		}
 		for i := 0; i < len(fb); i += 2 {
-			binary.LittleEndian.PutUint16(fb[i:], toBF16(r.Float32()*2-1))
+			binary.LittleEndian.PutUint16(fb[i:], tensor.F32ToBF16(r.Float32()*2-1))
 		}
 		_ = u.tileloadd(1, fa, 0, kb)
 		_ = u.tileloadd(2, fb, 0, nb)
@@ -103,7 +105,7 @@ func TestEmulatedDotProductsMatchTheirDefinitions(t *testing.T) {
 		}
 		out := make([]byte, m*nb)
 		_ = u.tilestored(0, out, 0, nb)
-		bf := func(p []byte, i int) float64 { return float64(bf16ToF32(binary.LittleEndian.Uint16(p[i:]))) }
+		bf := func(p []byte, i int) float64 { return float64(tensor.BF16ToF32(binary.LittleEndian.Uint16(p[i:]))) }
 		for i := 0; i < m; i++ {
 			for j := 0; j < nb/4; j++ {
 				var want float64

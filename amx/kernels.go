@@ -7,6 +7,7 @@ import (
 
 	"tilelab/amx/internal/sched"
 	"tilelab/engine/pool"
+	"tilelab/engine/tensor"
 )
 
 // workspace is one worker's private state: its argument blocks, the int32 tile spill, the output block and an
@@ -325,8 +326,8 @@ func vecBF16Go(j *vecJob, x []float32) {
 				xr := x[(j.xOff+i*j.lda)/4:]
 				for q := 0; q < j.quads; q++ {
 					o := j.bOff + h*j.bPanel + q*64 + 4*l
-					w0 := bf16ToF32(uint16(j.b[o]) | uint16(j.b[o+1])<<8)
-					w1 := bf16ToF32(uint16(j.b[o+2]) | uint16(j.b[o+3])<<8)
+					w0 := tensor.BF16ToF32(uint16(j.b[o]) | uint16(j.b[o+1])<<8)
+					w1 := tensor.BF16ToF32(uint16(j.b[o+2]) | uint16(j.b[o+3])<<8)
 					acc += xr[2*q]*w0 + xr[2*q+1]*w1
 				}
 				j.c[j.cOff+i*j.ldc+h*16+l] = acc

@@ -86,40 +86,9 @@ func bf16Sizes(n, k, e int) (np, kp int, bytes int64) {
 	return np, kp, int64(e) * int64(np) * int64(kp) * 2
 }
 
-func f16ToF32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	man := uint32(h) & 0x3ff
-	switch {
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0xff<<23 | man<<13)
-	case exp != 0:
-		return math.Float32frombits(sign | (exp+112)<<23 | man<<13)
-	case man == 0:
-		return math.Float32frombits(sign)
-	}
-	// subnormal half: value = man * 2^-24
-	f := float32(man) * (1.0 / (1 << 24))
-	if sign != 0 {
-		f = -f
-	}
-	return f
-}
-
-// toBF16 rounds a float32 to bfloat16, to nearest even; NaNs stay NaN.
-func toBF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	if b&0x7fffffff > 0x7f800000 {
-		return uint16(b>>16) | 0x40
-	}
-	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
-}
-
-func bf16ToF32(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
-
 // blockInt8 decodes one Q8_0 or Q4_0 block into its 32 int8 values and scale.
 func blockInt8(t tensor.DType, b []byte, q *[32]int8) float32 {
-	d := f16ToF32(binary.LittleEndian.Uint16(b))
+	d := tensor.F16ToF32(binary.LittleEndian.Uint16(b))
 	switch t {
 	case tensor.Q8_0:
 		for i := 0; i < 32; i++ {
@@ -217,7 +186,7 @@ func packBF16(t tensor.DType, data []byte, n, k, e int) (*packedBF16, error) {
 			for j := 0; j < k; j++ {
 				h := binary.LittleEndian.Uint16(data[2*(i*k+j):])
 				if t == tensor.F16 {
-					h = toBF16(f16ToF32(h))
+					h = tensor.F32ToBF16(tensor.F16ToF32(h))
 				}
 				binary.LittleEndian.PutUint16(p.B[p.bIndex(ex, r, j):], h)
 			}
@@ -387,7 +356,7 @@ func (a *actBF16) bf16Into(q []byte, x []float32, chunk, jump int, tmp []byte) {
 	for j := 0; j < a.Kp; j++ {
 		var h uint16
 		if j < len(x) {
-			h = toBF16(x[j])
+			h = tensor.F32ToBF16(x[j])
 		}
 		binary.LittleEndian.PutUint16(out[2*j:], h)
 	}

@@ -147,7 +147,7 @@ func TestRepackingKeepsTheWeightsValues(t *testing.T) {
 						} else {
 							p := pw.b16
 							i := p.bIndex(e, n, k)
-							got = float64(bf16ToF32(uint16(p.B[i]) | uint16(p.B[i+1])<<8))
+							got = float64(tensor.BF16ToF32(uint16(p.B[i]) | uint16(p.B[i+1])<<8))
 						}
 						if d := math.Abs(got - orig[k]); d > c.tol*amax*1.0001 {
 							t.Fatalf("expert %d row %d k %d: packed %v, original %v", e, n, k, got, orig[k])

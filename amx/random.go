@@ -1,88 +1,17 @@
 package amx
 
 import (
-	"encoding/binary"
 	"fmt"
-	"math"
 	"math/rand/v2"
 
 	"tilelab/engine/graph"
 	"tilelab/engine/tensor"
 )
 
-// f32ToF16 rounds to the nearest half (even on ties); values beyond the half range become infinities.
-func f32ToF16(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23&0xff) - 127 + 15
-	man := b & 0x7fffff
-	switch {
-	case b&0x7fffffff > 0x7f800000:
-		return sign | 0x7e00
-	case exp >= 31:
-		return sign | 0x7c00
-	case exp <= 0:
-		if exp < -10 {
-			return sign
-		}
-		man |= 0x800000
-		shift := uint(14 - exp)
-		h := man >> shift
-		rem := man & (1<<shift - 1)
-		half := uint32(1) << (shift - 1)
-		if rem > half || (rem == half && h&1 == 1) {
-			h++
-		}
-		return sign | uint16(h)
-	}
-	h := uint32(exp)<<10 | man>>13
-	rem := man & 0x1fff
-	if rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
-		h++
-	}
-	return sign | uint16(h)
-}
-
-// quantizeBlock writes one Q8_0 or Q4_0 block of x (32 values) the way ggml's reference quantizers do.
-func quantizeBlock(t tensor.DType, x []float32, b []byte) {
-	switch t {
-	case tensor.Q8_0:
-		var amax float32
-		for _, v := range x[:32] {
-			amax = max(amax, float32(math.Abs(float64(v))))
-		}
-		d := amax / 127
-		var id float32
-		if d != 0 {
-			id = 1 / d
-		}
-		binary.LittleEndian.PutUint16(b, f32ToF16(d))
-		for i, v := range x[:32] {
-			b[2+i] = byte(int8(math.Round(float64(v * id))))
-		}
-	case tensor.Q4_0:
-		var amax, mx float32
-		for _, v := range x[:32] {
-			if a := float32(math.Abs(float64(v))); a > amax {
-				amax, mx = a, v
-			}
-		}
-		d := mx / -8
-		var id float32
-		if d != 0 {
-			id = 1 / d
-		}
-		binary.LittleEndian.PutUint16(b, f32ToF16(d))
-		for i := 0; i < 16; i++ {
-			q0 := min(15, int(x[i]*id+8.5))
-			q1 := min(15, int(x[i+16]*id+8.5))
-			b[2+i] = byte(q0) | byte(q1)<<4
-		}
-	}
-}
-
 // RandomWeight makes a plain (GGUF-layout) weight of e experts x n rows x k with random values in [-1, 1),
-// quantized to t (q8_0, q4_0, f16, bf16). It is for tests, calibration and the workbench's kernel sweeps.
+// quantized to t (q8_0, q4_0, f16, bf16) by engine/tensor's reference encoders, so the bytes are llama.cpp's. It
+// is for tests, calibration and the workbench's kernel sweeps; a type those encoders cannot write (the k-quants)
+// leaves the bytes zero.
 func RandomWeight(t tensor.DType, k, n, e int, rng *rand.Rand) *graph.Tensor {
 	ne := [4]int{k, n, 1, 1}
 	if e > 1 {
@@ -99,20 +28,8 @@ func RandomWeight(t tensor.DType, k, n, e int, rng *rand.Rand) *graph.Tensor {
 			for j := range x {
 				x[j] = r.Float32()*2 - 1
 			}
-			row := w.Data[i*t.RowBytes(k):]
-			switch t {
-			case tensor.Q8_0, tensor.Q4_0:
-				for b := 0; b < k/32; b++ {
-					quantizeBlock(t, x[b*32:], row[b*t.BlockBytes():])
-				}
-			case tensor.F16:
-				for j, v := range x {
-					binary.LittleEndian.PutUint16(row[2*j:], f32ToF16(v))
-				}
-			case tensor.BF16:
-				for j, v := range x {
-					binary.LittleEndian.PutUint16(row[2*j:], toBF16(v))
-				}
+			if err := tensor.Quantize(t, x, w.Data[i*t.RowBytes(k):(i+1)*t.RowBytes(k)]); err != nil {
+				return // a type without an encoder: the bytes stay zero, as documented
 			}
 		}
 	})

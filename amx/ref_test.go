@@ -1,38 +1,22 @@
 package amx
 
 import (
-	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"testing"
 
 	"tilelab/engine/graph"
 	"tilelab/engine/pool"
-	"tilelab/engine/tensor"
 )
 
-// dequantRow is the float64 value of row r of a plain weight: the ggml meaning of the bytes.
+// dequantRow is the float64 value of row r of a plain weight: the ggml meaning of the bytes (each value is exact
+// in float32, so widening loses nothing).
 func dequantRow(w *graph.Tensor, r int) []float64 {
-	k := w.Ne[0]
-	out := make([]float64, k)
-	row := w.Data[r*w.Type.RowBytes(k):]
-	switch w.Type {
-	case tensor.Q8_0, tensor.Q4_0:
-		var q [32]int8
-		for b := 0; b < k/32; b++ {
-			d := blockInt8(w.Type, row[b*w.Type.BlockBytes():], &q)
-			for i := 0; i < 32; i++ {
-				out[b*32+i] = float64(d) * float64(q[i])
-			}
-		}
-	case tensor.F16:
-		for i := range out {
-			out[i] = float64(f16ToF32(binary.LittleEndian.Uint16(row[2*i:])))
-		}
-	case tensor.BF16:
-		for i := range out {
-			out[i] = float64(bf16ToF32(binary.LittleEndian.Uint16(row[2*i:])))
-		}
+	row := make([]float32, w.Ne[0])
+	deq(w, r, row)
+	out := make([]float64, len(row))
+	for i, v := range row {
+		out[i] = float64(v)
 	}
 	return out
 }
