@@ -23,6 +23,7 @@ func init() {
 // intList is a flag holding a comma-separated list of non-negative integers ("128,512").
 type intList []int
 
+// String joins the list with commas, as flag.Value requires for printing defaults.
 func (l *intList) String() string {
 	s := make([]string, len(*l))
 	for i, v := range *l {
@@ -31,6 +32,7 @@ func (l *intList) String() string {
 	return strings.Join(s, ",")
 }
 
+// Set replaces the list with the comma-separated integers of v (a repeated flag does not append).
 func (l *intList) Set(v string) error {
 	*l = nil
 	for _, f := range strings.Split(v, ",") {
