@@ -56,6 +56,11 @@ func TestDeviceFigures(t *testing.T) {
 
 	only := os.Getenv("AMX_FIGURES") // comma list of sections; empty = all
 	want := func(s string) bool { return only == "" || strings.Contains(","+only+",", ","+s+",") }
+	for _, s := range strings.Split(only, ",") {
+		if s != "" && !strings.Contains(",sweep,gemm,moe,small,decode,calibrate,", ","+s+",") {
+			t.Fatalf("AMX_FIGURES: unknown section %q (sections: sweep gemm moe small decode calibrate)", s)
+		}
+	}
 
 	if want("sweep") {
 		var cfgs []TileConfig

@@ -12,6 +12,16 @@
 #   AMX_FIGURES=small,decode scripts/device-amx.sh # only some sections: sweep gemm moe small decode calibrate
 set -eu
 cd "$(dirname "$0")/.."
+# A misspelt section would select nothing and spend a device call on no figures: refuse it here.
+for s in $(echo "${AMX_FIGURES:-}" | tr ',' ' '); do
+	case "$s" in
+	sweep | gemm | moe | small | decode | calibrate) ;;
+	*)
+		echo "AMX_FIGURES: unknown section '$s' (sections: sweep gemm moe small decode calibrate)" >&2
+		exit 2
+		;;
+	esac
+done
 mkdir -p .devbuild/amx
 CGO_ENABLED=0 go test -c -o .devbuild/amx/amx.test ./amx
 CGO_ENABLED=0 go test -c -tags amxdevice -o .devbuild/amx/amxdev.test ./amx
