@@ -20,7 +20,8 @@ type Status struct {
 // Emulated reports whether tile kernels run in the emulator.
 func (s Status) Emulated() bool { return !s.Usable }
 
-// String is the one-line reason, e.g. "AMX usable (tile, int8, bf16; permission granted)".
+// String is the one-line reason, e.g. "AMX usable (tile, int8, bf16; XCR0 tile state on; permission granted)" or
+// "no AMX: using the emulator".
 func (s Status) String() string { return s.Reason }
 
 var (
