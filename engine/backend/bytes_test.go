@@ -30,3 +30,41 @@ func TestBytesCountsOnlyWhatAnOpReads(t *testing.T) {
 		}
 	})
 }
+
+func TestFusedOpsCountTheirProductsAndTheExpertsTheyRead(t *testing.T) {
+	const k, n, e = 64, 32, 8
+	rowBytes := int64(tensor.Q4_0.RowBytes(k))
+	w := func() *graph.Tensor { return &graph.Tensor{Type: tensor.Q4_0, Ne: [4]int{k, n, e, 1}} }
+	f32 := func(ne ...int) *graph.Tensor {
+		t := &graph.Tensor{Type: tensor.F32, Ne: [4]int{1, 1, 1, 1}}
+		copy(t.Ne[:], ne)
+		return t
+	}
+	ids := &graph.Tensor{Type: tensor.I32, Ne: [4]int{2, 3, 1, 1}, I32: []int32{1, 4, 4, 6, 1, 6}} // 3 distinct of 6
+	cases := []struct {
+		name         string
+		op           *graph.Op
+		bytes, flops int64
+	}{
+		{"MUL_MAT_ID_SWIGLU reads the chosen experts of both gate and up once each", func() *graph.Op {
+			return &graph.Op{Kind: graph.MulMatIDSwiGLU, Src: []*graph.Tensor{w(), w(), f32(k, 1, 3), ids}, Dst: f32(n, 2, 3)}
+		}(), 2*3*n*rowBytes + 4*k*3 + 4*6 + 4*n*6, 2*2*k*n*6 + n*6},
+		{"MUL_MAT_ID_SUM reads the chosen experts once, plus weights and residual", func() *graph.Op {
+			return &graph.Op{Kind: graph.MulMatIDSum, Src: []*graph.Tensor{w(), f32(k, 2, 3), ids, f32(2, 3), f32(n, 3)}, Dst: f32(n, 3)}
+		}(), 3*n*rowBytes + 4*k*6 + 4*6 + 4*6 + 4*n*3 + 4*n*3, 2*k*n*6 + n*3},
+		{"MUL_MATS counts every product over the shared input", func() *graph.Op {
+			a, b := &graph.Tensor{Type: tensor.Q4_0, Ne: [4]int{k, n, 1, 1}}, &graph.Tensor{Type: tensor.Q4_0, Ne: [4]int{k, 2 * n, 1, 1}}
+			return &graph.Op{Kind: graph.MulMats, Src: []*graph.Tensor{a, b, f32(k, 5)}, Dst: f32(3*n*5)}
+		}(), 3*n*rowBytes + 4*k*5 + 4*3*n*5, 2*k*3*n*5},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := Bytes(c.op); got != c.bytes {
+				t.Errorf("Bytes = %d, want %d", got, c.bytes)
+			}
+			if got := Flops(c.op); got != c.flops {
+				t.Errorf("Flops = %d, want %d", got, c.flops)
+			}
+		})
+	}
+}
