@@ -54,8 +54,8 @@ func TestFusedOpsCountTheirProductsAndTheExpertsTheyRead(t *testing.T) {
 		}(), 3*n*rowBytes + 4*k*6 + 4*6 + 4*6 + 4*n*3 + 4*n*3, 2*k*n*6 + n*3},
 		{"MUL_MATS counts every product over the shared input", func() *graph.Op {
 			a, b := &graph.Tensor{Type: tensor.Q4_0, Ne: [4]int{k, n, 1, 1}}, &graph.Tensor{Type: tensor.Q4_0, Ne: [4]int{k, 2 * n, 1, 1}}
-			return &graph.Op{Kind: graph.MulMats, Src: []*graph.Tensor{a, b, f32(k, 5)}, Dst: f32(3*n*5)}
-		}(), 3*n*rowBytes + 4*k*5 + 4*3*n*5, 2*k*3*n*5},
+			return &graph.Op{Kind: graph.MulMats, Src: []*graph.Tensor{a, b, f32(k, 5)}, Dst: f32(3 * n * 5)}
+		}(), 3*n*rowBytes + 4*k*5 + 4*3*n*5, 2 * k * 3 * n * 5},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
