@@ -150,6 +150,9 @@ func (b *BufferType) Import(t *graph.Tensor) error {
 // mode runs (the CPU backend of engine/cpu, its simd kernels over the plain blocks on the same pool), so a small
 // batch costs what it costs in CPU mode and gives the same bits; on weights without plain bytes, it runs the
 // AVX-512 VNNI path over the packing.
+//
+// A Backend serves one scheduler at a time: Compute reuses scratch between ops, so it is not safe for concurrent
+// use (SupportsOp only reads).
 type Backend struct {
 	eng    *engine
 	status Status
@@ -164,7 +167,6 @@ type Backend struct {
 	grows  [][]float32 // the source row of each gathered row
 	goffs  []int       // where each gathered row's outputs go
 	ftmp   []float32   // a fused op's intermediate product
-	widx   [8]int      // a fused op's weight operands
 	names  map[plainName]string
 
 	// Threshold is the smallest number of activation rows (per expert for MUL_MAT_ID) that goes to the tile
@@ -287,7 +289,7 @@ func (b *Backend) SupportsOp(op *graph.Op) (bool, string) {
 	if why, ok := quickRefusal(op); ok {
 		return false, why
 	}
-	if fusedWeights(op, b.widx[:0]) != nil {
+	if isFused(op.Kind) {
 		if err := b.supportsFused(op); err != nil {
 			return false, err.Error()
 		}
@@ -337,7 +339,7 @@ func supports(op *graph.Op) error {
 
 // Compute runs the op and names the kernels it used.
 func (b *Backend) Compute(op *graph.Op) (string, error) {
-	if fusedWeights(op, b.widx[:0]) != nil {
+	if isFused(op.Kind) {
 		if err := b.supportsFused(op); err != nil {
 			return "", fmt.Errorf("AMX cannot compute %s %s: %w", op.Kind, op.Name, err)
 		}

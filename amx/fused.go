@@ -14,6 +14,15 @@ import (
 // it stands for: each product on this backend (tiles, or the small-batch path per expert), the elementwise tail
 // (SwiGLU, the experts' weighted sum, the residual add) on the CPU backend's kernels.
 
+// isFused reports whether k is one of the fused kinds this backend runs.
+func isFused(k graph.Kind) bool {
+	switch k {
+	case graph.MulMats, graph.MulMatAdd, graph.MulMatSwiGLU, graph.MulMatIDSwiGLU, graph.MulMatIDSum:
+		return true
+	}
+	return false
+}
+
 // fusedWeights lists the indices of op's weight operands, or nil when op is not a fused kind.
 func fusedWeights(op *graph.Op, idx []int) []int {
 	idx = idx[:0]
@@ -34,7 +43,8 @@ func fusedWeights(op *graph.Op, idx []int) []int {
 
 // supportsFused is supports for the fused kinds: every weight in an AMX layout, f32 activations.
 func (b *Backend) supportsFused(op *graph.Op) error {
-	idx := fusedWeights(op, b.widx[:0])
+	var buf [8]int // on the stack: SupportsOp and a decode step allocate nothing here
+	idx := fusedWeights(op, buf[:0])
 	if len(idx) == 0 || len(op.Src) <= idx[len(idx)-1]+1 {
 		return fmt.Errorf("%s %s lacks its inputs", op.Kind, op.Name)
 	}
@@ -55,7 +65,8 @@ func (b *Backend) supportsFused(op *graph.Op) error {
 
 // computeFused runs a fused op (supportsFused has accepted it).
 func (b *Backend) computeFused(op *graph.Op) (string, error) {
-	idx := fusedWeights(op, b.widx[:0])
+	var buf [8]int // on the stack: SupportsOp and a decode step allocate nothing here
+	idx := fusedWeights(op, buf[:0])
 	x := op.Src[idx[len(idx)-1]+1]
 	rows := x.Rows()
 	if op.Kind == graph.MulMatIDSwiGLU || op.Kind == graph.MulMatIDSum {
