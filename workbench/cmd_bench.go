@@ -55,6 +55,19 @@ func runBench(c *ctxCall) error {
 	if tests == 0 {
 		return c.errAt("pp", "give pp= or tg= a positive size", "nothing to measure: every pp and tg is 0")
 	}
+	// Each test loads the model with a context of pp+tg and runs a batch of pp tokens (activations of about a
+	// dozen embedding-wide float32 rows per token).
+	pp, tg := 0, 0
+	for _, n := range cfg.Prompt {
+		pp = max(pp, n)
+	}
+	for _, n := range cfg.Gen {
+		tg = max(tg, n)
+	}
+	need := kvBytes(l.m.Hyper, pp+tg) + 16*4*float64(pp)*float64(l.m.Hyper.Embd)
+	if err := fitsMemory(need, fmt.Sprintf("a test of pp=%d tg=%d", pp, tg)); err != nil {
+		return c.errAt("pp", "measure smaller tests", "%v", err)
+	}
 	total := tests * len(cfg.Modes) * len(cfg.Threads) * max(len(cfg.NGL), 1) * cfg.Reps
 	prog := c.progress(fmt.Sprintf("bench %s", l.name))
 	done := 0

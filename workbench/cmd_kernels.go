@@ -160,6 +160,12 @@ func runMatmul(c *ctxCall) error {
 			row(nil, nil, nil, "", nil, nil, fmt.Sprintf("k=%d is not a multiple of the %s block (%d)", k, typ, bs))
 			continue
 		}
+		// The weight (and its AMX packing), activations, their quantization and the output.
+		need := 3*float64(n)*float64(typ.RowBytes(k)) + 8*float64(m)*float64(k) + 4*float64(m)*float64(n)
+		if err := fitsMemory(need, "this shape"); err != nil {
+			row(nil, nil, nil, "", nil, nil, err.Error())
+			continue
+		}
 		wkey := fmt.Sprintf("%s/%d/%d", typ, n, k)
 		w := weights[wkey]
 		if w == nil {

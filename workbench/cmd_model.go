@@ -78,7 +78,10 @@ func runLoad(c *ctxCall) error {
 	if err != nil {
 		ms.release(ref)
 		param := "source"
-		if o.NGL > 0 {
+		switch {
+		case errors.Is(err, errMemory):
+			param = "ctx"
+		case o.NGL > 0:
 			param = "ngl"
 		}
 		return c.errAt(param, "", "cannot load %s (%s): %v", c.Str("source"), o, err)

@@ -2,6 +2,7 @@ package workbench
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -134,22 +135,43 @@ func numaNodes() string {
 }
 
 func memTotal() string {
+	if b, ok := memTotalBytes(); ok {
+		return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30))
+	}
+	return "unknown"
+}
+
+// memTotalBytes is the machine's physical memory from /proc/meminfo; ok is false where that is unreadable.
+func memTotalBytes() (int64, bool) {
 	data, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
-		return "unknown"
+		return 0, false
 	}
 	for _, l := range strings.Split(string(data), "\n") {
 		if strings.HasPrefix(l, "MemTotal:") {
 			f := strings.Fields(l)
 			if len(f) >= 2 {
-				if kb, err := strconv.ParseFloat(f[1], 64); err == nil {
-					return fmt.Sprintf("%.1f GiB", kb/(1<<20))
+				if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					return kb << 10, true
 				}
 			}
 		}
 	}
-	return "unknown"
+	return 0, false
 }
+
+// fitsMemory refuses work whose buffers alone would exceed the machine's memory: Go cannot recover from running
+// out of memory, and the kernel would die with every loaded model. what names the buffers for the message.
+func fitsMemory(bytes float64, what string) error {
+	total, ok := memTotalBytes()
+	if !ok || bytes <= float64(total) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s would take %.1f GiB; this machine has %.1f GiB", errMemory, what, bytes/(1<<30), float64(total)/(1<<30))
+}
+
+// errMemory marks work refused by fitsMemory.
+var errMemory = errors.New("too large")
 
 func osName() string {
 	name := runtime.GOOS

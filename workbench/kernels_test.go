@@ -2,6 +2,7 @@ package workbench
 
 import (
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -181,4 +182,34 @@ func TestCalibrateWithoutAMXIsAResult(t *testing.T) {
 			t.Errorf("help calibrate:\n%s", txt)
 		}
 	})
+}
+
+func TestWorkTooLargeForMemoryIsRefused(t *testing.T) {
+	if _, ok := memTotalBytes(); !ok {
+		t.Skip("no /proc/meminfo here: the guard cannot know the machine's memory, and these cases would exhaust it")
+	}
+	model := testdata(t, "models/tiny-qwen3moe-q4_0.gguf")
+	tests := []struct{ name, code, want string }{
+		{"a context whose KV cache cannot fit is an error pointing at ctx", "load " + model + " ctx=1G", "a KV cache of ctx=1073741824 tokens would take"},
+		{"a matmul shape that cannot fit is a row saying so", "matmul m=1M n=1M k=1M type=q8_0 backend=cpu", "this shape would take"},
+		{"a bench test that cannot fit is an error pointing at pp", "load " + model + "\nbench pp=1G tg=1 mode=cpu", "a test of pp=1073741824 tg=1 would take"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSession(t)
+			r, err := exec(t, s, "set reps=1 warmup=0\n"+tt.code)
+			got := r.text()
+			if err != nil {
+				got = err.Error()
+				var e *Error
+				if errors.As(err, &e) && !strings.HasPrefix(e.Src[e.Col:], "1G") {
+					t.Errorf("the error points at %q, not at the value that is too large", e.Src[e.Col:])
+				}
+			}
+			if !strings.Contains(got, tt.want) {
+				t.Errorf("got %q, want %q", got, tt.want)
+			}
+			mustExec(t, s, "get threads") // the session is still usable
+		})
+	}
 }

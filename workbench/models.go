@@ -169,6 +169,12 @@ func place(r *fileRef, o placement.Options, threads, ctx, batch int, reference b
 	if o.NGL > 0 || o.GPU {
 		return nil, nil, nil, fmt.Errorf("no CUDA backend yet: the cuda package plans GPU buffers but cannot run them")
 	}
+	// Vocabulary 1: only the attention shapes matter here, and ReadHyper refuses an empty one.
+	if h, err := model.ReadHyper(r.f, 1); err == nil && ctx > 0 {
+		if err := fitsMemory(kvBytes(h, ctx), fmt.Sprintf("a KV cache of ctx=%d tokens", ctx)); err != nil {
+			return nil, nil, nil, err
+		}
+	}
 	p := pool.New(threads)
 	reg := backend.NewRegistry()
 	reg.AddBufferType(cpu.BufferType())
@@ -197,6 +203,12 @@ func place(r *fileRef, o placement.Options, threads, ctx, batch int, reference b
 		return nil, nil, nil, err
 	}
 	return m, p, ab, nil
+}
+
+// kvBytes is the KV cache engine/model allocates for ctx tokens: float32 K and V for every layer. A huge ctx= (or
+// bench pp=) must be refused before that allocation, which Go cannot survive.
+func kvBytes(h model.Hyper, ctx int) float64 {
+	return 2 * 4 * float64(h.Layers) * float64(ctx) * float64(h.HeadsKV) * float64(h.HeadDim)
 }
 
 // model finds the model a command names, or the last loaded one.
