@@ -1,6 +1,7 @@
 package amx
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -372,6 +373,37 @@ func TestTheCalibratedThresholdIsWhereTheTilesWinFromThenOn(t *testing.T) {
 			}
 			if got := crossover(ms, wins); got != c.want {
 				t.Fatalf("crossover %d, want %d", got, c.want)
+			}
+		})
+	}
+}
+
+// TestTheEmulatorIsNeverTimed runs on every machine: with detection standing in for a machine without AMX, every
+// timed function refuses, and a backend asked to emulate is refused timing even where AMX is usable.
+func TestTheEmulatorIsNeverTimed(t *testing.T) {
+	w := RandomWeight(tensor.Q8_0, 64, 32, 1, rng(3))
+	if err := NewBufferType().Import(w); err != nil {
+		t.Fatal(err)
+	}
+	op := RandomMulMat(w, 40, rng(4))
+	emulating := newTestBackend(t, Options{Emulate: true})
+	defer func(d func() Status) { detectStatus = d }(detectStatus)
+	detectStatus = func() Status { return Status{Reason: "no AMX: using the emulator (injected)"} }
+	for _, c := range []struct {
+		name string
+		run  func() error
+	}{
+		{"Peak refuses", func() error { _, _, err := Peak(testPool); return err }},
+		{"Sweep refuses", func() error {
+			_, err := Sweep(testPool, tensor.Q8_0, 16, 32, 64, []TileConfig{DefaultConfig}, 1)
+			return err
+		}},
+		{"Calibrate refuses", func() error { _, err := Calibrate(testPool, TileConfig{}); return err }},
+		{"TimeOp refuses a backend that emulates", func() error { _, _, err := TimeOp(emulating, op, 1); return err }},
+	} {
+		t.Run(c.name+" on the emulator", func(t *testing.T) {
+			if err := c.run(); !errors.Is(err, ErrEmulated) {
+				t.Fatalf("error %v, want ErrEmulated", err)
 			}
 		})
 	}
