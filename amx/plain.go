@@ -14,7 +14,8 @@ type PlainPolicy uint8
 const (
 	// PlainIfMapped keeps the plain bytes when they are a view of a mapped file (a GGUF opened by gguf.Open):
 	// keeping them costs no memory of the process (the file's pages are the kernel's page cache), and batches
-	// below the threshold read those bytes exactly as CPU mode does, so they cost what CPU mode costs.
+	// below the threshold read those bytes exactly as CPU mode does, so they cost what CPU mode costs. As for CPU
+	// mode's own weights, the file must stay open (mapped) while the weight is used.
 	PlainIfMapped PlainPolicy = iota
 	// PlainAlways keeps them whatever memory they are in; the caller must leave them unchanged while the weight
 	// lives (tests and the calibration use it on weights made in memory).
