@@ -122,6 +122,12 @@ func (c *ctxCall) tileConfig() (amx.TileConfig, error) {
 	return cfg, nil
 }
 
+// shapeBytes estimates what one m×n×k multiply allocates: the weight and its AMX packing, the float32
+// activations and their quantization, and the output.
+func shapeBytes(typ tensor.DType, m, n, k int) float64 {
+	return 3*float64(n)*float64(typ.RowBytes(k)) + 8*float64(m)*float64(k) + 4*float64(m)*float64(n)
+}
+
 func runMatmul(c *ctxCall) error {
 	cfg, err := c.tileConfig()
 	if err != nil {
@@ -160,9 +166,7 @@ func runMatmul(c *ctxCall) error {
 			row(nil, nil, nil, "", nil, nil, fmt.Sprintf("k=%d is not a multiple of the %s block (%d)", k, typ, bs))
 			continue
 		}
-		// The weight (and its AMX packing), activations, their quantization and the output.
-		need := 3*float64(n)*float64(typ.RowBytes(k)) + 8*float64(m)*float64(k) + 4*float64(m)*float64(n)
-		if err := fitsMemory(need, "this shape"); err != nil {
+		if err := fitsMemory(shapeBytes(typ, m, n, k), "this shape"); err != nil {
 			row(nil, nil, nil, "", nil, nil, err.Error())
 			continue
 		}
@@ -298,13 +302,11 @@ func runTiles(c *ctxCall) error {
 		return c.errAt("type", "", "%v", err)
 	}
 	m, n, k := c.Int("m"), c.Int("n"), c.Int("k")
-	if c.Has("kblock") {
-		for _, g := range c.Ints("kblock") {
-			if typ == tensor.F16 || typ == tensor.BF16 {
-				return c.errAt("kblock", "kblock applies to int8 weights (q8_0, q4_0)", "%s weights keep the whole K in the tiles", typ)
-			}
-			_ = g
-		}
+	if c.Has("kblock") && (typ == tensor.F16 || typ == tensor.BF16) {
+		return c.errAt("kblock", "kblock applies to int8 weights (q8_0, q4_0)", "%s weights keep the whole K in the tiles", typ)
+	}
+	if err := fitsMemory(shapeBytes(typ, m, n, k), "this shape"); err != nil {
+		return c.errAt("n", "try a smaller shape", "%v", err)
 	}
 	// Build every configuration first, so a bad one is an error before anything runs.
 	type cell struct {
@@ -364,14 +366,6 @@ func runTiles(c *ctxCall) error {
 			z[i][j] = math.NaN()
 		}
 	}
-	index := func(list []string, s string) int {
-		for i, x := range list {
-			if x == s {
-				return i
-			}
-		}
-		return -1
-	}
 	prog := c.progress("tiles")
 	best, bestTOPS := -1, 0.0
 	var stopErr error
@@ -387,7 +381,7 @@ func runTiles(c *ctxCall) error {
 		}
 		r := rows[0]
 		t.Add(cl.cfg.String(), cl.cfg.Rows, cl.cfg.KStep, fmt.Sprintf("%dx%d", cl.cfg.MT, cl.cfg.NT), cl.cfg.Group, r.Seconds*1e3, r.TOPS, r.RelErr, r.Kernel, "")
-		z[index(rowOrder, cl.row)][index(colOrder, cl.col)] = r.TOPS
+		z[slices.Index(rowOrder, cl.row)][slices.Index(colOrder, cl.col)] = r.TOPS
 		if r.TOPS > bestTOPS {
 			best, bestTOPS = i, r.TOPS
 		}
@@ -399,7 +393,7 @@ func runTiles(c *ctxCall) error {
 		t.Note("best: %s at %s TOPS; use it with: set tile=\"%s\"", b.cfg, result.Format(bestTOPS), b.cfg)
 		charts = append(charts, &result.Chart{Kind: result.Heatmap, Title: fmt.Sprintf("AMX tiles, %s %dx%dx%d", typ, m, n, k),
 			XLabel: "K step and accumulators (down x across)", YLabel: "rows per tile", ZLabel: "TOPS", Z: z,
-			RowLabels: rowOrder, ColLabels: colOrder, HighlightR: index(rowOrder, b.row), HighlightC: index(colOrder, b.col)})
+			RowLabels: rowOrder, ColLabels: colOrder, HighlightR: slices.Index(rowOrder, b.row), HighlightC: slices.Index(colOrder, b.col)})
 	}
 	rec := &Record{Tables: []*result.Table{t}, Charts: charts, Partial: stopErr != nil}
 	if stopErr != nil {

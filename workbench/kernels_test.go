@@ -192,6 +192,7 @@ func TestWorkTooLargeForMemoryIsRefused(t *testing.T) {
 	tests := []struct{ name, code, want string }{
 		{"a context whose KV cache cannot fit is an error pointing at ctx", "load " + model + " ctx=1G", "a KV cache of ctx=1073741824 tokens would take"},
 		{"a matmul shape that cannot fit is a row saying so", "matmul m=1M n=1M k=1M type=q8_0 backend=cpu", "this shape would take"},
+		{"a tiles shape that cannot fit is an error", "tiles m=1M n=1M k=1M", "this shape would take"},
 		{"a bench test that cannot fit is an error pointing at pp", "load " + model + "\nbench pp=1G tg=1 mode=cpu", "a test of pp=1073741824 tg=1 would take"},
 	}
 	for _, tt := range tests {
@@ -202,7 +203,7 @@ func TestWorkTooLargeForMemoryIsRefused(t *testing.T) {
 			if err != nil {
 				got = err.Error()
 				var e *Error
-				if errors.As(err, &e) && !strings.HasPrefix(e.Src[e.Col:], "1G") {
+				if errors.As(err, &e) && !strings.HasPrefix(e.Src[e.Col:], "1G") && !strings.HasPrefix(e.Src[e.Col:], "1M") {
 					t.Errorf("the error points at %q, not at the value that is too large", e.Src[e.Col:])
 				}
 			}
