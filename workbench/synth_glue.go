@@ -83,21 +83,25 @@ func (c *ctxCall) synthCached(param, preset, quant string, layers int) (string, 
 }
 
 // writeSynth writes a preset through a temporary file, so an interrupted write never leaves a truncated model
-// in the cache, and shows progress as it goes.
+// in the cache, and shows progress as it goes. The temporary name is unique: two sessions (two notebooks, or
+// parallel test runs) generating the same cached model must not truncate each other's file mid-write.
 func (c *ctxCall) writeSynth(path, preset string, o synth.Options) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp := path + ".partial"
 	prog := c.progress("synth " + preset)
 	o.Progress = func(done, total int64) {
 		prog.step(int(done>>20), int(total>>20), "MiB")
 	}
-	f, err := os.Create(tmp)
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".partial-*")
 	if err != nil {
 		return err
 	}
+	tmp := f.Name()
 	err = synth.Write(ctxWriter{c.ctx, f}, preset, o)
+	if err == nil {
+		err = f.Chmod(0o644) // CreateTemp makes it private; a model file is as readable as any other output
+	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

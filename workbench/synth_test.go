@@ -95,3 +95,28 @@ func TestSynthInterruptedLeavesNoFile(t *testing.T) {
 		t.Errorf("an interrupted synth left %v", m)
 	}
 }
+
+func TestSessionsSharingACacheGenerateOneModelSafely(t *testing.T) {
+	cache := t.TempDir()
+	const n = 4
+	errs := make(chan error, n)
+	for range n {
+		s := New(Options{Version: "test", Threads: 1, Dir: t.TempDir(), CacheDir: cache})
+		go func() {
+			_, err := exec(t, s, "load synth:tiny-moe quant=q8_0\ncheck mode=cpu")
+			errs <- err
+		}()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Errorf("a session sharing the cache failed: %v", err)
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(cache, "synth", "*"))
+	if len(files) != 1 || !strings.HasSuffix(files[0], ".gguf") {
+		t.Errorf("cache holds %v, want one finished model and no temporary files", files)
+	}
+	if st, err := os.Stat(files[0]); err != nil || st.Mode().Perm() != 0o644 {
+		t.Errorf("cached model: %v, %v; want mode 0644", st, err)
+	}
+}
