@@ -1,8 +1,8 @@
 """The TileLab kernel under real Jupyter clients: restart, interrupt, a bad signature, a stalled IOPub
 subscriber, nbconvert --execute and jupyter console.
 
-The code samples use only commands LANGUAGE.md defines (print, get, load, bench), so they hold for the
-workbench and for the echo interpreter alike. TILELAB_LONG_CODE overrides the long cell an interrupt stops.
+The code samples use only commands LANGUAGE.md defines (print, get, load, bench). TILELAB_LONG_CODE overrides
+the long cell an interrupt stops.
 
 Run: JUPYTER_PATH=<folder holding kernels/tilelab> /usr/bin/python3 -m unittest -v test_clients
 """

@@ -1,7 +1,7 @@
 """jupyter_kernel_test for the TileLab kernel: every attribute set, so all 12 tests run and none is skipped.
 
-The samples follow LANGUAGE.md's "jupyter_kernel_test samples" section, so they hold for the workbench
-language as well as for the echo interpreter the kernel is tested with.
+The samples follow LANGUAGE.md's "jupyter_kernel_test samples" section, run against the workbench language
+that `tilelab kernel` serves.
 
 Run: JUPYTER_PATH=<folder holding kernels/tilelab> /usr/bin/python3 -m unittest -v test_kernel
 """
