@@ -21,14 +21,12 @@ func init() {
 
 // planRegistry holds every buffer type a plan can name. None needs its hardware: a plan says what each would
 // take on a machine that has it.
-func planRegistry() (*backend.Registry, error) {
+func planRegistry() *backend.Registry {
 	reg := backend.NewRegistry()
 	reg.AddBufferType(cpu.BufferType())
-	if bt := amxPlanBufferType(); bt != nil {
-		reg.AddBufferType(bt)
-	}
+	reg.AddBufferType(amxPlanBufferType())
 	cuda.RegisterForPlan(reg)
-	return reg, nil
+	return reg
 }
 
 // openSource opens a model's metadata: a GGUF file (mapped, weights untouched) or a synthetic preset's header
@@ -67,26 +65,23 @@ func runPlan(c *ctxCall) error {
 	var tensorTables []*result.Table
 	var summaries []string
 	var desc string
-	reg, err := planRegistry()
-	if err != nil {
-		return err
-	}
+	reg := planRegistry()
 	for _, q := range quants {
 		f, d, err := c.openSource("source", c.Str("source"), q, c.Int("layers"))
 		if err != nil {
 			return err
 		}
 		desc = d
+		if len(quants) > 1 {
+			// Each row names its quant; the title must not name only the last one.
+			desc = fmt.Sprintf("%s (%s)", c.Str("source"), f.Architecture())
+		}
 		for _, pt := range c.Sweep("amx", "ngl") {
 			if err := c.ctx.Err(); err != nil {
 				f.Close()
 				return interrupted(err)
 			}
 			o := placement.Options{AMX: pt["amx"].Text, NGL: pt["ngl"].V.(int), GPU: c.Bool("gpu")}
-			if o.AMX != placement.AMXOff && amxPlanBufferType() == nil {
-				f.Close()
-				return c.errAt("amx", "plan with amx=off until then", "not available yet: amx has not landed")
-			}
 			if err := o.Validate(); err != nil {
 				f.Close()
 				return c.errAt("ngl", "", "%v", err)

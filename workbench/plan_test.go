@@ -3,6 +3,7 @@ package workbench
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -93,5 +94,21 @@ func TestPlanErrors(t *testing.T) {
 				t.Errorf("err = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestPlanOfSeveralQuantsIsTitledForAll(t *testing.T) {
+	s := newSession(t)
+	mustExec(t, s, "plan synth:tiny-moe quant=q4_0,q8_0")
+	title := s.Last().Tables[0].Title
+	if strings.Contains(title, "q8_0") || !strings.Contains(title, "synth:tiny-moe (qwen3moe)") {
+		t.Errorf("title %q names one quant of two (the rows name each)", title)
+	}
+	var quants []string
+	for _, row := range s.Last().Tables[0].Rows {
+		quants = append(quants, strings.Fields(row[0].(string))[0])
+	}
+	if !slices.Contains(quants, "q4_0") || !slices.Contains(quants, "q8_0") {
+		t.Errorf("rows are labelled %v, want both quants", quants)
 	}
 }
