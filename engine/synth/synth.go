@@ -36,6 +36,11 @@ type Options struct {
 	Progress func(done, total int64)
 }
 
+// MaxLayers is the most layers a preset may be given: llama.cpp's LLAMA_MAX_LAYERS (src/llama-hparams.h), so every
+// file synth writes loads there, and a mistyped count fails at once instead of building a tensor list that
+// exhausts memory.
+const MaxLayers = 512
+
 // Quants lists the weight types synth writes.
 var Quants = []tensor.DType{tensor.F32, tensor.F16, tensor.BF16, tensor.Q8_0, tensor.Q4_0}
 
@@ -72,6 +77,9 @@ func Header(preset string, o Options) (*gguf.File, error) {
 	}
 	if o.Layers < 0 {
 		return nil, fmt.Errorf("synth: layers must be positive, got %d", o.Layers)
+	}
+	if o.Layers > MaxLayers {
+		return nil, fmt.Errorf("synth: layers %d exceeds llama.cpp's limit of %d", o.Layers, MaxLayers)
 	}
 	if o.Layers > 0 {
 		s.Layers = o.Layers

@@ -320,6 +320,7 @@ func TestBadNamesAreRefusedWithTheValidOnes(t *testing.T) {
 	_, e3 := Header("tiny-dense", Options{Quant: tensor.Q4_K})
 	_, e4 := Header("tiny-dense", Options{Layers: -1})
 	_, e5 := Header("tiny-dense", Options{Vocab: filepath.Join(t.TempDir(), "missing.gguf")})
+	_, e6 := Header("tiny-dense", Options{Layers: 1 << 40})
 	cases := []struct {
 		name string
 		err  error
@@ -330,6 +331,7 @@ func TestBadNamesAreRefusedWithTheValidOnes(t *testing.T) {
 		{"a known type synth does not write lists the types", e3, "weight type q4_k is not one synth writes (valid: f32, f16, bf16, q8_0, q4_0)"},
 		{"negative layers are refused", e4, "layers must be positive, got -1"},
 		{"a missing vocabulary file is named", e5, "missing.gguf"},
+		{"more layers than llama.cpp loads are refused before building the tensor list", e6, "layers 1099511627776 exceeds llama.cpp's limit of 512"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
