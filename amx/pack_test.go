@@ -91,6 +91,8 @@ func TestActivationQuantizationIsTheSameInAssemblyAndGo(t *testing.T) {
 			x[i] = r.Float32()*8 - 4
 		}
 		x[0] = math.Float32frombits(0x3f808000) // a tie: rounds to even
+		// NaNs whose rounding would carry into the sign or exponent must stay NaN, not become -0 or infinity.
+		x[1], x[2], x[3] = math.Float32frombits(0x7fffffff), math.Float32frombits(0x7f800001), math.Float32frombits(0xffffffff)
 		var asm, gol actBF16
 		asm.reset(40, 64)
 		gol.reset(40, 64)
@@ -108,6 +110,11 @@ func TestActivationQuantizationIsTheSameInAssemblyAndGo(t *testing.T) {
 		for i := range asm.B {
 			if asm.B[i] != gol.B[i] {
 				t.Fatalf("byte %d: assembly %#x, Go %#x", i, asm.B[i], gol.B[i])
+			}
+		}
+		for i := 1; i <= 3; i++ {
+			if h := uint16(asm.B[2*i]) | uint16(asm.B[2*i+1])<<8; h&0x7f80 != 0x7f80 || h&0x7f == 0 {
+				t.Errorf("NaN %#x became %#x, not a NaN", math.Float32bits(x[i]), h)
 			}
 		}
 	})

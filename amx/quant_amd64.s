@@ -80,7 +80,8 @@ samechunk:
 
 // func bf16RowAVX512(x *float32, q *byte, n, chunk, jump uintptr)
 // Rounds n floats (a multiple of 16) to bf16, to nearest even, writing runs of chunk bytes (a multiple of 32)
-// separated by gaps of jump bytes.
+// separated by gaps of jump bytes. NaNs keep their top half with the quiet bit set, as the Go path does: rounding
+// them would carry into the exponent or the sign (0x7fffffff would become -0).
 TEXT ·bf16RowAVX512(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), SI
 	MOVQ q+8(FP), DI
@@ -94,14 +95,19 @@ TEXT ·bf16RowAVX512(SB), NOSPLIT, $0-40
 	VPBROADCASTD AX, Z20
 	MOVL $0x7fff, AX
 	VPBROADCASTD AX, Z21
+	MOVL $0x40, AX
+	VPBROADCASTD AX, Z22
 
 loop:
 	VMOVDQU32 (SI), Z0
+	VCMPPS $3, Z0, Z0, K1 // unordered with itself: the NaN lanes
 	VPSRLD $16, Z0, Z1
+	VPORD Z22, Z1, Z2
 	VPANDD Z20, Z1, Z1
 	VPADDD Z21, Z1, Z1
 	VPADDD Z1, Z0, Z0
 	VPSRLD $16, Z0, Z0
+	VMOVDQA32 Z2, K1, Z0
 	VPMOVDW Z0, Y0
 	VMOVDQU Y0, (DI)
 	ADDQ $64, SI
