@@ -252,7 +252,10 @@ func (a *actInt8) quantizeTileRow(base, rel, tileRows, kstep int, x []float32, t
 // quantizeInto quantizes x and stores the scales of row r, writing the bytes to q in runs of chunk bytes
 // separated by gaps of jump bytes (row-major: chunk = Kp, jump = 0). It runs in AVX-512 where the CPU has it,
 // else in Go with the same arithmetic (scale = max|x| / 127 in float32, values x·(1/scale) rounded to nearest
-// even and saturated), so both give the same bytes. tmp (Kp bytes) is needed by the Go path when jump > 0.
+// even and saturated), so both give the same bytes for finite x. A NaN in x is not carried the same way: the Go
+// path's scale becomes NaN (so the outputs of that row and group do), while the AVX-512 maximum may drop it and
+// quantize the NaN to -128, a finite value, as CPU mode's activation quantizer also does. tmp (Kp bytes) is
+// needed by the Go path when jump > 0.
 func (a *actInt8) quantizeInto(q []byte, r int, x []float32, unsigned bool, chunk, jump int, tmp []byte) {
 	var off byte
 	if unsigned {
