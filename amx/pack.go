@@ -254,8 +254,8 @@ func (a *actInt8) quantizeTileRow(base, rel, tileRows, kstep int, x []float32, t
 // else in Go with the same arithmetic (scale = max|x| / 127 in float32, values x·(1/scale) rounded to nearest
 // even and saturated), so both give the same bytes for finite x. A NaN in x is not carried the same way: the Go
 // path's scale becomes NaN (so the outputs of that row and group do), while the AVX-512 maximum may drop it and
-// quantize the NaN to -128, a finite value, as CPU mode's activation quantizer also does. tmp (Kp bytes) is
-// needed by the Go path when jump > 0.
+// quantize the NaN to -128, a finite value (CPU mode loses it too: a NaN activation gives finite q8_0 outputs
+// there). tmp (Kp bytes) is needed by the Go path when jump > 0.
 func (a *actInt8) quantizeInto(q []byte, r int, x []float32, unsigned bool, chunk, jump int, tmp []byte) {
 	var off byte
 	if unsigned {
