@@ -390,6 +390,8 @@ func runProfile(c *ctxCall) error {
 	l.m.Reset()
 	start := time.Now()
 	what := ""
+	var stopErr error
+	kept, finished := 0, tg // records of whole tokens, and how many tokens finished
 	if pp > 0 {
 		what = fmt.Sprintf("pp%d", pp)
 		if _, err := l.m.Eval(c.ctx, c.workload(l, pp)); err != nil {
@@ -408,16 +410,31 @@ func runProfile(c *ctxCall) error {
 		what = strings.TrimPrefix(what+fmt.Sprintf("+tg%d", tg), "+")
 		ids := c.workload(l, tg)
 		prog := c.progress("profile " + what)
+		kept = len(rec.Records)
 		for i, id := range ids {
 			if _, err := l.m.Eval(c.ctx, []int32{id}); err != nil {
+				if c.ctx.Err() == nil {
+					prog.done("failed")
+					return err
+				}
+				// Keep the tokens that finished, as other timed commands keep what they measured. The token cut
+				// short is dropped: its ops ran only in part.
+				stopErr, finished = interrupted(err), i
+				rec.Records = rec.Records[:kept]
 				prog.done(fmt.Sprintf("interrupted after %d of %d tokens", i, tg))
-				return interrupted(err)
+				break
 			}
+			kept = len(rec.Records)
 			prog.step(i+1, tg, "tokens")
 		}
-		prog.done("done")
+		if stopErr == nil {
+			prog.done("done")
+		}
 	}
 	wall := time.Since(start)
+	if stopErr != nil && finished == 0 && pp == 0 {
+		return stopErr // nothing measured
+	}
 	rows, err := profile.Summarize(rec.Records, key)
 	if err != nil {
 		return err
@@ -466,8 +483,11 @@ func runProfile(c *ctxCall) error {
 	if len(rows) > 24 {
 		charts = nil // too many bars to read; the table has them
 	}
-	c.emit(&Record{Tables: []*result.Table{t}, Charts: charts, Raw: rec.Records, Context: map[string]any{"model": modelInfo{l}}})
-	return nil
+	if stopErr != nil {
+		t.Note("interrupted: %d of %d generated tokens measured", finished, tg)
+	}
+	c.emit(&Record{Tables: []*result.Table{t}, Charts: charts, Raw: rec.Records, Context: map[string]any{"model": modelInfo{l}}, Partial: stopErr != nil})
+	return stopErr
 }
 
 // amxPeak measures the tile unit's peak on the model's threads once per session (0, 0 where AMX is not usable).

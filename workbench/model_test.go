@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"tilelab/kernel"
 )
 
 // loadedSession returns a session with the tiny Qwen3-MoE test model loaded as moe (AMX off).
@@ -189,6 +191,40 @@ func TestProfileInterrupted(t *testing.T) {
 	}
 	// The session is still usable.
 	mustExec(t, s, "profile pp=2")
+}
+
+// cancelOnUpdate interrupts the cell at the first progress update whose text contains at.
+type cancelOnUpdate struct {
+	recorder
+	at     string
+	cancel context.CancelFunc
+}
+
+func (r *cancelOnUpdate) Update(b kernel.Bundle, id string) {
+	r.recorder.Update(b, id)
+	if txt, _ := b.Data["text/plain"].(string); strings.Contains(txt, r.at) {
+		r.cancel()
+	}
+}
+
+func TestProfileInterruptedKeepsTheTokensItMeasured(t *testing.T) {
+	s := loadedSession(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &cancelOnUpdate{at: "1/8 tokens", cancel: cancel}
+	err := s.run(ctx, mustStmt(t, "profile tg=8"), "profile tg=8", r, &scope{vars: s.vars})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	last := s.Last()
+	if last == nil || !last.Partial || !strings.Contains(last.Command, "profile") {
+		t.Fatalf("the interrupted profile kept %+v", last)
+	}
+	if notes := strings.Join(last.Tables[0].Notes, " "); !strings.Contains(notes, "interrupted: 1 of 8 generated tokens measured") {
+		t.Errorf("notes %q", notes)
+	}
+	if len(last.Tables[0].Rows) == 0 {
+		t.Error("the measured token's ops are missing")
+	}
 }
 
 func TestCompareAndUnload(t *testing.T) {
