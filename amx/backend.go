@@ -44,8 +44,11 @@ func (*BufferType) Name() string { return Name }
 func (*BufferType) IsHost() bool { return true }
 
 // Accepts takes Q8_0, Q4_0, F16 and BF16 weights of MUL_MAT and MUL_MAT_ID whose rows are whole blocks and
-// whose row count is a multiple of 32.
-func (*BufferType) Accepts(w backend.WeightInfo) (bool, string) {
+// whose row count is a multiple of 32; a buffer type whose Group the kernels cannot use takes nothing.
+func (b *BufferType) Accepts(w backend.WeightInfo) (bool, string) {
+	if err := checkGroup(b.Group); err != nil {
+		return false, "AMX buffer type misconfigured: " + err.Error()
+	}
 	if w.Op != graph.MulMat && w.Op != graph.MulMatID {
 		return false, fmt.Sprintf("consumed by %s; AMX computes only MUL_MAT and MUL_MAT_ID", w.Op)
 	}

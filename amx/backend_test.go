@@ -47,6 +47,25 @@ func TestBufferTypeAcceptsWithReasons(t *testing.T) {
 	}
 }
 
+func TestABufferTypeWithAGroupTheKernelsCannotUseTakesNothing(t *testing.T) {
+	for _, g := range []int{100, 16, -64, 48} {
+		t.Run(fmt.Sprintf("group %d is refused at Accepts and Import", g), func(t *testing.T) {
+			bt := &BufferType{Group: g}
+			w := RandomWeight(tensor.Q8_0, 128, 32, 1, rng(1))
+			want := fmt.Sprintf("group %d", g)
+			if ok, why := bt.Accepts(backend.WeightInfo{Type: w.Type, Ne: w.Ne, Op: graph.MulMat}); ok || !strings.Contains(why, want) {
+				t.Fatalf("Accepts = %v, %q; want a refusal naming %q", ok, why, want)
+			}
+			if err := bt.Import(w); err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("Import error %v, want one naming %q", err, want)
+			}
+			if w.Layout != tensor.Plain || w.Extra != nil {
+				t.Fatalf("a refused import changed the tensor: layout %s, extra %T", w.Layout, w.Extra)
+			}
+		})
+	}
+}
+
 func TestPackedBytesMatchesImportOnEveryMachine(t *testing.T) {
 	defer func(d func() Status) { detectStatus = d }(detectStatus)
 	machines := []struct {

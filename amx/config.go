@@ -135,11 +135,20 @@ func (c TileConfig) Validate() error {
 	if !found {
 		return fmt.Errorf("arrangement %dx%d: the kernels are built for %s", c.MT, c.NT, arrangementList())
 	}
-	if c.Group != 0 && c.Group != 32 && (c.Group < 64 || c.Group%64 != 0) {
-		return fmt.Errorf("group %d: want 32, a multiple of 64, or 0 (whole K)", c.Group)
+	if err := checkGroup(c.Group); err != nil {
+		return err
 	}
 	if c.Chunk < 0 || c.Chunk%32 != 0 {
 		return fmt.Errorf("bf16 chunk %d: want a multiple of 32, or 0 (whole K)", c.Chunk)
+	}
+	return nil
+}
+
+// checkGroup refuses an int8 scale group the kernels cannot step through: they load 32 or 64 bytes of K at a time
+// and the activation quantizer works in runs of 16.
+func checkGroup(g int) error {
+	if g != 0 && g != 32 && (g < 64 || g%64 != 0) {
+		return fmt.Errorf("group %d: want 32, a multiple of 64, or 0 (whole K)", g)
 	}
 	return nil
 }

@@ -264,7 +264,7 @@ func (a *actInt8) quantizeInto(q []byte, r int, x []float32, unsigned bool, chun
 	if last := (a.Kp/chunk-1)*(chunk+jump) + chunk; len(q) < last {
 		panic(fmt.Sprintf("amx: quantized row needs %d bytes, has %d", last, len(q)))
 	}
-	if quantAsm && len(x) > 0 {
+	if quantAsm && len(x) > 0 && a.Group%16 == 0 && chunk%16 == 0 { // the assembly works in runs of 16
 		if len(x) != a.Kp {
 			padded := make([]float32, a.Kp)
 			copy(padded, x)
