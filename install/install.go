@@ -5,8 +5,8 @@
 //
 //	--user          JUPYTER_DATA_DIR, else $XDG_DATA_HOME/jupyter, else ~/.local/share/jupyter (Linux),
 //	                ~/Library/Jupyter (macOS); then kernels/NAME
-//	--sys-prefix    the Python environment's prefix ($VIRTUAL_ENV, $CONDA_PREFIX, else the system Python's
-//	                sys.prefix)/share/jupyter/kernels/NAME
+//	--sys-prefix    the Python environment's prefix ($VIRTUAL_ENV, $CONDA_PREFIX, else sys.prefix of the Python
+//	                that runs `jupyter`)/share/jupyter/kernels/NAME
 //	--prefix P      P/share/jupyter/kernels/NAME
 //	(none)          as --user
 //
@@ -136,13 +136,42 @@ func sysPrefix() (string, error) {
 			return p, nil
 		}
 	}
-	for _, py := range []string{"python3", "/usr/bin/python3"} {
+	for _, py := range []string{jupyterPython(), "python3", "/usr/bin/python3"} {
+		if py == "" {
+			continue
+		}
 		out, err := exec.Command(py, "-c", "import sys; print(sys.prefix)").Output()
 		if err == nil && len(bytes.TrimSpace(out)) > 0 {
 			return string(bytes.TrimSpace(out)), nil
 		}
 	}
 	return "", errors.New("--sys-prefix: no Python environment found (no VIRTUAL_ENV, CONDA_PREFIX or python3)")
+}
+
+// jupyterPython is the interpreter the `jupyter` command runs under (its #! line), or "". The python3 first on
+// PATH may be another installation (a pyenv build, say) whose prefix Jupyter never searches.
+func jupyterPython() string {
+	p, err := exec.LookPath("jupyter")
+	if err != nil {
+		return ""
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	first := make([]byte, 512)
+	n, _ := f.Read(first)
+	line, _, _ := strings.Cut(string(first[:n]), "\n")
+	interp, ok := strings.CutPrefix(line, "#!")
+	fields := strings.Fields(interp)
+	if !ok || len(fields) == 0 {
+		return ""
+	}
+	if filepath.Base(fields[0]) == "env" && len(fields) > 1 { // #!/usr/bin/env python3
+		return fields[len(fields)-1]
+	}
+	return fields[0]
 }
 
 // SearchPath lists the folders Jupyter searches for kernels/, in order (jupyter_core.paths.jupyter_path).

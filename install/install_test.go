@@ -139,3 +139,23 @@ func TestLogoPNGSizes(t *testing.T) {
 		}
 	}
 }
+
+func TestSysPrefixFollowsThePythonThatRunsJupyter(t *testing.T) {
+	bin := t.TempDir()
+	// A python3 first on PATH that is not Jupyter's (as a pyenv shim is), and a jupyter whose #! names another.
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(bin, name), []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("python3", "#!/bin/sh\necho /not/jupyters/prefix\n")
+	write("jupyters-python", "#!/bin/sh\necho /jupyters/prefix\n")
+	write("jupyter", "#!"+filepath.Join(bin, "jupyters-python")+"\n")
+	t.Setenv("PATH", bin)
+	t.Setenv("VIRTUAL_ENV", "")
+	t.Setenv("CONDA_PREFIX", "")
+	got, err := DataDir(Options{Scope: SysPrefix})
+	if want := "/jupyters/prefix/share/jupyter"; err != nil || got != want {
+		t.Errorf("DataDir(--sys-prefix) = %q, %v; want %q", got, err, want)
+	}
+}
