@@ -397,6 +397,17 @@ func TestTheCalibratedThresholdIsWhereTheTilesWinFromThenOn(t *testing.T) {
 	}
 }
 
+func TestSweepRefusesAnEmptyShape(t *testing.T) {
+	for _, sh := range [][3]int{{0, 32, 64}, {16, 0, 64}, {16, 32, -32}} {
+		t.Run(fmt.Sprintf("%dx%dx%d is refused naming the shape", sh[0], sh[1], sh[2]), func(t *testing.T) {
+			_, err := Sweep(testPool, tensor.Q8_0, sh[0], sh[1], sh[2], []TileConfig{DefaultConfig}, 1)
+			if want := fmt.Sprintf("%dx%dx%d", sh[0], sh[1], sh[2]); err == nil || !strings.Contains(err.Error(), want) {
+				t.Fatalf("error %v, want one naming %s", err, want)
+			}
+		})
+	}
+}
+
 // TestTheEmulatorIsNeverTimed runs on every machine: with detection standing in for a machine without AMX, every
 // timed function refuses, and a backend asked to emulate is refused timing even where AMX is usable.
 func TestTheEmulatorIsNeverTimed(t *testing.T) {

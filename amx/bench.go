@@ -79,6 +79,9 @@ func TimeOp(b *Backend, op *graph.Op, reps int) (time.Duration, string, error) {
 // are timed in interleaved rounds (reps rounds of three runs each) and each row is the median of its runs, so a
 // machine whose speed drifts during the sweep does not favour whichever configuration ran at a good moment.
 func Sweep(p *pool.Pool, t tensor.DType, m, n, k int, configs []TileConfig, reps int) ([]SweepRow, error) {
+	if m < 1 || n < 1 || k < 1 {
+		return nil, fmt.Errorf("AMX sweep of %dx%dx%d (MxNxK): every dimension must be at least 1", m, n, k)
+	}
 	if !detectStatus().Usable {
 		return nil, ErrEmulated
 	}
