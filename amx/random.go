@@ -54,8 +54,8 @@ func RandomMulMat(w *graph.Tensor, m int, rng *rand.Rand) *graph.Op {
 }
 
 // RandomMulMatID builds a MUL_MAT_ID of expert stack w with m tokens, each using `used` (at most the number of
-// experts) distinct random experts;
-// shared activations (one row per token, as for gate and up projections) when shared is set.
+// experts) distinct random experts; shared activations (one row per token, as for gate and up projections) when
+// shared is set.
 func RandomMulMatID(w *graph.Tensor, m, used int, shared bool, rng *rand.Rand) *graph.Op {
 	k, n, e := w.Ne[0], w.Ne[1], max(w.Ne[2], 1)
 	xu := used
