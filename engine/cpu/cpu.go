@@ -233,7 +233,8 @@ func (bufferType) Accepts(w backend.WeightInfo) (bool, string) {
 }
 func (bufferType) PackedBytes(w backend.WeightInfo) int64 { return w.Bytes() }
 
-// Import keeps the weight's plain bytes where they are (usually a view of the mapped GGUF file).
+// Import keeps the weight's plain bytes where they are (usually a view of the mapped GGUF file), except that large
+// quantized and half-precision weights are copied into huge pages where the OS offers them (see hugePages).
 func (bufferType) Import(t *graph.Tensor) error {
 	if t.Layout != "" && t.Layout != tensor.Plain {
 		return fmt.Errorf("tensor %s: the CPU buffer type stores only the plain layout, not %q", t.Name, t.Layout)
@@ -246,6 +247,12 @@ func (bufferType) Import(t *graph.Tensor) error {
 	default:
 		if int64(len(t.Data)) < t.Bytes() {
 			return fmt.Errorf("tensor %s: %d bytes for %s %s (need %d)", t.Name, len(t.Data), t.Type, t.Shape(), t.Bytes())
+		}
+	}
+	if hugePages && t.Type != tensor.F32 && t.Type != tensor.I32 {
+		// F32 weights also carry a float view of their bytes, which a copy would leave behind; they are small.
+		if c := hugeCopy(t, t.Data[:t.Bytes()]); c != nil {
+			t.Data = c
 		}
 	}
 	t.Layout = tensor.Plain
