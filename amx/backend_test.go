@@ -397,6 +397,17 @@ func TestTheCalibratedThresholdIsWhereTheTilesWinFromThenOn(t *testing.T) {
 	}
 }
 
+func TestTimeOpRefusesNoRepetitions(t *testing.T) {
+	w := RandomWeight(tensor.Q8_0, 64, 32, 1, rng(3))
+	if err := NewBufferType().Import(w); err != nil {
+		t.Fatal(err)
+	}
+	b := newTestBackend(t, Options{})
+	if _, _, err := TimeOp(b, RandomMulMat(w, 4, rng(4)), 0); err == nil || !strings.Contains(err.Error(), "0 repetitions") {
+		t.Fatalf("error %v, want one naming 0 repetitions", err)
+	}
+}
+
 func TestSweepRefusesAnEmptyShape(t *testing.T) {
 	for _, sh := range [][3]int{{0, 32, 64}, {16, 0, 64}, {16, 32, -32}} {
 		t.Run(fmt.Sprintf("%dx%dx%d is refused naming the shape", sh[0], sh[1], sh[2]), func(t *testing.T) {

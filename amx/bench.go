@@ -55,6 +55,9 @@ type SweepRow struct {
 
 // TimeOp runs op on b reps times (after one warm-up) and returns the median time and the kernel name.
 func TimeOp(b *Backend, op *graph.Op, reps int) (time.Duration, string, error) {
+	if reps < 1 {
+		return 0, "", fmt.Errorf("timing %s %s: %d repetitions, want at least 1", op.Kind, op.Name, reps)
+	}
 	if b.Emulated() {
 		return 0, "", ErrEmulated
 	}
