@@ -1,9 +1,11 @@
 // Package cpu is the CPU backend: plain-Go reference kernels for every graph op, float32 activations, weights of
 // any supported type decoded row by row as they are used, all run on one persistent worker pool. Outside reference
 // mode, MUL_MAT and MUL_MAT_ID on Q4_0/Q8_0 weights use the simd package's quantized dot products, with the
-// activations quantized to Q8_0 once per op (as llama.cpp does).
+// activations quantized to Q8_0 once per op (as llama.cpp does). It also computes the fused ops (graph.MulMats and
+// the kinds after it), which do a chain of ops in one parallel section (fused.go).
 //
-// It is also the "CPU" buffer type, which takes every weight and keeps its plain GGUF bytes.
+// It is also the "CPU" buffer type, which takes every weight and keeps its plain GGUF bytes (large ones copied into
+// huge pages, hugepages.go).
 package cpu
 
 import (
