@@ -188,7 +188,13 @@ func (c *Chart) bars(p *plot.Plot) error {
 		}
 		p.Add(l)
 	}
-	p.NominalX(c.Categories...)
+	// Long category names (plan's "q4_0 amx=attn ngl=12 gpu=on") ran into each other: wrap each to its slot.
+	perSlot := max(8, int(chartW.Points()/float64(len(c.Categories))/5.5)) // about 5.5 pt per character
+	labels := make([]string, len(c.Categories))
+	for j, cat := range c.Categories {
+		labels[j] = wrapWords(cat, perSlot)
+	}
+	p.NominalX(labels...)
 	p.Y.Min = 0
 	// Headroom above the tallest bar keeps the legend (drawn at the top) off the bars.
 	top := 0.0
@@ -209,6 +215,24 @@ func (c *Chart) bars(p *plot.Plot) error {
 		p.Y.Max = top * (1.15 + 0.08*float64(len(c.Series)))
 	}
 	return nil
+}
+
+// wrapWords breaks s at spaces into lines of at most width characters where it can (a longer word keeps its line).
+func wrapWords(s string, width int) string {
+	var lines []string
+	line := ""
+	for _, w := range strings.Fields(s) {
+		switch {
+		case line == "":
+			line = w
+		case len(line)+1+len(w) <= width:
+			line += " " + w
+		default:
+			lines = append(lines, line)
+			line = w
+		}
+	}
+	return strings.Join(append(lines, line), "\n")
 }
 
 func (c *Chart) lines(p *plot.Plot) error {

@@ -204,3 +204,22 @@ func TestChartErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestWrapWords(t *testing.T) {
+	tests := []struct {
+		name, in string
+		width    int
+		want     string
+	}{
+		{"a label that fits stays on one line", "cpu+amx", 12, "cpu+amx"},
+		{"a long label breaks at spaces", "q4_0 amx=attn ngl=12 gpu=on", 14, "q4_0 amx=attn\nngl=12 gpu=on"},
+		{"a word longer than the width keeps its own line", "cpu+gpu+amx ngl=12", 5, "cpu+gpu+amx\nngl=12"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := wrapWords(tt.in, tt.width); got != tt.want {
+				t.Errorf("wrapWords(%q, %d) = %q, want %q", tt.in, tt.width, got, tt.want)
+			}
+		})
+	}
+}
