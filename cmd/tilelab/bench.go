@@ -71,16 +71,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "combination. A mode this machine cannot run is a row saying why. Ctrl-C keeps what was measured.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	if err := parseFlags(fs, args, stderr); err != nil {
+		if err == flag.ErrHelp {
 			return nil
 		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tilelab bench: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return errUsage
+		return err
 	}
 	if *models == "" {
 		fmt.Fprintln(stderr, "tilelab bench: -m FILE is required")

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -37,16 +36,11 @@ func runPlan(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stderr, "show what those buffer types would take on a machine that has them.")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	if err := parseFlags(fs, args, stderr); err != nil {
+		if err == flag.ErrHelp {
 			return nil
 		}
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tilelab plan: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
-		return errUsage
+		return err
 	}
 	if *model == "" {
 		fmt.Fprintln(stderr, "tilelab plan: -m FILE|synth:PRESET is required")
