@@ -19,8 +19,7 @@ type fusedScratch struct {
 	op    graph.Op
 	src   [3]*graph.Tensor
 	t     [3]graph.Tensor
-	f     []float32 // an intermediate product (up, or the experts' outputs) on the sequential paths
-	inv   []int32   // MUL_MAT_ID_SUM: grouped position of each (token, slot) entry
+	f     []float32 // an intermediate product: up, or the experts' outputs before their sum
 	parts []matPart
 }
 
