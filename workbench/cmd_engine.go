@@ -1,6 +1,8 @@
 package workbench
 
 import (
+	"errors"
+
 	"tilelab/workbench/lang"
 )
 
@@ -14,6 +16,22 @@ var (
 )
 
 func positive(v lang.Value) error { return atLeast(1)(v) }
+
+// A negative temperature or a top_p outside (0, 1] would sample as if it were something else, silently.
+
+func nonNegative(v lang.Value) error {
+	if v.V.(float64) < 0 {
+		return errors.New("must be at least 0")
+	}
+	return nil
+}
+
+func fraction(v lang.Value) error {
+	if x := v.V.(float64); x <= 0 || x > 1 {
+		return errors.New("must be above 0 and at most 1")
+	}
+	return nil
+}
 
 func engineSpecs() []*command {
 	model := lang.Param{Name: "model", Kind: lang.String, Positional: true, Doc: "a loaded model's name (default: the last loaded)"}
@@ -60,9 +78,9 @@ func engineSpecs() []*command {
 				{Name: "prompt", Kind: lang.String, Positional: true, Required: true, Doc: "the prompt (quote it)"},
 				{Name: "model", Kind: lang.String, Doc: "a loaded model (default: the last loaded)"},
 				{Name: "n", Kind: lang.Int, Default: "32", Doc: "tokens to generate", Check: positive},
-				{Name: "temp", Kind: lang.Float, Default: "0", Doc: "sampling temperature; 0 is greedy"},
+				{Name: "temp", Kind: lang.Float, Default: "0", Doc: "sampling temperature; 0 is greedy", Check: nonNegative},
 				{Name: "top_k", Kind: lang.Int, Doc: "keep the k most likely tokens", Check: positive},
-				{Name: "top_p", Kind: lang.Float, Doc: "keep the smallest set with this much probability"},
+				{Name: "top_p", Kind: lang.Float, Doc: "keep the smallest set with this much probability (above 0, at most 1)", Check: fraction},
 				{Name: "seed", Kind: lang.Int, Doc: "sampling seed (default: set seed=)"},
 			},
 		}},
@@ -86,7 +104,7 @@ func engineSpecs() []*command {
 			Params: []lang.Param{model,
 				{Name: "buffer", Kind: lang.String, Doc: "only tensors in this buffer type (CPU, AMX, CUDA0, CUDA_Host)"},
 				{Name: "match", Kind: lang.String, Doc: "only tensors whose name contains this"},
-				{Name: "layer", Kind: lang.Int, List: true, Doc: "only these layers (e.g. 0..3)"},
+				{Name: "layer", Kind: lang.Int, List: true, Doc: "only these layers (e.g. 0..3; -1 is the tensors outside the layers)"},
 			},
 		}},
 		{group: "placement", spec: &lang.Spec{

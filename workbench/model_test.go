@@ -60,6 +60,22 @@ func TestLoadErrors(t *testing.T) {
 	}
 }
 
+func TestGenerateRefusesSamplingOutOfRange(t *testing.T) {
+	s := loadedSession(t)
+	tests := []struct{ name, code, want string }{
+		{"a negative temperature is refused", `generate "x" temp=-1`, "bad value '-1' for temp: must be at least 0"},
+		{"top_p above 1 is refused", `generate "x" top_p=2`, "bad value '2' for top_p: must be above 0 and at most 1"},
+		{"top_p of 0 is refused", `generate "x" top_p=0`, "must be above 0 and at most 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := exec(t, s, tt.code); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
 func TestModelCommandsNeedAModel(t *testing.T) {
 	for _, code := range []string{"placement", "buffers", "ops", "profile", `generate "hi"`} {
 		t.Run(code+" without a model says to load one", func(t *testing.T) {
