@@ -33,6 +33,13 @@ func runInstall(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "tilelab install: unexpected argument %q\n", fs.Arg(0))
 		return errUsage
 	}
+	prefixGiven := false
+	fs.Visit(func(f *flag.Flag) { prefixGiven = prefixGiven || f.Name == "prefix" })
+	if prefixGiven && *prefix == "" {
+		// An empty --prefix (an unset shell variable, say) must not quietly become a user install.
+		fmt.Fprintln(stderr, "tilelab install: --prefix needs a folder")
+		return errUsage
+	}
 	n := 0
 	for _, b := range []bool{*user, *sysPrefix, *prefix != ""} {
 		if b {
