@@ -14,20 +14,31 @@ import (
 // $TILELAB_FUSE=0 turns them off, to measure what they save.
 var fuseOps = os.Getenv("TILELAB_FUSE") != "0"
 
-// fusable reports whether one fused op may read all of ws: only the CPU backend computes the fused ops, so every
-// weight must be plain and in host memory (a weight placed in AMX tiles or on a GPU keeps its unfused op, which
-// its backend computes).
+// fusable reports whether one fused op may read all of ws: every weight plain in host memory (the CPU backend
+// computes the fused ops), or every weight in an AMX layout (the AMX backend computes them too, amx/fused.go). A
+// mix, or weights anywhere else (a GPU), keeps the unfused ops, which each backend computes on its own weights.
 func fusable(ws ...*graph.Tensor) bool {
-	if !fuseOps {
+	if !fuseOps || len(ws) == 0 || ws[0] == nil {
 		return false
 	}
+	buf := ws[0].Buffer()
 	for _, w := range ws {
-		if w == nil || w.Buffer() != "CPU" || w.StorageLayout() != tensor.Plain {
+		if w == nil || w.Buffer() != buf {
+			return false
+		}
+		plain := w.StorageLayout() == tensor.Plain
+		switch {
+		case buf == "CPU" && plain:
+		case buf == amxBuffer && !plain:
+		default:
 			return false
 		}
 	}
 	return true
 }
+
+// amxBuffer is the AMX buffer type's name (amx.Name), spelt here so the model does not depend on the amx package.
+const amxBuffer = "AMX"
 
 // fusedNames holds the fused ops' names ("blk.3.attn_qkv"), made once per layer and suffix, so that building a
 // decode step's graph allocates nothing.

@@ -3,9 +3,18 @@ package model
 import (
 	"context"
 	"math"
+	"path/filepath"
 	"testing"
 
+	"tilelab/amx"
+	"tilelab/engine/backend"
+	"tilelab/engine/cpu"
+	"tilelab/engine/gguf"
 	"tilelab/engine/graph"
+	"tilelab/engine/placement"
+	"tilelab/engine/pool"
+	"tilelab/engine/synth"
+	"tilelab/engine/tensor"
 )
 
 // The fused forward pass (MUL_MATS, MUL_MAT_ADD, MUL_MAT_ID_SWIGLU, MUL_MAT_ID_SUM) must give the unfused pass's
@@ -83,4 +92,68 @@ func total(m map[graph.Kind]int) int {
 		n += v
 	}
 	return n
+}
+
+// In AMX mode the fused ops are emitted for weights that all sit in AMX layouts (the AMX backend computes them;
+// below its threshold with CPU mode's kernels on the plain bytes, so the logits are CPU mode's, bit for bit).
+func TestFusedOpsRunInAMXModeWithCPUModesLogits(t *testing.T) {
+	t.Setenv("TILELAB_AMX_CALIBRATION", filepath.Join(t.TempDir(), "none.json"))
+	t.Setenv("TILELAB_AMX_THRESHOLD", "")
+	path := filepath.Join(t.TempDir(), "tiny-moe.gguf")
+	if err := synth.WriteFile(path, "tiny-moe", synth.Options{Quant: tensor.Q4_0, Seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	p := pool.New(3)
+	defer p.Close()
+	load := func(amxMode string) *Model {
+		reg := backend.NewRegistry()
+		reg.AddBufferType(cpu.BufferType())
+		if amxMode != placement.AMXOff {
+			if _, err := amx.Register(reg, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		reg.AddBackend(cpu.New(p, cpu.Options{}))
+		m, err := Load(f, Options{Placement: placement.Options{AMX: amxMode}, Registry: reg, Ctx: 64})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(m.Close)
+		return m
+	}
+	cm, am := load(placement.AMXOff), load(placement.AMXAll)
+	ctx := context.Background()
+	for step, toks := range [][]int32{{1, 7, 42, 3}, {17}, {250}} {
+		want, err := cm.Eval(ctx, toks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append([]float32(nil), want...)
+		got, err := am.Eval(ctx, toks)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("step %d logit %d: AMX mode %v, CPU mode %v", step, i, got[i], want[i])
+			}
+		}
+	}
+	fused := 0
+	for _, op := range am.b.Graph.Ops {
+		if op.Kind >= graph.MulMats {
+			fused++
+			if op.Src[0].Buffer() != amx.Name {
+				t.Errorf("fused op %s reads %s from buffer %s, want AMX", op.Name, op.Src[0].Name, op.Src[0].Buffer())
+			}
+		}
+	}
+	if fused == 0 {
+		t.Error("AMX mode's decode step has no fused op")
+	}
 }
