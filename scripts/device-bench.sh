@@ -36,6 +36,9 @@ run)
 		{
 			echo "== single thread"
 			$B/simd.test -test.run '^$' -test.bench 'MemRead$|GEMV$|GEMVHugePages' -test.benchtime 10x -test.cpu 1 -test.v
+			echo "== single thread, weights in cache (-test.short: the kernels' compute speed alone; if far above the"
+			echo "   from-memory figure, streaming is latency-bound, else the unpacking is the limit)"
+			$B/simd.test -test.short -test.run '^$' -test.bench 'GEMV$' -test.benchtime 2000x -test.cpu 1
 			echo "== $T threads"
 			$B/simd.test -test.run '^$' -test.bench 'Parallel' -test.benchtime 5x -test.cpu "$T"
 			echo "== GEMM, single thread"
