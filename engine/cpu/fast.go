@@ -24,10 +24,6 @@ var (
 	idRows  = 32
 )
 
-// gemvRows is the most activation rows for which a product is split for balance (gemvPer) rather than for reuse
-// of the activations: a decode step's products stream their weights once, so only even chunks matter.
-const gemvRows = 4
-
 // path is how a matrix op runs: on the reference kernels, on simd's quantized kernels (Q4_0/Q8_0 weights,
 // activations quantized to Q8_0), or on simd's float kernels (F32/F16/BF16 weights, float32 activations).
 type path int
@@ -116,10 +112,7 @@ func (b *Backend) mulMatFast(op *graph.Op, p path, w *graph.Tensor, x, dst []flo
 		}
 		a = b.q8
 	}
-	per := min(matRows, max(1, (n+b.pool.Threads()-1)/b.pool.Threads()))
-	if m <= gemvRows {
-		per = b.gemvPer(n)
-	}
+	per := b.chunkRows(n)
 	chunks := (n + per - 1) / per
 	fe := b.errs()
 	b.pool.Run(chunks, func(c, _ int) {

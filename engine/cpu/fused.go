@@ -58,9 +58,12 @@ func (b *Backend) quantPath(k int, ws ...*graph.Tensor) bool {
 	return true
 }
 
-// gemvPer is the output rows of one chunk for a product with n output rows over the workers: at most matRows, and
-// small enough that each worker gets about four chunks, so the atomic counter evens out workers that run late.
-func (b *Backend) gemvPer(n int) int {
+// chunkRows is the output rows of one chunk of a product with n output rows: at most matRows, and few enough that
+// each worker gets about four chunks (at least 8 rows each), so the atomic counter evens out a worker that runs
+// late. A decode step's chunks stream their weights once; a prompt's take milliseconds each, and with one or two a
+// worker (2048 rows on 16 workers made 32 chunks of 64) a late worker left the others idle for a whole chunk. Each
+// chunk streams the activations once, which at 8 rows and more costs little beside its products.
+func (b *Backend) chunkRows(n int) int {
 	t := b.pool.Threads()
 	return min(matRows, max(8, (n+4*t-1)/(4*t)))
 }
@@ -111,10 +114,7 @@ func (b *Backend) mulMats(op *graph.Op) (string, error) {
 	a := b.q8
 	// Chunks run over the weights' rows one after another, none crossing from one weight to the next.
 	total := off / max(m, 1)
-	per := b.gemvPer(total)
-	if m > gemvRows {
-		per = min(matRows, max(1, (total+b.pool.Threads()-1)/b.pool.Threads()))
-	}
+	per := b.chunkRows(total)
 	chunks := 0
 	for _, p := range s.parts {
 		chunks += (p.n + per - 1) / per
@@ -366,7 +366,7 @@ func (b *Backend) mulMatIDSumOne(op *graph.Op, s *idShapes, ws, r, dst []float32
 	}
 	a, rb := b.q8, tensor.Q8_0.RowBytes(s.k)
 	wb := s.w.Type.RowBytes(s.k) * s.n
-	n, per := s.n, b.gemvPer(s.n)
+	n, per := s.n, b.chunkRows(s.n)
 	fe := b.errs()
 	b.pool.Run((n+per-1)/per, func(c, wk int) {
 		n0, n1 := c*per, min(n, (c+1)*per)
