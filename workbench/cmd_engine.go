@@ -189,7 +189,7 @@ func engineSpecs() []*command {
 			Example: "calibrate amx types=q4_0,q8_0",
 			Params: []lang.Param{
 				{Name: "what", Kind: lang.Enum, Default: "amx", Allowed: []string{"amx"}, Positional: true, Doc: "what to calibrate"},
-				{Name: "types", Kind: lang.Enum, Default: "q4_0,q8_0", Allowed: quantTypes, List: true, Doc: "weight types"},
+				{Name: "types", Kind: lang.Enum, Default: "q4_0,q8_0", Allowed: quantTypes, List: true, Doc: "weight types to show (the calibration always times q4_0, q8_0 and bf16, and stores them all)"},
 				{Name: "threads", Kind: lang.Int, Doc: "worker threads (default: set threads=)", Check: positive},
 			},
 		}},
