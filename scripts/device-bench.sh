@@ -5,7 +5,7 @@
 #   scripts/device-bench.sh ab      there: kernel families side by side (FAMILIES), kernels and whole model
 #   scripts/device-bench.sh fuse    there: pool section cost, fused decode ops against the unfused graph
 #                                   (TILELAB_FUSE=0/1) and huge-page weights against the file mapping
-#                                   (TILELAB_HUGEPAGES=0/1), interleaved
+#                                   (TILELAB_HUGEPAGES=0/1), PAUSE in the pool's spin loops (TILELAB_POOL_PAUSE=0/1)
 #   scripts/device-bench.sh run     there (device tool, carry [".devbuild/h7"]): machine facts, kernel benchmarks
 #                                   (single thread and all threads, against read bandwidth), synth bench-moe in
 #                                   Q4_0 and Q8_0, then tilelab bench pp512/tg128 per mode; results under $OUT
@@ -79,12 +79,18 @@ fuse)
 	for q in q4_0 q8_0; do
 		[ -f /tmp/bm-$q.gguf ] || $B/tilelab synth bench-moe --quant $q -o /tmp/bm-$q.gguf -q
 	done
-	# Weights in transparent huge pages (engine/cpu/hugepages.go) against the file mapping's 4 KiB pages.
+	# Weights in transparent huge pages (engine/cpu/hugepages.go) against the file mapping's 4 KiB pages, and the
+	# pool's spin loops with and without PAUSE (engine/pool).
 	for i in 1 2; do
 		for h in 0 1; do
 			echo "== TILELAB_HUGEPAGES=$h q4_0 tg128 (round $i)"
 			TILELAB_HUGEPAGES=$h timeout 100 $B/tilelab bench -m /tmp/bm-q4_0.gguf -p 0 -n 128 -r "$R" -t "$T" -q \
 				--json "$OUT/huge$h-q4_0-$i.json"
+		done
+		for pz in 0 1; do
+			echo "== TILELAB_POOL_PAUSE=$pz q4_0 tg128 (round $i)"
+			TILELAB_POOL_PAUSE=$pz timeout 100 $B/tilelab bench -m /tmp/bm-q4_0.gguf -p 0 -n 128 -r "$R" -t "$T" -q \
+				--json "$OUT/pause$pz-q4_0-$i.json"
 		done
 	done
 	for i in 1 2; do

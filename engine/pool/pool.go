@@ -3,6 +3,7 @@
 package pool
 
 import (
+	"os"
 	"runtime"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,10 @@ import (
 // to back, so a worker that spins sees the next op within nanoseconds; waking a parked one costs the caller a
 // futex call per worker, tens of microseconds in all, which on a decode step is more than many ops take.
 const spinFor = 200 * time.Microsecond
+
+// pauseSpin makes the polling loops execute PAUSE between polls (see pause); $TILELAB_POOL_PAUSE=0 turns it off, to
+// measure what it does. A poll sees a new job up to one PAUSE later: tens of nanoseconds.
+var pauseSpin = os.Getenv("TILELAB_POOL_PAUSE") != "0"
 
 // Pool runs chunked work on a fixed set of workers. Run may be called from one goroutine at a time.
 type Pool struct {
@@ -81,6 +86,9 @@ func (p *Pool) await(w int, seen uint64) (uint64, bool) {
 		if g := p.gen.Load(); g != seen {
 			return g, true
 		}
+		if pauseSpin {
+			pause()
+		}
 		if i%256 == 255 && (p.closed.Load() || time.Now().After(deadline)) {
 			break
 		}
@@ -137,6 +145,8 @@ func (p *Pool) Run(chunks int, fn func(chunk, worker int)) {
 	for i := 0; p.pending.Load() != 0; i++ {
 		if !p.spin || i%256 == 255 {
 			runtime.Gosched()
+		} else if pauseSpin {
+			pause()
 		}
 	}
 	p.fn = nil
