@@ -223,10 +223,14 @@ type Result struct {
 	Removed bool   // for Uninstall: whether there was something to remove
 }
 
-// Install writes kernel.json and the logos; an existing kernelspec of the same name is replaced.
+// Install writes kernel.json and the logos; an existing TileLab kernelspec of the same name is replaced, another
+// language's is refused.
 func Install(o Options) (Result, error) {
 	dir, err := KernelDir(o)
 	if err != nil {
+		return Result{}, err
+	}
+	if err := checkOurs(dir); err != nil {
 		return Result{}, err
 	}
 	bin := o.Binary
@@ -267,7 +271,8 @@ func Install(o Options) (Result, error) {
 	return Result{Dir: dir, OnPath: onPath(dir), Binary: bin}, nil
 }
 
-// Uninstall removes the kernelspec folder the options select, refusing a folder that is not a kernelspec.
+// Uninstall removes the kernelspec folder the options select, refusing a folder that is not a kernelspec or is
+// another language's.
 func Uninstall(o Options) (Result, error) {
 	dir, err := KernelDir(o)
 	if err != nil {
@@ -276,10 +281,32 @@ func Uninstall(o Options) (Result, error) {
 	if _, err := os.Stat(filepath.Join(dir, "kernel.json")); errors.Is(err, os.ErrNotExist) {
 		return Result{Dir: dir}, nil
 	}
+	if err := checkOurs(dir); err != nil {
+		return Result{}, err
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return Result{}, err
 	}
 	return Result{Dir: dir, Removed: true}, nil
+}
+
+// checkOurs refuses a kernelspec folder whose kernel.json belongs to another language: --name python3 must not
+// overwrite or delete the Python kernel. A folder without kernel.json is free to use.
+func checkOurs(dir string) error {
+	data, err := os.ReadFile(filepath.Join(dir, "kernel.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	var spec struct {
+		Language string `json:"language"`
+	}
+	if err := json.Unmarshal(data, &spec); err != nil || spec.Language != "tilelab" {
+		return fmt.Errorf("%s holds another kernel (language %q), not TileLab's; choose another --name (or remove it with jupyter kernelspec remove)", dir, spec.Language)
+	}
+	return nil
 }
 
 func onPath(kernelDir string) bool {

@@ -159,3 +159,32 @@ func TestSysPrefixFollowsThePythonThatRunsJupyter(t *testing.T) {
 		t.Errorf("DataDir(--sys-prefix) = %q, %v; want %q", got, err, want)
 	}
 }
+
+func TestAnotherLanguagesKernelspecIsLeftAlone(t *testing.T) {
+	prefix := t.TempDir()
+	o := Options{Scope: Prefix, Prefix: prefix, Name: "python3", Binary: fakeBinary(t)}
+	dir, err := KernelDir(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := []byte(`{"argv": ["python3", "-m", "ipykernel_launcher", "-f", "{connection_file}"], "language": "python"}`)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kernel.json"), theirs, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("install under its name is refused", func(t *testing.T) {
+		if _, err := Install(o); err == nil || !strings.Contains(err.Error(), `another kernel (language "python")`) {
+			t.Errorf("Install: %v", err)
+		}
+	})
+	t.Run("uninstall under its name is refused", func(t *testing.T) {
+		if r, err := Uninstall(o); err == nil || r.Removed {
+			t.Errorf("Uninstall: %+v, %v", r, err)
+		}
+	})
+	if got, err := os.ReadFile(filepath.Join(dir, "kernel.json")); err != nil || !bytes.Equal(got, theirs) {
+		t.Errorf("the other kernel's kernel.json changed: %s, %v", got, err)
+	}
+}
