@@ -5,7 +5,7 @@
 // the kinds after it), which do a chain of ops in one parallel section (fused.go).
 //
 // It is also the "CPU" buffer type, which takes every weight and keeps its plain GGUF bytes (large ones copied into
-// huge pages, hugepages.go).
+// huge pages when asked to, hugepages.go).
 package cpu
 
 import (
@@ -236,7 +236,7 @@ func (bufferType) Accepts(w backend.WeightInfo) (bool, string) {
 func (bufferType) PackedBytes(w backend.WeightInfo) int64 { return w.Bytes() }
 
 // Import keeps the weight's plain bytes where they are (usually a view of the mapped GGUF file), except that large
-// quantized and half-precision weights are copied into huge pages where the OS offers them (see hugePages).
+// quantized and half-precision weights are copied into huge pages when $TILELAB_HUGEPAGES=1 (see hugePages).
 func (bufferType) Import(t *graph.Tensor) error {
 	if t.Layout != "" && t.Layout != tensor.Plain {
 		return fmt.Errorf("tensor %s: the CPU buffer type stores only the plain layout, not %q", t.Name, t.Layout)

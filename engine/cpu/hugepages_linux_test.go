@@ -64,7 +64,7 @@ func TestImportCopiesLargeWeightsIntoHugePages(t *testing.T) {
 			t.Errorf("huge pages grew by %d kB for an 18 MiB weight; want most of it", got)
 		}
 	})
-	t.Run("small weights and TILELAB_HUGEPAGES=0 keep the bytes where they are", func(t *testing.T) {
+	t.Run("small weights, and all weights without TILELAB_HUGEPAGES=1, keep the bytes where they are", func(t *testing.T) {
 		for _, c := range []struct {
 			on   bool
 			rows int
