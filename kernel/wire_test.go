@@ -3,9 +3,12 @@ package kernel
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"io"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -137,7 +140,7 @@ func FuzzDecode(f *testing.F) {
 func TestZMTPFraming(t *testing.T) {
 	t.Run("messages of short and long frames round-trip", func(t *testing.T) {
 		rng := rand.New(rand.NewPCG(1, 2))
-		frames := [][]byte{{}, make([]byte, 255), make([]byte, 256), make([]byte, 70000)}
+		frames := [][]byte{{}, make([]byte, 255), make([]byte, 256), make([]byte, 70000), make([]byte, eagerFrameBytes+3)}
 		for _, f := range frames {
 			for i := range f {
 				f[i] = byte(rng.Uint32())
@@ -152,6 +155,22 @@ func TestZMTPFraming(t *testing.T) {
 			if !bytes.Equal(got[i], frames[i]) {
 				t.Errorf("frame %d differs", i)
 			}
+		}
+	})
+	t.Run("a large frame that never arrives is not allocated up front", func(t *testing.T) {
+		// 200 MiB announced, 10 bytes sent.
+		wire := binary.BigEndian.AppendUint64([]byte{flagLong}, 200<<20)
+		wire = append(wire, make([]byte, 10)...)
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		z := &zconn{r: bufio.NewReader(bytes.NewReader(wire))}
+		_, _, _, err := z.readMessage()
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, io.ErrUnexpectedEOF) {
+			t.Errorf("error %v; want an unexpected EOF", err)
+		}
+		if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+			t.Errorf("reading it allocated %d MiB", grew>>20)
 		}
 	})
 	bad := []struct {

@@ -34,6 +34,9 @@ const (
 	// announces a huge frame is disconnected instead of making us allocate it.
 	maxMessageBytes = 256 << 20
 	frameOverhead   = 32
+
+	// eagerFrameBytes is the largest frame body allocated at its announced size before any of it arrives.
+	eagerFrameBytes = 1 << 20
 )
 
 // errProtocol marks a peer that broke the ZMTP rules; the connection is closed.
@@ -256,11 +259,23 @@ func readFrame(r *bufio.Reader, limit int) (flags byte, body []byte, err error) 
 	if size > uint64(limit) {
 		return 0, nil, fmt.Errorf("%w: frame of %d bytes is over the %d-byte limit", errProtocol, size, limit)
 	}
-	body = make([]byte, size)
-	if _, err = io.ReadFull(r, body); err != nil {
+	if size <= eagerFrameBytes {
+		body = make([]byte, size)
+		if _, err = io.ReadFull(r, body); err != nil {
+			return 0, nil, err
+		}
+		return flags, body, nil
+	}
+	// A large frame grows as its bytes arrive: a peer that announces 256 MiB and sends nothing (on many
+	// connections, perhaps) must not make us allocate it all up front.
+	var buf bytes.Buffer
+	if n, err := io.CopyN(&buf, r, int64(size)); err != nil {
+		if err == io.EOF {
+			err = fmt.Errorf("%w: frame of %d bytes ended after %d", io.ErrUnexpectedEOF, size, n)
+		}
 		return 0, nil, err
 	}
-	return flags, body, nil
+	return flags, buf.Bytes(), nil
 }
 
 // readMessage reads the next multipart message, or one command (cmd != "").
