@@ -131,6 +131,14 @@ func Load(f *gguf.File, o Options) (*Model, error) {
 		m.Batch = 512
 	}
 	m.Batch = min(m.Batch, m.Ctx)
+	if m.Ctx > maxCtx {
+		m.Close()
+		return nil, fmt.Errorf("model: a context of %d tokens is more than the %d TileLab supports", m.Ctx, maxCtx)
+	}
+	if err := fitsMemory(h.KVBytes(m.Ctx)); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("model: a KV cache of %d tokens: %w", m.Ctx, err)
+	}
 	for i := 0; i < h.Layers; i++ {
 		// Keys as rows of HeadDim per position, values transposed (a row over positions per dimension), each KV
 		// head's block contiguous: both attention products are then plain matrix products (see graph.Attention).
@@ -414,3 +422,11 @@ type batch struct {
 
 // M is the number of tokens in the batch.
 func (in *batch) M() int { return in.ids.Ne[0] }
+
+// maxCtx bounds the context so that cache sizes cannot overflow; it is far beyond any model's training context.
+const maxCtx = 1 << 30
+
+// KVBytes is the size of a KV cache of ctx positions: float32 keys and values for every layer and KV head.
+func (h Hyper) KVBytes(ctx int) int64 {
+	return 2 * 4 * int64(h.Layers) * int64(ctx) * int64(h.HeadsKV) * int64(h.HeadDim)
+}

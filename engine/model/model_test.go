@@ -373,3 +373,24 @@ func TestLoadRefusesPerDimensionRopeFactors(t *testing.T) {
 		t.Fatalf("Load = %v, want an error naming rope_freqs.weight", err)
 	}
 }
+
+func TestLoadRefusesAKVCacheLargerThanTheMachine(t *testing.T) {
+	f, err := gguf.Open(filepath.Join(testdata(t), "models", "tiny-qwen3moe-q4_0.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, c := range []struct {
+		ctx  int
+		want string
+	}{{1 << 29, "GiB of memory"}, {1 << 62, "more than the"}} {
+		m, err := Load(f, Options{Threads: 1, Ctx: c.ctx})
+		if err == nil {
+			m.Close()
+			t.Fatalf("Load with a %d-token context succeeded", c.ctx)
+		}
+		if !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("Load with a %d-token context: error %q does not contain %q", c.ctx, err, c.want)
+		}
+	}
+}
