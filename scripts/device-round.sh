@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# The usual round on the accelerator machine, in one device call: build here, run there, read a short table.
+#
+#   scripts/device-round.sh build   here: static binaries into .devbuild/ (no Go, no network there), and print the
+#                                   device call to make
+#   scripts/device-round.sh run     there (the device tool runs it): machine facts; the AMX tests on the real tile
+#                                   unit; the AMX figures (AMX_FIGURES, default gemm,moe,small,calibrate); synth
+#                                   bench-moe in Q4_0 and Q8_0; tilelab bench pp512/tg128 in cpu and cpu+amx mode;
+#                                   with SEED=1 also experiments/seed-table.tlab on the full Qwen3-30B-A3B shape.
+#                                   Logs and JSON land in $OUT; the summary is the last thing printed.
+#
+# One session has 30 minutes of device time: make this one call, not many small ones. Name the machine with every
+# figure (the run prints lscpu, the AMX flag count and the GPU first; a call can land on a host without AMX).
+# The per-topic scripts it uses, for deeper dives: scripts/device-amx.sh, scripts/device-bench.sh (ab, fuse).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+case "${1:-}" in
+build)
+	set -e
+	scripts/device-amx.sh >/dev/null
+	scripts/device-bench.sh build >/dev/null
+	du -sh .devbuild/amx .devbuild/h7
+	cat <<'CALL'
+device tool call:
+  command: bash scripts/device-round.sh run        (SEED=1 bash ... adds the seed table, about 2 minutes)
+  carry:   [".devbuild/amx", ".devbuild/h7"]
+  timeout_s: 600
+CALL
+	;;
+run)
+	OUT=${OUT:-out}
+	mkdir -p "$OUT"
+	T=${THREADS:-16}
+	R=${REPS:-3}
+	B=.devbuild/h7
+	{
+		lscpu | head -20
+		echo "amx_tile CPUs: $(grep -c amx_tile /proc/cpuinfo)"
+		nvidia-smi -L 2>&1
+	} | tee "$OUT/machine.txt"
+	export HOME=${HOME:-/tmp} # the AMX calibration and the synth cache live under the user's cache folder
+
+	echo "== AMX tests on this machine"
+	(cd amx && timeout 150 ../.devbuild/amx/amx.test -test.count=1 -test.v >"$OUT/amx-tests.log" 2>&1)
+	amx_tests=$?
+	grep -E '^(--- FAIL|FAIL|ok|PASS)|panic' "$OUT/amx-tests.log" | head -20
+
+	echo "== AMX figures (${AMX_FIGURES:=gemm,moe,small,calibrate})"
+	(cd amx && AMX_FIGURES=$AMX_FIGURES timeout -s QUIT 200 ../.devbuild/amx/amxdev.test -test.run 'DeviceFigures' \
+		-test.v -test.timeout 190s >"$OUT/amx-figures.log" 2>&1)
+	amx_figures=$?
+	grep -v '^=== RUN' "$OUT/amx-figures.log" | tail -60
+
+	for q in q4_0 q8_0; do
+		[ -f /tmp/bm-$q.gguf ] || $B/tilelab synth bench-moe --quant $q -o /tmp/bm-$q.gguf -q
+	done
+	for q in q4_0 q8_0; do
+		echo "== bench bench-moe $q"
+		timeout 150 $B/tilelab bench -m /tmp/bm-$q.gguf -p 512 -n 128 -r "$R" -t "$T" --mode cpu,cpu+amx -q \
+			--json "$OUT/bench-$q.json" >"$OUT/bench-$q.md" 2>&1
+		echo "rc=$?" >>"$OUT/bench-$q.md"
+	done
+
+	if [ -n "${SEED:-}" ]; then
+		echo "== seed table (experiments/seed-table.tlab, full qwen3-30b-a3b)"
+		timeout 300 $B/tilelab run experiments/seed-table.tlab --out "$OUT/seed" reps=2 >"$OUT/seed.log" 2>&1
+		echo "seed-table rc=$?"
+	fi
+
+	echo
+	echo "== summary ($(grep -m1 'Model name' "$OUT/machine.txt" | sed 's/.*: *//'), $T threads)"
+	echo "amx tests rc=$amx_tests, amx figures rc=$amx_figures"
+	for q in q4_0 q8_0; do
+		grep -E '^\| (model|.*(pp|tg)[0-9])' "$OUT/bench-$q.md" || tail -3 "$OUT/bench-$q.md"
+	done
+	[ -f "$OUT/seed/report.md" ] && grep -E '^\| *(mode|cpu)' "$OUT/seed/report.md" | head -12
+	;;
+*)
+	echo "usage: $0 build|run" >&2
+	exit 2
+	;;
+esac
