@@ -171,7 +171,7 @@ func place(r *fileRef, o placement.Options, threads, ctx, batch int, reference b
 	}
 	// Vocabulary 1: only the attention shapes matter here, and ReadHyper refuses an empty one.
 	if h, err := model.ReadHyper(r.f, 1); err == nil && ctx > 0 {
-		if err := fitsMemory(kvBytes(h, ctx), fmt.Sprintf("a KV cache of ctx=%d tokens", ctx)); err != nil {
+		if err := fitsMemory(float64(h.KVBytes(ctx)), fmt.Sprintf("a KV cache of ctx=%d tokens", ctx)); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -203,12 +203,6 @@ func place(r *fileRef, o placement.Options, threads, ctx, batch int, reference b
 		return nil, nil, nil, err
 	}
 	return m, p, ab, nil
-}
-
-// kvBytes is the KV cache engine/model allocates for ctx tokens: float32 K and V for every layer. A huge ctx= (or
-// bench pp=) must be refused before that allocation, which Go cannot survive.
-func kvBytes(h model.Hyper, ctx int) float64 {
-	return 2 * 4 * float64(h.Layers) * float64(ctx) * float64(h.HeadsKV) * float64(h.HeadDim)
 }
 
 // model finds the model a command names, or the last loaded one.
