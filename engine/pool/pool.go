@@ -27,7 +27,7 @@ type Pool struct {
 
 	// The job in flight, set by Run before it publishes a new generation.
 	chunks   int64
-	fn       func(chunk, worker int)
+	job      Job
 	closed   atomic.Bool
 	sections uint64 // Run calls that handed work to other workers; only Run's goroutine touches it
 	parks    atomic.Uint64
@@ -115,23 +115,42 @@ func (p *Pool) claim(w int) {
 		if c >= p.chunks {
 			return
 		}
-		p.fn(int(c), w)
+		p.job.Chunk(int(c), w)
 	}
 }
 
+// Job is the work of one parallel section: Chunk runs once for every chunk, on whichever worker claims it, many at
+// once. The hot paths hand RunJob a pointer to a job struct they keep and reuse, so a parallel section allocates
+// nothing; a closure that captures its variables is allocated anew on every call, which is what Run costs.
+type Job interface {
+	Chunk(chunk, worker int)
+}
+
+// Func is a plain function as a Job, for callers off the hot path.
+type Func func(chunk, worker int)
+
+// Chunk calls f.
+func (f Func) Chunk(chunk, worker int) { f(chunk, worker) }
+
 // Run calls fn(chunk, worker) for every chunk in [0, chunks), spread over the workers, and returns when all are
-// done. worker is in [0, Threads()), so fn can index per-worker scratch space.
-func (p *Pool) Run(chunks int, fn func(chunk, worker int)) {
+// done. worker is in [0, Threads()), so fn can index per-worker scratch space. It is RunJob for code off the hot
+// path: fn is usually a closure, allocated at every call.
+func (p *Pool) Run(chunks int, fn func(chunk, worker int)) { p.RunJob(chunks, Func(fn)) }
+
+// RunJob calls job.Chunk(chunk, worker) for every chunk in [0, chunks), spread over the workers, and returns when
+// all are done. worker is in [0, Threads()), so a job can index per-worker scratch space. The pool holds job only
+// until RunJob returns.
+func (p *Pool) RunJob(chunks int, job Job) {
 	if chunks <= 0 {
 		return
 	}
 	if chunks == 1 || p.n == 1 {
 		for c := 0; c < chunks; c++ {
-			fn(c, 0)
+			job.Chunk(c, 0)
 		}
 		return
 	}
-	p.fn, p.chunks = fn, int64(chunks)
+	p.job, p.chunks = job, int64(chunks)
 	p.sections++
 	p.next.Store(0)
 	p.pending.Store(int32(p.n - 1))
@@ -149,7 +168,7 @@ func (p *Pool) Run(chunks int, fn func(chunk, worker int)) {
 			pause()
 		}
 	}
-	p.fn = nil
+	p.job = nil
 }
 
 // Sections counts the Run calls so far that handed chunks to other workers: each is a barrier the caller waits at,
