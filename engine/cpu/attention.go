@@ -48,12 +48,23 @@ func (b *Backend) storeKV(op *graph.Op) error {
 	if d*hkv*m < elemChunk {
 		heads = 1 // a decode step's few hundred values: waking the workers would cost more than the copy
 	}
-	b.pool.Run(heads, func(c, _ int) {
-		for g := c; g < hkv; g += heads {
-			storeHead(x, cache, g, d, hkv, m, ctx, past, tr)
-		}
-	})
+	j := &b.jobs.storeKV
+	*j = storeKVJob{x: x, cache: cache, heads: heads, d: d, hkv: hkv, m: m, ctx: ctx, past: past, tr: tr}
+	runJob(b, heads, j)
 	return nil
+}
+
+// storeKVJob's chunks are KV heads (every heads-th one each).
+type storeKVJob struct {
+	x, cache                    []float32
+	heads, d, hkv, m, ctx, past int
+	tr                          bool
+}
+
+func (j *storeKVJob) Chunk(c, _ int) {
+	for g := c; g < j.hkv; g += j.heads {
+		storeHead(j.x, j.cache, g, j.d, j.hkv, j.m, j.ctx, j.past, j.tr)
+	}
 }
 
 // storeHead is storeKV's copy of one KV head's rows.
@@ -144,75 +155,111 @@ func (b *Backend) attention(op *graph.Op) (string, error) {
 	if !b.opt.Reference {
 		return b.attentionFast(&s)
 	}
-	group := s.hq / s.hkv
-	b.pool.Run(s.hq*s.m, func(c, wk int) {
-		t, h := c/s.hq, c%s.hq
-		g := h / group
-		n := s.visible(t)
-		qv := s.q[(t*s.hq+h)*s.d : (t*s.hq+h+1)*s.d]
-		scores := b.workerBuf(wk, n)
-		for j := 0; j < n; j++ {
-			off := (g*s.ctxK + j) * s.d
-			scores[j] = dot(qv, s.kc[off:off+s.d]) * s.scale
-		}
-		softmaxRow(scores, scores)
-		out := s.dst[(t*s.hq+h)*s.d : (t*s.hq+h+1)*s.d]
-		for i := range out {
-			off := (g*s.d + i) * s.ctxV
-			out[i] = dot(scores, s.vc[off:off+n])
-		}
-	})
+	// Sized for the whole cache, not the visible positions, so that decoding does not grow it token by token.
+	b.reserve(s.ctxK)
+	j := &b.jobs.attnRef
+	*j = attnRefJob{b: b, s: s}
+	runJob(b, s.hq*s.m, j)
 	return KernelReference, nil
+}
+
+// attnRefJob's chunks are (token, query head) pairs.
+type attnRefJob struct {
+	b *Backend
+	s attnShapes
+}
+
+func (jb *attnRefJob) Chunk(c, wk int) {
+	s := &jb.s
+	t, h := c/s.hq, c%s.hq
+	g := h / (s.hq / s.hkv)
+	n := s.visible(t)
+	qv := s.q[(t*s.hq+h)*s.d : (t*s.hq+h+1)*s.d]
+	scores := jb.b.workerBuf(wk, n)
+	for j := 0; j < n; j++ {
+		off := (g*s.ctxK + j) * s.d
+		scores[j] = dot(qv, s.kc[off:off+s.d]) * s.scale
+	}
+	softmaxRow(scores, scores)
+	out := s.dst[(t*s.hq+h)*s.d : (t*s.hq+h+1)*s.d]
+	for i := range out {
+		off := (g*s.d + i) * s.ctxV
+		out[i] = dot(scores, s.vc[off:off+n])
+	}
 }
 
 // attentionFast runs each KV head's attention for a block of tokens as two matrix products on simd's float
 // kernels: the block's query rows (every query head of the group, pre-scaled) against the head's keys, a masked
 // softmax, then the probabilities against the head's values, copied to a contiguous [D, visible] block.
 func (b *Backend) attentionFast(s *attnShapes) (string, error) {
-	group := s.hq / s.hkv
 	// Enough blocks to keep every worker busy, but blocks of several tokens so each product has rows to share.
 	per := max(1, min(64, (s.m*s.hkv+4*b.pool.Threads()-1)/(4*b.pool.Threads())))
 	blocks := (s.m + per - 1) / per
-	fe := b.errs()
-	b.pool.Run(blocks*s.hkv, func(c, wk int) {
-		// Causal blocks cost more the later their tokens (they see more positions): the last blocks go first, so
-		// the cheap early ones fill in at the end rather than one costly block finishing alone.
-		g, t0 := c%s.hkv, (blocks-1-c/s.hkv)*per
-		t1 := min(s.m, t0+per)
-		rows, n := (t1-t0)*group, s.visible(t1-1)
-		buf := b.workerBuf(wk, 2*rows*s.d+rows*n+s.d*n)
-		q, out := buf[:rows*s.d], buf[rows*s.d:2*rows*s.d]
-		scores, vt := buf[2*rows*s.d:2*rows*s.d+rows*n], buf[2*rows*s.d+rows*n:]
-		for i := 0; i < rows; i++ {
-			t, h := t0+i/group, g*group+i%group
-			src := s.q[(t*s.hq+h)*s.d : (t*s.hq+h+1)*s.d]
-			for k, v := range src {
-				q[i*s.d+k] = v * s.scale
-			}
+	b.reserve(attnScratch(s, per*(s.hq/s.hkv), s.nv))
+	j := &b.jobs.attnFast
+	*j = attnFastJob{b: b, fe: b.errs(), s: *s, per: per, blocks: blocks}
+	runJob(b, blocks*s.hkv, j)
+	return fastVariant(), b.fe.first()
+}
+
+// attnScratch is the floats a worker of attentionFast needs for blocks of up to rows query rows seeing up to n
+// positions: queries, outputs, scores and one KV head's values transposed. A decode step (one token) asks for the
+// whole cache's worth, so that the scratch does not grow token by token as the context fills; the last position
+// of the context needs that much anyway.
+func attnScratch(s *attnShapes, rows, n int) int {
+	if s.m == 1 {
+		n = s.ctxK
+	}
+	return 2*rows*s.d + rows*n + s.d*n
+}
+
+// attnFastJob's chunks are a KV head and a block of tokens.
+type attnFastJob struct {
+	b           *Backend
+	fe          *firstErr
+	s           attnShapes
+	per, blocks int
+}
+
+func (jb *attnFastJob) Chunk(c, wk int) {
+	s, per := &jb.s, jb.per
+	group := s.hq / s.hkv
+	// Causal blocks cost more the later their tokens (they see more positions): the last blocks go first, so
+	// the cheap early ones fill in at the end rather than one costly block finishing alone.
+	g, t0 := c%s.hkv, (jb.blocks-1-c/s.hkv)*per
+	t1 := min(s.m, t0+per)
+	rows, n := (t1-t0)*group, s.visible(t1-1)
+	buf := jb.b.workerBuf(wk, 2*rows*s.d+rows*n+s.d*n)
+	q, out := buf[:rows*s.d], buf[rows*s.d:2*rows*s.d]
+	scores, vt := buf[2*rows*s.d:2*rows*s.d+rows*n], buf[2*rows*s.d+rows*n:2*rows*s.d+rows*n+s.d*n]
+	for i := 0; i < rows; i++ {
+		t, h := t0+i/group, g*group+i%group
+		src := s.q[(t*s.hq+h)*s.d : (t*s.hq+h+1)*s.d]
+		for k, v := range src {
+			q[i*s.d+k] = v * s.scale
 		}
-		keys := s.kc[g*s.ctxK*s.d : (g*s.ctxK+n)*s.d]
-		if err := simdMatMulF(tensor.F32, floatBytes(keys), s.d, q, rows, scores, n, 0, n); err != nil {
-			fe.set(err)
-			return
-		}
-		for i := 0; i < rows; i++ {
-			row, vis := scores[i*n:(i+1)*n], s.visible(t0+i/group)
-			fe.set(simd.Softmax(row[:vis], row[:vis]))
-			clear(row[vis:])
-		}
-		for k := 0; k < s.d; k++ {
-			copy(vt[k*n:(k+1)*n], s.vc[(g*s.d+k)*s.ctxV:])
-		}
-		if err := simdMatMulF(tensor.F32, floatBytes(vt), n, scores, rows, out, s.d, 0, s.d); err != nil {
-			fe.set(err)
-			return
-		}
-		for i := 0; i < rows; i++ {
-			t, h := t0+i/group, g*group+i%group
-			copy(s.dst[(t*s.hq+h)*s.d:(t*s.hq+h+1)*s.d], out[i*s.d:(i+1)*s.d])
-		}
-	})
-	return fastVariant(), fe.first()
+	}
+	keys := s.kc[g*s.ctxK*s.d : (g*s.ctxK+n)*s.d]
+	if err := simdMatMulF(tensor.F32, floatBytes(keys), s.d, q, rows, scores, n, 0, n); err != nil {
+		jb.fe.set(err)
+		return
+	}
+	for i := 0; i < rows; i++ {
+		row, vis := scores[i*n:(i+1)*n], s.visible(t0+i/group)
+		jb.fe.set(simd.Softmax(row[:vis], row[:vis]))
+		clear(row[vis:])
+	}
+	for k := 0; k < s.d; k++ {
+		copy(vt[k*n:(k+1)*n], s.vc[(g*s.d+k)*s.ctxV:])
+	}
+	if err := simdMatMulF(tensor.F32, floatBytes(vt), n, scores, rows, out, s.d, 0, s.d); err != nil {
+		jb.fe.set(err)
+		return
+	}
+	for i := 0; i < rows; i++ {
+		t, h := t0+i/group, g*group+i%group
+		copy(s.dst[(t*s.hq+h)*s.d:(t*s.hq+h+1)*s.d], out[i*s.d:(i+1)*s.d])
+	}
 }
 
 // floatBytes views float32s as their little-endian bytes (the machine's order on every platform TileLab runs).

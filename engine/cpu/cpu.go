@@ -43,6 +43,45 @@ type Backend struct {
 	groups  expertGroups
 	fused   fusedScratch
 	fe      firstErr // the workers' first error in the op running now
+	jobs    jobs
+}
+
+// jobs are the ops' parallel sections, one value of each kind kept in the backend: an op fills in its job and
+// hands the pool a pointer to it, so a decode step's sections allocate nothing (a capturing closure per section
+// would be allocated every time). Ops run one at a time, and a fused op runs its steps one after another, so each
+// value serves one section at a time.
+type jobs struct {
+	getRows  getRowsJob
+	rmsNorm  rmsNormJob
+	rope     ropeJob
+	softMax  softMaxJob
+	binary   binaryJob
+	unary    unaryJob
+	swiGLU   swiGLUJob
+	topK     topKJob
+	moeSum   moeSumJob
+	storeKV  storeKVJob
+	attnRef  attnRefJob
+	attnFast attnFastJob
+	matRef   matRefJob
+	idRef    idRefJob
+	quantize quantizeJob
+	mat      matJob
+	gather   gatherJob
+	id       idJob
+	mats     matsJob
+	sum      sumJob
+	sumOne   sumOneJob
+}
+
+// runJob hands the pool job j, then empties it, so the backend holds no op's slices between ops.
+func runJob[J any, P interface {
+	*J
+	pool.Job
+}](b *Backend, chunks int, j P) {
+	b.pool.RunJob(chunks, j)
+	var zero J
+	*j = zero
 }
 
 var _ backend.Backend = (*Backend)(nil)
@@ -61,8 +100,19 @@ func (b *Backend) Pool() *pool.Pool { return b.pool }
 // Reference reports whether every op runs on the float32 reference kernels.
 func (b *Backend) Reference() bool { return b.opt.Reference }
 
-// workerBuf returns worker w's scratch space of at least n floats. It grows only when an op needs more than any
-// before it, so a steady decode loop allocates nothing here.
+// reserve makes every worker's scratch space hold at least n floats, before an op's section starts: which worker
+// claims which chunk changes from one run to the next, so growing each buffer on first use would allocate on some
+// later decode step, the first time that worker happened to claim a chunk of that op.
+func (b *Backend) reserve(n int) {
+	for w := range b.scratch {
+		if len(b.scratch[w]) < n {
+			b.scratch[w] = make([]float32, n)
+		}
+	}
+}
+
+// workerBuf returns worker w's scratch space of at least n floats. The op reserved it beforehand; growing here is
+// a fallback.
 func (b *Backend) workerBuf(w, n int) []float32 {
 	if len(b.scratch[w]) < n {
 		b.scratch[w] = make([]float32, n)

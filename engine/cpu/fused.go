@@ -3,7 +3,6 @@ package cpu
 import (
 	"fmt"
 
-	"tilelab/engine/cpu/simd"
 	"tilelab/engine/graph"
 	"tilelab/engine/tensor"
 )
@@ -119,21 +118,33 @@ func (b *Backend) mulMats(op *graph.Op) (string, error) {
 	for _, p := range s.parts {
 		chunks += (p.n + per - 1) / per
 	}
-	parts := s.parts
-	fe := b.errs()
-	b.pool.Run(chunks, func(c, _ int) {
-		for _, p := range parts {
-			nc := (p.n + per - 1) / per
-			if c >= nc {
-				c -= nc
-				continue
-			}
-			n0 := c * per
-			fe.set(simdMatMul(p.w.Type, p.w.Data, k, a, m, dst[p.off:p.off+p.n*m], p.n, n0, min(p.n, n0+per)))
-			return
+	j := &b.jobs.mats
+	*j = matsJob{fe: b.errs(), parts: s.parts, a: a, dst: dst, k: k, m: m, per: per}
+	runJob(b, chunks, j)
+	return fastVariant(), b.fe.first()
+}
+
+// matsJob is MUL_MATS's section: chunks run over the weights' output rows one weight after another.
+type matsJob struct {
+	fe        *firstErr
+	parts     []matPart
+	a         []byte
+	dst       []float32
+	k, m, per int
+}
+
+func (j *matsJob) Chunk(c, _ int) {
+	per, m := j.per, j.m
+	for _, p := range j.parts {
+		nc := (p.n + per - 1) / per
+		if c >= nc {
+			c -= nc
+			continue
 		}
-	})
-	return fastVariant(), fe.first()
+		n0 := c * per
+		j.fe.set(simdMatMul(p.w.Type, p.w.Data, j.k, j.a, m, j.dst[p.off:p.off+p.n*m], p.n, n0, min(p.n, n0+per)))
+		return
+	}
 }
 
 // mulMatsSeq runs MUL_MATS as one MUL_MAT per weight (reference mode, float weights).
@@ -172,14 +183,7 @@ func (b *Backend) mulMatAdd(op *graph.Op) (string, error) {
 		return "", err
 	}
 	if p := b.pathFor(w, k); p != pathReference {
-		return b.mulMatFast(op, p, w, x, dst, k, n, m, func(n0, n1 int) {
-			for i := 0; i < m; i++ {
-				d, rr := dst[i*n+n0:i*n+n1], r[i*n+n0:i*n+n1]
-				for j := range d {
-					d[j] = rr[j] + d[j]
-				}
-			}
-		})
+		return b.mulMatFast(op, p, w, x, dst, k, n, m, epilogue{kind: epiAdd, r: r})
 	}
 	kernel, err := b.mulMat(op) // reads Src[0], Src[1] and Dst only
 	if err != nil {
@@ -217,20 +221,8 @@ func (b *Backend) mulMatSwiGLU(op *graph.Op) (string, error) {
 		if _, err := newRowReader(up, op); err != nil {
 			return "", err
 		}
-		// mulMatFast quantizes the activations into b.q8 before any chunk runs; up reads them from there.
-		return b.mulMatFast(op, p, gate, x, dst, k, n, m, func(n0, n1 int) {
-			var err error
-			if p == pathQuant {
-				err = simdMatMul(up.Type, up.Data, k, b.q8, m, upOut, n, n0, n1)
-			} else {
-				err = simdMatMulF(up.Type, up.Data, k, x, m, upOut, n, n0, n1)
-			}
-			for i := 0; i < m && err == nil; i++ {
-				seg := dst[i*n+n0 : i*n+n1]
-				err = simd.SwiGLU(seg, seg, upOut[i*n+n0:i*n+n1])
-			}
-			b.fe.set(err)
-		})
+		// mulMatFast quantizes the activations once, for gate and up alike.
+		return b.mulMatFast(op, p, gate, x, dst, k, n, m, epilogue{kind: epiSwiGLU, up: up, upOut: upOut})
 	}
 	if _, err := b.mulMat(gop); err != nil {
 		return "", err
@@ -327,14 +319,24 @@ func (b *Backend) mulMatIDSum(op *graph.Op) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	x := b.fused.f
 	chunks, per := b.chunksFor(m, rowsPer(n*u))
-	b.pool.Run(chunks, func(c, _ int) {
-		for t := c * per; t < min(m, (c+1)*per); t++ {
-			sumExperts(dst[t*n:(t+1)*n], x[t*u*n:(t+1)*u*n], ws[t*u:(t+1)*u], r, t*n)
-		}
-	})
+	j := &b.jobs.sum
+	*j = sumJob{x: b.fused.f, dst: dst, ws: ws, r: r, n: n, u: u, m: m, per: per}
+	runJob(b, chunks, j)
 	return kernel, nil
+}
+
+// sumJob is MUL_MAT_ID_SUM's second pass for a prompt: chunks are blocks of tokens.
+type sumJob struct {
+	x, dst, ws, r []float32
+	n, u, m, per  int
+}
+
+func (j *sumJob) Chunk(c, _ int) {
+	n, u := j.n, j.u
+	for t := c * j.per; t < min(j.m, (c+1)*j.per); t++ {
+		sumExperts(j.dst[t*n:(t+1)*n], j.x[t*u*n:(t+1)*u*n], j.ws[t*u:(t+1)*u], j.r, t*n)
+	}
 }
 
 // sumExperts writes out = r[off:] + Σu ws[u]·x[u] (r nil: no residual), adding in MOE_SUM's and then ADD's order
@@ -364,31 +366,46 @@ func (b *Backend) mulMatIDSumOne(op *graph.Op, s *idShapes, ws, r, dst []float32
 	if b.q8, err = b.quantizeRows(b.q8, s.x, s.k, s.xu); err != nil {
 		return "", err
 	}
-	a, rb := b.q8, tensor.Q8_0.RowBytes(s.k)
-	wb := s.w.Type.RowBytes(s.k) * s.n
 	n, per := s.n, b.chunkRows(s.n)
-	fe := b.errs()
-	b.pool.Run((n+per-1)/per, func(c, wk int) {
-		n0, n1 := c*per, min(n, (c+1)*per)
-		buf := b.workerBuf(wk, n)
-		out := dst[n0:n1]
-		clear(out)
-		for u, e := range s.ids[:s.u] {
-			xr := u
-			if s.xu == 1 {
-				xr = 0
-			}
-			fe.set(simdMatMul(s.w.Type, s.w.Data[int(e)*wb:(int(e)+1)*wb], s.k, a[xr*rb:(xr+1)*rb], 1, buf, n, n0, n1))
-			wv := ws[u]
-			for i, v := range buf[n0:n1] {
-				out[i] += wv * v
-			}
+	b.reserve(n)
+	j := &b.jobs.sumOne
+	*j = sumOneJob{b: b, fe: b.errs(), s: *s, a: b.q8, ws: ws, r: r, dst: dst,
+		rb: tensor.Q8_0.RowBytes(s.k), wb: s.w.Type.RowBytes(s.k) * s.n, per: per}
+	runJob(b, (n+per-1)/per, j)
+	return fastVariant(), b.fe.first()
+}
+
+// sumOneJob is MUL_MAT_ID_SUM's section for one token: chunks are blocks of output rows over every chosen expert.
+type sumOneJob struct {
+	b           *Backend
+	fe          *firstErr
+	s           idShapes
+	a           []byte
+	ws, r, dst  []float32
+	rb, wb, per int
+}
+
+func (j *sumOneJob) Chunk(c, wk int) {
+	s, rb, wb := &j.s, j.rb, j.wb
+	n := s.n
+	n0, n1 := c*j.per, min(n, (c+1)*j.per)
+	buf := j.b.workerBuf(wk, n)
+	out := j.dst[n0:n1]
+	clear(out)
+	for u, e := range s.ids[:s.u] {
+		xr := u
+		if s.xu == 1 {
+			xr = 0
 		}
-		if r != nil {
-			for i, v := range r[n0:n1] {
-				out[i] = v + out[i]
-			}
+		j.fe.set(simdMatMul(s.w.Type, s.w.Data[int(e)*wb:(int(e)+1)*wb], s.k, j.a[xr*rb:(xr+1)*rb], 1, buf, n, n0, n1))
+		wv := j.ws[u]
+		for i, v := range buf[n0:n1] {
+			out[i] += wv * v
 		}
-	})
-	return fastVariant(), fe.first()
+	}
+	if j.r != nil {
+		for i, v := range j.r[n0:n1] {
+			out[i] = v + out[i]
+		}
+	}
 }

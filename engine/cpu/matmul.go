@@ -62,23 +62,37 @@ func (b *Backend) mulMat(op *graph.Op) (string, error) {
 		return "", err
 	}
 	if p := b.pathFor(w, k); p != pathReference {
-		return b.mulMatFast(op, p, w, x, dst, k, n, m, nil)
+		return b.mulMatFast(op, p, w, x, dst, k, n, m, epilogue{})
 	}
 	rr, err := newRowReader(w, op)
 	if err != nil {
 		return "", err
 	}
 	chunks, per := b.chunksFor(n, 4)
-	b.pool.Run(chunks, func(c, wk int) {
-		buf := b.workerBuf(wk, k)
-		for j := c * per; j < min(n, (c+1)*per); j++ {
-			row := rr.row(j, buf)
-			for i := 0; i < m; i++ {
-				dst[i*n+j] = dot(row, x[i*k:(i+1)*k])
-			}
-		}
-	})
+	b.reserve(k)
+	j := &b.jobs.matRef
+	*j = matRefJob{b: b, rr: rr, x: x, dst: dst, k: k, n: n, m: m, per: per}
+	runJob(b, chunks, j)
 	return KernelReference, nil
+}
+
+// matRefJob is the reference MUL_MAT's section: chunks are blocks of weight rows.
+type matRefJob struct {
+	b            *Backend
+	rr           rowReader
+	x, dst       []float32
+	k, n, m, per int
+}
+
+func (jb *matRefJob) Chunk(c, wk int) {
+	k, n, x, dst := jb.k, jb.n, jb.x, jb.dst
+	buf := jb.b.workerBuf(wk, k)
+	for j := c * jb.per; j < min(n, (c+1)*jb.per); j++ {
+		row := jb.rr.row(j, buf)
+		for i := 0; i < jb.m; i++ {
+			dst[i*n+j] = dot(row, x[i*k:(i+1)*k])
+		}
+	}
 }
 
 // expertGroups is MUL_MAT_ID's bookkeeping, kept across ops: the (token, slot) entries of each expert, and the
@@ -216,19 +230,33 @@ func (b *Backend) mulMatID(op *graph.Op) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	per := 16
+	const per = 16
 	g := &b.groups
 	g.group(s.ids, s.e, s.n, per)
-	b.pool.Run(len(g.chunkE), func(c, wk int) {
-		e, n0 := int(g.chunkE[c]), int(g.chunkN0[c])
-		entries := g.order[g.start[e]:g.start[e+1]]
-		buf := b.workerBuf(wk, s.k)
-		for j := n0; j < min(s.n, n0+per); j++ {
-			row := rr.row(e*s.n+j, buf)
-			for _, en := range entries {
-				s.dst[int(en)*s.n+j] = dot(row, s.xRow(int(en)))
-			}
-		}
-	})
+	b.reserve(s.k)
+	j := &b.jobs.idRef
+	*j = idRefJob{b: b, rr: rr, s: s, per: per}
+	runJob(b, len(g.chunkE), j)
 	return KernelReference, nil
+}
+
+// idRefJob is the reference MUL_MAT_ID's section: chunks are an expert and a block of its output rows.
+type idRefJob struct {
+	b   *Backend
+	rr  rowReader
+	s   idShapes
+	per int
+}
+
+func (jb *idRefJob) Chunk(c, wk int) {
+	g, s := &jb.b.groups, &jb.s
+	e, n0 := int(g.chunkE[c]), int(g.chunkN0[c])
+	entries := g.order[g.start[e]:g.start[e+1]]
+	buf := jb.b.workerBuf(wk, s.k)
+	for j := n0; j < min(s.n, n0+jb.per); j++ {
+		row := jb.rr.row(e*s.n+j, buf)
+		for _, en := range entries {
+			s.dst[int(en)*s.n+j] = dot(row, s.xRow(int(en)))
+		}
+	}
 }

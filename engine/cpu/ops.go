@@ -47,17 +47,29 @@ func (b *Backend) getRows(op *graph.Op) error {
 		return err
 	}
 	chunks, per := b.chunksFor(m, rowsPer(k))
-	b.pool.Run(chunks, func(c, _ int) {
-		for i := c * per; i < min(m, (c+1)*per); i++ {
-			out := dst[i*k : (i+1)*k]
-			if table.Type == tensor.F32 {
-				copy(out, rr.row(int(ids[i]), nil))
-			} else {
-				rr.row(int(ids[i]), out)
-			}
-		}
-	})
+	j := &b.jobs.getRows
+	*j = getRowsJob{rr: rr, ids: ids, dst: dst, k: k, m: m, per: per}
+	runJob(b, chunks, j)
 	return nil
+}
+
+type getRowsJob struct {
+	rr        rowReader
+	ids       []int32
+	dst       []float32
+	k, m, per int
+}
+
+func (j *getRowsJob) Chunk(c, _ int) {
+	k := j.k
+	for i := c * j.per; i < min(j.m, (c+1)*j.per); i++ {
+		out := j.dst[i*k : (i+1)*k]
+		if j.rr.t.Type == tensor.F32 {
+			copy(out, j.rr.row(int(j.ids[i]), nil))
+		} else {
+			j.rr.row(int(j.ids[i]), out)
+		}
+	}
 }
 
 // rmsNorm scales each row by 1/sqrt(mean(x²)+eps), then by the weight when one is given. The sum of squares is
@@ -85,28 +97,38 @@ func (b *Backend) rmsNorm(op *graph.Op) error {
 			return err
 		}
 	}
-	eps := float64(op.Params.Eps)
 	chunks, per := b.chunksFor(r, rowsPer(k))
-	b.pool.Run(chunks, func(c, _ int) {
-		for i := c * per; i < min(r, (c+1)*per); i++ {
-			row, out := x[i*k:(i+1)*k], dst[i*k:(i+1)*k]
-			var ss float64
-			for _, v := range row {
-				ss += float64(v) * float64(v)
-			}
-			scale := float32(1 / math.Sqrt(ss/float64(k)+eps))
-			if w == nil {
-				for j, v := range row {
-					out[j] = v * scale
-				}
-				continue
-			}
-			for j, v := range row {
-				out[j] = v * scale * w[j]
-			}
-		}
-	})
+	j := &b.jobs.rmsNorm
+	*j = rmsNormJob{x: x, dst: dst, w: w, eps: float64(op.Params.Eps), k: k, r: r, per: per}
+	runJob(b, chunks, j)
 	return nil
+}
+
+type rmsNormJob struct {
+	x, dst, w []float32
+	eps       float64
+	k, r, per int
+}
+
+func (j *rmsNormJob) Chunk(c, _ int) {
+	k, w := j.k, j.w
+	for i := c * j.per; i < min(j.r, (c+1)*j.per); i++ {
+		row, out := j.x[i*k:(i+1)*k], j.dst[i*k:(i+1)*k]
+		var ss float64
+		for _, v := range row {
+			ss += float64(v) * float64(v)
+		}
+		scale := float32(1 / math.Sqrt(ss/float64(k)+j.eps))
+		if w == nil {
+			for jj, v := range row {
+				out[jj] = v * scale
+			}
+			continue
+		}
+		for jj, v := range row {
+			out[jj] = v * scale * w[jj]
+		}
+	}
 }
 
 // rope rotates pairs of each head's first RopeDims elements by angle pos·theta^(-2i/dims): pairs (i, i+dims/2) in
@@ -140,31 +162,46 @@ func (b *Backend) rope(op *graph.Op) error {
 	if err != nil {
 		return err
 	}
-	base, neox, half := float64(op.Params.RopeTheta), op.Params.RopeNeoX, dims/2
-	b.pool.Run(m, func(t, wk int) {
-		cs := b.workerBuf(wk, dims)
-		for i := 0; i < half; i++ {
-			theta := float64(pos[t]) * math.Pow(base, -2*float64(i)/float64(dims))
-			s, c := math.Sincos(theta)
-			cs[2*i], cs[2*i+1] = float32(c), float32(s)
-		}
-		for hh := 0; hh < h; hh++ {
-			off := (t*h + hh) * d
-			in, out := x[off:off+d], dst[off:off+d]
-			for i := 0; i < half; i++ {
-				i0, i1 := 2*i, 2*i+1
-				if neox {
-					i0, i1 = i, i+half
-				}
-				c, s := cs[2*i], cs[2*i+1]
-				x0, x1 := in[i0], in[i1]
-				out[i0] = x0*c - x1*s
-				out[i1] = x0*s + x1*c
-			}
-			copy(out[dims:], in[dims:])
-		}
-	})
+	b.reserve(dims)
+	j := &b.jobs.rope
+	*j = ropeJob{b: b, pos: pos, x: x, dst: dst, base: float64(op.Params.RopeTheta), neox: op.Params.RopeNeoX, d: d, h: h, dims: dims}
+	runJob(b, m, j)
 	return nil
+}
+
+// ropeJob's chunks are tokens.
+type ropeJob struct {
+	b          *Backend
+	pos        []int32
+	x, dst     []float32
+	base       float64
+	neox       bool
+	d, h, dims int
+}
+
+func (j *ropeJob) Chunk(t, wk int) {
+	d, dims, half := j.d, j.dims, j.dims/2
+	cs := j.b.workerBuf(wk, dims)
+	for i := 0; i < half; i++ {
+		theta := float64(j.pos[t]) * math.Pow(j.base, -2*float64(i)/float64(dims))
+		s, c := math.Sincos(theta)
+		cs[2*i], cs[2*i+1] = float32(c), float32(s)
+	}
+	for hh := 0; hh < j.h; hh++ {
+		off := (t*j.h + hh) * d
+		in, out := j.x[off:off+d], j.dst[off:off+d]
+		for i := 0; i < half; i++ {
+			i0, i1 := 2*i, 2*i+1
+			if j.neox {
+				i0, i1 = i, i+half
+			}
+			c, s := cs[2*i], cs[2*i+1]
+			x0, x1 := in[i0], in[i1]
+			out[i0] = x0*c - x1*s
+			out[i1] = x0*s + x1*c
+		}
+		copy(out[dims:], in[dims:])
+	}
 }
 
 // softMax is a numerically stable row-wise softmax; outside reference mode on simd's vectorised exp.
@@ -183,21 +220,31 @@ func (b *Backend) softMax(op *graph.Op) (string, error) {
 		return "", err
 	}
 	chunks, per := b.chunksFor(r, rowsPer(k))
+	j := &b.jobs.softMax
+	*j = softMaxJob{fe: b.errs(), x: x, dst: dst, k: k, r: r, per: per, reference: b.opt.Reference}
+	runJob(b, chunks, j)
 	if !b.opt.Reference {
-		fe := b.errs()
-		b.pool.Run(chunks, func(c, _ int) {
-			for i := c * per; i < min(r, (c+1)*per); i++ {
-				fe.set(simd.Softmax(dst[i*k:(i+1)*k], x[i*k:(i+1)*k]))
-			}
-		})
-		return fastVariant(), fe.first()
+		return fastVariant(), b.fe.first()
 	}
-	b.pool.Run(chunks, func(c, _ int) {
-		for i := c * per; i < min(r, (c+1)*per); i++ {
-			softmaxRow(dst[i*k:(i+1)*k], x[i*k:(i+1)*k])
-		}
-	})
 	return KernelReference, nil
+}
+
+type softMaxJob struct {
+	fe        *firstErr
+	x, dst    []float32
+	k, r, per int
+	reference bool
+}
+
+func (j *softMaxJob) Chunk(c, _ int) {
+	k := j.k
+	for i := c * j.per; i < min(j.r, (c+1)*j.per); i++ {
+		if j.reference {
+			softmaxRow(j.dst[i*k:(i+1)*k], j.x[i*k:(i+1)*k])
+		} else {
+			j.fe.set(simd.Softmax(j.dst[i*k:(i+1)*k], j.x[i*k:(i+1)*k]))
+		}
+	}
 }
 
 func softmaxRow(out, in []float32) {
@@ -243,18 +290,27 @@ func (b *Backend) binary(op *graph.Op) error {
 	if err != nil {
 		return err
 	}
-	mul := op.Kind == graph.Mul
-	chunks := (n + elemChunk - 1) / elemChunk
-	b.pool.Run(chunks, func(c, _ int) {
-		for i := c * elemChunk; i < min(n, (c+1)*elemChunk); i++ {
-			if mul {
-				dst[i] = a[i] * y[i%nb]
-			} else {
-				dst[i] = a[i] + y[i%nb]
-			}
-		}
-	})
+	j := &b.jobs.binary
+	*j = binaryJob{a: a, y: y, dst: dst, n: n, nb: nb, mul: op.Kind == graph.Mul}
+	runJob(b, (n+elemChunk-1)/elemChunk, j)
 	return nil
+}
+
+type binaryJob struct {
+	a, y, dst []float32
+	n, nb     int
+	mul       bool
+}
+
+func (j *binaryJob) Chunk(c, _ int) {
+	a, y, dst, nb := j.a, j.y, j.dst, j.nb
+	for i := c * elemChunk; i < min(j.n, (c+1)*elemChunk); i++ {
+		if j.mul {
+			dst[i] = a[i] * y[i%nb]
+		} else {
+			dst[i] = a[i] + y[i%nb]
+		}
+	}
 }
 
 // unary is SILU, SCALE and COPY.
@@ -275,28 +331,39 @@ func (b *Backend) unary(op *graph.Op) error {
 	if err != nil {
 		return err
 	}
-	kind, scale, reference := op.Kind, op.Params.Scale, b.opt.Reference
-	chunks := (n + elemChunk - 1) / elemChunk
-	b.pool.Run(chunks, func(c, _ int) {
-		lo, hi := c*elemChunk, min(n, (c+1)*elemChunk)
-		switch kind {
-		case graph.Copy:
-			copy(dst[lo:hi], x[lo:hi])
-		case graph.Scale:
-			for i := lo; i < hi; i++ {
-				dst[i] = x[i] * scale
-			}
-		case graph.SiLU:
-			if !reference {
-				simd.SiLU(dst[lo:hi], x[lo:hi]) // lengths match by construction
-				return
-			}
-			for i := lo; i < hi; i++ {
-				dst[i] = silu(x[i])
-			}
-		}
-	})
+	j := &b.jobs.unary
+	*j = unaryJob{x: x, dst: dst, n: n, kind: op.Kind, scale: op.Params.Scale, reference: b.opt.Reference}
+	runJob(b, (n+elemChunk-1)/elemChunk, j)
 	return nil
+}
+
+type unaryJob struct {
+	x, dst    []float32
+	n         int
+	kind      graph.Kind
+	scale     float32
+	reference bool
+}
+
+func (j *unaryJob) Chunk(c, _ int) {
+	x, dst := j.x, j.dst
+	lo, hi := c*elemChunk, min(j.n, (c+1)*elemChunk)
+	switch j.kind {
+	case graph.Copy:
+		copy(dst[lo:hi], x[lo:hi])
+	case graph.Scale:
+		for i := lo; i < hi; i++ {
+			dst[i] = x[i] * j.scale
+		}
+	case graph.SiLU:
+		if !j.reference {
+			simd.SiLU(dst[lo:hi], x[lo:hi]) // lengths match by construction
+			return
+		}
+		for i := lo; i < hi; i++ {
+			dst[i] = silu(x[i])
+		}
+	}
 }
 
 func silu(v float32) float32 { return v / (1 + float32(math.Exp(float64(-v)))) }
@@ -327,21 +394,31 @@ func (b *Backend) swiGLU(op *graph.Op) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	chunks := (n + elemChunk - 1) / elemChunk
+	j := &b.jobs.swiGLU
+	*j = swiGLUJob{fe: b.errs(), g: g, u: u, dst: dst, n: n, reference: b.opt.Reference}
+	runJob(b, (n+elemChunk-1)/elemChunk, j)
 	if !b.opt.Reference {
-		fe := b.errs()
-		b.pool.Run(chunks, func(c, _ int) {
-			lo, hi := c*elemChunk, min(n, (c+1)*elemChunk)
-			fe.set(simd.SwiGLU(dst[lo:hi], g[lo:hi], u[lo:hi]))
-		})
-		return fastVariant(), fe.first()
+		return fastVariant(), b.fe.first()
 	}
-	b.pool.Run(chunks, func(c, _ int) {
-		for i := c * elemChunk; i < min(n, (c+1)*elemChunk); i++ {
-			dst[i] = silu(g[i]) * u[i]
-		}
-	})
 	return KernelReference, nil
+}
+
+type swiGLUJob struct {
+	fe        *firstErr
+	g, u, dst []float32
+	n         int
+	reference bool
+}
+
+func (j *swiGLUJob) Chunk(c, _ int) {
+	lo, hi := c*elemChunk, min(j.n, (c+1)*elemChunk)
+	if !j.reference {
+		j.fe.set(simd.SwiGLU(j.dst[lo:hi], j.g[lo:hi], j.u[lo:hi]))
+		return
+	}
+	for i := lo; i < hi; i++ {
+		j.dst[i] = silu(j.g[i]) * j.u[i]
+	}
 }
 
 // topK writes, for each row, the indices of its K largest elements, largest first (ties: lower index first).
@@ -363,12 +440,23 @@ func (b *Backend) topK(op *graph.Op) error {
 		return err
 	}
 	chunks, per := b.chunksFor(r, rowsPer(n*k))
-	b.pool.Run(chunks, func(c, _ int) {
-		for i := c * per; i < min(r, (c+1)*per); i++ {
-			topKRow(dst[i*k:(i+1)*k], x[i*n:(i+1)*n])
-		}
-	})
+	j := &b.jobs.topK
+	*j = topKJob{x: x, dst: dst, n: n, k: k, r: r, per: per}
+	runJob(b, chunks, j)
 	return nil
+}
+
+type topKJob struct {
+	x            []float32
+	dst          []int32
+	n, k, r, per int
+}
+
+func (j *topKJob) Chunk(c, _ int) {
+	n, k := j.n, j.k
+	for i := c * j.per; i < min(j.r, (c+1)*j.per); i++ {
+		topKRow(j.dst[i*k:(i+1)*k], j.x[i*n:(i+1)*n])
+	}
 }
 
 // topKRow keeps out sorted, best first, by insertion: k is small (experts per token) and rows are short.
@@ -463,17 +551,27 @@ func (b *Backend) moeSum(op *graph.Op) error {
 		return err
 	}
 	chunks, per := b.chunksFor(m, rowsPer(n*u))
-	b.pool.Run(chunks, func(c, _ int) {
-		for t := c * per; t < min(m, (c+1)*per); t++ {
-			out := dst[t*n : (t+1)*n]
-			clear(out)
-			for s := 0; s < u; s++ {
-				ws := w[t*u+s]
-				for i, v := range x[(t*u+s)*n : (t*u+s+1)*n] {
-					out[i] += ws * v
-				}
+	j := &b.jobs.moeSum
+	*j = moeSumJob{x: x, w: w, dst: dst, n: n, u: u, m: m, per: per}
+	runJob(b, chunks, j)
+	return nil
+}
+
+type moeSumJob struct {
+	x, w, dst    []float32
+	n, u, m, per int
+}
+
+func (j *moeSumJob) Chunk(c, _ int) {
+	n, u := j.n, j.u
+	for t := c * j.per; t < min(j.m, (c+1)*j.per); t++ {
+		out := j.dst[t*n : (t+1)*n]
+		clear(out)
+		for s := 0; s < u; s++ {
+			ws := j.w[t*u+s]
+			for i, v := range j.x[(t*u+s)*n : (t*u+s+1)*n] {
+				out[i] += ws * v
 			}
 		}
-	})
-	return nil
+	}
 }
