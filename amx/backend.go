@@ -170,6 +170,7 @@ type Backend struct {
 	grows  [][]float32 // the source row of each gathered row
 	goffs  []int       // where each gathered row's outputs go
 	ftmp   []float32   // a fused op's intermediate product
+	rowJob rowCopyJob
 	names  map[plainName]string
 
 	// Threshold is the smallest number of activation rows (per expert for MUL_MAT_ID) that goes to the tile
@@ -476,7 +477,7 @@ func (b *Backend) mixedID(op *graph.Op, w weights, sets []rowSet, thr int) (stri
 			b.grows, b.goffs = append(b.grows, xr), append(b.goffs, s.dst[r])
 		}
 	}
-	b.rowsParallel(rows, 4*k, func(i int) { copy(b.gx[i*k:(i+1)*k], b.grows[i]) })
+	b.copyRows(rows, k, nil, false)
 	x := &graph.Tensor{Name: op.Src[1].Name + " (rows below the threshold)", Type: tensor.F32, Ne: [4]int{k, 1, rows, 1}, F32: b.gx}
 	ids := &graph.Tensor{Name: "experts of those rows", Type: tensor.I32, Ne: [4]int{1, rows, 1, 1}, I32: b.gids}
 	out := &graph.Tensor{Name: op.Dst.Name + " (rows below the threshold)", Type: tensor.F32, Ne: [4]int{n, 1, rows, 1}, F32: b.gdst}
@@ -485,19 +486,37 @@ func (b *Backend) mixedID(op *graph.Op, w weights, sets []rowSet, thr int) (stri
 	if err != nil {
 		return "", fmt.Errorf("%s %s (experts below the threshold, on the plain bytes): %w", op.Kind, op.Name, err)
 	}
-	b.rowsParallel(rows, 4*n, func(i int) { copy(dst[b.goffs[i]:b.goffs[i]+n], b.gdst[i*n:(i+1)*n]) })
+	b.copyRows(rows, n, dst, true)
 	return tileName + " + " + b.plainKernel(kernel, thr, w), nil
 }
 
-// rowsParallel calls f for rows [0, n) of rowBytes each on the pool, in chunks of about 256 KiB, so a prompt's
-// thousands of gathered rows are copied by every worker, and a few rows by one.
-func (b *Backend) rowsParallel(n, rowBytes int, f func(i int)) {
-	per := max(1, (256<<10)/max(rowBytes, 1))
-	b.eng.pool.Run((n+per-1)/per, func(c, _ int) {
-		for i := c * per; i < min(n, (c+1)*per); i++ {
-			f(i)
+// copyRows copies rows [0, rows) of width floats each on the pool, in chunks of about 256 KiB, so a prompt's
+// thousands of gathered rows are copied by every worker, and a few rows by one: the gathered activations into gx
+// (grows[i] to row i), or with scatter, the gathered outputs gdst to their places in dst (row i to goffs[i]).
+func (b *Backend) copyRows(rows, width int, dst []float32, scatter bool) {
+	per := max(1, (256<<10)/max(4*width, 1))
+	b.rowJob = rowCopyJob{b: b, dst: dst, width: width, rows: rows, per: per, scatter: scatter}
+	b.eng.pool.RunJob((rows+per-1)/per, &b.rowJob)
+	b.rowJob = rowCopyJob{}
+}
+
+// rowCopyJob is copyRows's parallel section, kept in the backend so a call allocates no closure.
+type rowCopyJob struct {
+	b                *Backend
+	dst              []float32
+	width, rows, per int
+	scatter          bool
+}
+
+func (j *rowCopyJob) Chunk(c, _ int) {
+	b, w := j.b, j.width
+	for i := c * j.per; i < min(j.rows, (c+1)*j.per); i++ {
+		if j.scatter {
+			copy(j.dst[b.goffs[i]:b.goffs[i]+w], b.gdst[i*w:(i+1)*w])
+		} else {
+			copy(b.gx[i*w:(i+1)*w], b.grows[i])
 		}
-	})
+	}
 }
 
 func grow[T any](s []T, n int) []T {

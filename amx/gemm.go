@@ -88,7 +88,7 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 	}
 	g.prepare(w, sets, rows, kp, cfg.Rows, kstep, bm)
 
-	var tasks []task
+	tasks := g.tasks[:0]
 	nbTile := roundUp(n, bn) / bn // blocks past N would only compute padding
 	// A task is a rectangle of blocks whose activation and weight rows fit in about 1 MiB together, so they stay
 	// in the core's L2 while every block of the rectangle reads them over the full K.
@@ -125,20 +125,10 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 			}
 		}
 	}
-	g.pool.Run(len(tasks), func(c, worker int) {
-		t := tasks[c]
-		s := &sets[t.set]
-		ws := &g.ws[worker]
-		var err error
-		if s.tiles {
-			err = g.tileTask(ws, &pal, p, cfg, kstep, w, s, t, dst)
-		} else {
-			err = g.vecTask(ws, w, s, t, dst)
-		}
-		if err != nil {
-			g.fail(err)
-		}
-	})
+	g.tasks = tasks
+	g.gjob = gemmJob{g: g, tasks: tasks, sets: sets, pal: pal, p: p, cfg: cfg, kstep: kstep, w: w, dst: dst}
+	g.pool.RunJob(len(tasks), &g.gjob)
+	g.gjob = gemmJob{} // hold no op's slices between ops
 	if err := g.takeErr(); err != nil {
 		return "", err
 	}
@@ -150,6 +140,34 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 		names = append(names, g.vecName(w, threshold))
 	}
 	return strings.Join(names, " + "), nil
+}
+
+// gemmJob is gemm's parallel section: chunks are tasks.
+type gemmJob struct {
+	g     *engine
+	tasks []task
+	sets  []rowSet
+	pal   [64]byte
+	p     sched.Plan
+	cfg   TileConfig
+	kstep int
+	w     weights
+	dst   []float32
+}
+
+func (j *gemmJob) Chunk(c, worker int) {
+	t := j.tasks[c]
+	s := &j.sets[t.set]
+	ws := &j.g.ws[worker]
+	var err error
+	if s.tiles {
+		err = j.g.tileTask(ws, &j.pal, j.p, j.cfg, j.kstep, j.w, s, t, j.dst)
+	} else {
+		err = j.g.vecTask(ws, j.w, s, t, j.dst)
+	}
+	if err != nil {
+		j.g.fail(err)
+	}
 }
 
 func (g *engine) tileName(w weights, cfg TileConfig) string {
@@ -183,8 +201,7 @@ func (g *engine) prepare(w weights, sets []rowSet, rows, kp, tileRows, kstep, ti
 	} else {
 		g.act16.reset(rows, kp)
 	}
-	type span struct{ set, r0, r1 int }
-	var spans []span
+	spans := g.spans[:0]
 	const per = 16
 	for si, s := range sets {
 		n := roundUp(len(s.x), 4)
@@ -195,30 +212,65 @@ func (g *engine) prepare(w weights, sets []rowSet, rows, kp, tileRows, kstep, ti
 			spans = append(spans, span{si, r, min(n, r+per)})
 		}
 	}
-	g.pool.Run(len(spans), func(c, _ int) {
-		sp := spans[c]
-		s := &sets[sp.set]
-		var tmp []byte
-		if s.tiles {
-			tmp = make([]byte, 2*kp)
-		}
-		for r := sp.r0; r < sp.r1; r++ {
-			var x []float32
-			if r < len(s.x) {
-				x = s.x[r]
-			}
-			switch {
-			case w.i8 != nil && s.tiles:
-				g.act8.quantizeTileRow(s.actRow, r, tileRows, kstep, x, tmp)
-			case w.i8 != nil:
-				g.act8.quantizeRow(s.actRow+r, x, true)
-			case s.tiles:
-				g.act16.setTileRow(s.actRow, r, tileRows, kstep, x, tmp)
-			default:
-				g.act16.setRow(s.actRow+r, x, true)
+	g.spans = spans
+	if tileRowsUsed(sets) {
+		// Every worker's row buffer is sized here, before the section: growing it on first use would allocate on
+		// whichever later call first hands that worker a tile span.
+		for i := range g.ws {
+			if cap(g.ws[i].row) < 2*kp {
+				g.ws[i].row = make([]byte, 2*kp)
 			}
 		}
-	})
+	}
+	g.pjob = prepJob{g: g, spans: spans, sets: sets, w: w, kp: kp, tileRows: tileRows, kstep: kstep}
+	g.pool.RunJob(len(spans), &g.pjob)
+	g.pjob = prepJob{}
+}
+
+// span is rows [r0, r1) of one set, a chunk of prepare's work.
+type span struct{ set, r0, r1 int }
+
+func tileRowsUsed(sets []rowSet) bool {
+	for i := range sets {
+		if sets[i].tiles {
+			return true
+		}
+	}
+	return false
+}
+
+// prepJob is prepare's parallel section: chunks are spans.
+type prepJob struct {
+	g                   *engine
+	spans               []span
+	sets                []rowSet
+	w                   weights
+	kp, tileRows, kstep int
+}
+
+func (j *prepJob) Chunk(c, worker int) {
+	g, w, sp := j.g, j.w, j.spans[c]
+	s := &j.sets[sp.set]
+	var tmp []byte
+	if s.tiles {
+		tmp = g.ws[worker].row[:2*j.kp]
+	}
+	for r := sp.r0; r < sp.r1; r++ {
+		var x []float32
+		if r < len(s.x) {
+			x = s.x[r]
+		}
+		switch {
+		case w.i8 != nil && s.tiles:
+			g.act8.quantizeTileRow(s.actRow, r, j.tileRows, j.kstep, x, tmp)
+		case w.i8 != nil:
+			g.act8.quantizeRow(s.actRow+r, x, true)
+		case s.tiles:
+			g.act16.setTileRow(s.actRow, r, j.tileRows, j.kstep, x, tmp)
+		default:
+			g.act16.setRow(s.actRow+r, x, true)
+		}
+	}
 }
 
 // tileTask computes the task's rectangle of blocks in one kernel call (column blocks outer, row blocks inner)

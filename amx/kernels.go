@@ -17,6 +17,7 @@ type workspace struct {
 	vargs   vecArgs
 	scratch [4 * 1024]byte
 	cbuf    []float32 // the output rectangle of the current task
+	row     []byte    // prepare's one row in tile order
 	emu     tileUnit
 }
 
@@ -49,6 +50,13 @@ type engine struct {
 
 	act8  actInt8
 	act16 actBF16
+
+	// The parallel sections of gemm and prepare, and their work lists, kept so a call allocates no closure and
+	// reuses the lists' storage.
+	tasks []task
+	spans []span
+	gjob  gemmJob
+	pjob  prepJob
 
 	errMu sync.Mutex
 	err   error
