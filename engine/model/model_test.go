@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -232,53 +231,6 @@ func TestEvalRejectsBadInput(t *testing.T) {
 				t.Fatalf("got %v, want an error containing %q", err, c.want)
 			}
 		})
-	}
-}
-
-// A decode step reuses the graph arena, activation buffers and logits: it must not allocate per token beyond
-// small bookkeeping (the kernels' closures).
-func TestDecodeStepAllocatesLittle(t *testing.T) {
-	f := openTiny(t)
-	for _, reference := range []bool{true, false} {
-		m, err := Load(f, Options{Reference: reference, Threads: 2, Ctx: 64})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer m.Close()
-		ctx := context.Background()
-		tok := []int32{42}
-		if _, err := m.Eval(ctx, []int32{1, 2, 3}); err != nil {
-			t.Fatal(err)
-		}
-		allocs := testing.AllocsPerRun(8, func() {
-			if m.NPast() >= m.Ctx-1 {
-				m.Reset()
-			}
-			if _, err := m.Eval(ctx, tok); err != nil {
-				t.Fatal(err)
-			}
-		})
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		const steps = 8
-		for i := 0; i < steps; i++ {
-			if m.NPast() >= m.Ctx-1 {
-				m.Reset()
-			}
-			if _, err := m.Eval(ctx, tok); err != nil {
-				t.Fatal(err)
-			}
-		}
-		runtime.ReadMemStats(&after)
-		perStep := (after.TotalAlloc - before.TotalAlloc) / steps
-		ops := len(m.b.Graph.Ops)
-		t.Logf("reference=%v: %.0f allocations, %d bytes per decode step of %d ops", reference, allocs, perStep, ops)
-		if allocs > float64(3*ops) {
-			t.Errorf("%.0f allocations per decode step of %d ops", allocs, ops)
-		}
-		if perStep > 64<<10 {
-			t.Errorf("%d bytes allocated per decode step; the vocabulary's logits alone would be %d", perStep, 4*m.Hyper.Vocab)
-		}
 	}
 }
 

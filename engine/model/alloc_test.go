@@ -1,0 +1,95 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"tilelab/amx"
+	"tilelab/engine/backend"
+	"tilelab/engine/cpu"
+	"tilelab/engine/placement"
+	"tilelab/engine/pool"
+)
+
+// A decode step (one token after a prompt) allocates nothing once the first step has sized the arena and the
+// scratch: the graph is rebuilt in the arena, every parallel section is a job value the backend keeps, and the
+// workers' scratch is reserved up front. It holds with the fast and the reference kernels, fused and not. (In AMX
+// mode a decode step runs CPU mode's kernels on the plain bytes, below the tile threshold, through the AMX backend,
+// which allocates nothing there either; see the mode list for what still does.)
+func TestDecodeStepAllocatesNothing(t *testing.T) {
+	t.Setenv("TILELAB_AMX_CALIBRATION", filepath.Join(t.TempDir(), "none.json"))
+	t.Setenv("TILELAB_AMX_THRESHOLD", "")
+	f := openTiny(t)
+	defer func(v bool) { fuseOps = v }(fuseOps)
+	// AMX mode (placement.AMXAll) joins this list once the scheduler's pick stops formatting a refusal string per
+	// op: at this commit engine/backend's Scheduler.pick allocates about 108 times per step in AMX mode (the AMX
+	// backend refuses every other op first), while the AMX backend's own decode path allocates nothing.
+	for _, mode := range []string{placement.AMXOff} {
+		for _, reference := range []bool{false, true} {
+			for _, fuse := range []bool{true, false} {
+				name := fmt.Sprintf("in %s mode with reference=%v and fused ops %v", modeName(mode), reference, fuse)
+				t.Run(name, func(t *testing.T) {
+					fuseOps = fuse
+					p := pool.New(2)
+					defer p.Close()
+					reg := backend.NewRegistry()
+					reg.AddBufferType(cpu.BufferType())
+					if mode != placement.AMXOff {
+						if _, err := amx.Register(reg, p); err != nil {
+							t.Fatal(err)
+						}
+					}
+					reg.AddBackend(cpu.New(p, cpu.Options{Reference: reference}))
+					m, err := Load(f, Options{Placement: placement.Options{AMX: mode}, Registry: reg, Ctx: 64})
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer m.Close()
+					ctx := context.Background()
+					if _, err := m.Eval(ctx, []int32{1, 2, 3}); err != nil {
+						t.Fatal(err)
+					}
+					tok := []int32{42}
+					step := func() {
+						if _, err := m.Eval(ctx, tok); err != nil {
+							t.Fatal(err)
+						}
+					}
+					// 20 steps (and AllocsPerRun's warm-up step) stay well inside the context of 64.
+					if a := testing.AllocsPerRun(20, step); a != 0 {
+						t.Errorf("%v allocations per decode step", a)
+					}
+					// AllocsPerRun rounds down: count every allocation of some more steps too.
+					var before, after runtime.MemStats
+					runtime.ReadMemStats(&before)
+					for i := 0; i < 10; i++ {
+						step()
+					}
+					runtime.ReadMemStats(&after)
+					if n := after.Mallocs - before.Mallocs; n != 0 {
+						t.Errorf("%d allocations (%d bytes) in 10 decode steps", n, after.TotalAlloc-before.TotalAlloc)
+					}
+					onAMX := 0
+					for _, op := range m.b.Graph.Ops {
+						if len(op.Src) > 0 && op.Src[0] != nil && op.Src[0].Buffer() == amx.Name {
+							onAMX++
+						}
+					}
+					if (mode != placement.AMXOff) != (onAMX > 0) {
+						t.Errorf("%d ops of the decode step read AMX weights in %s mode", onAMX, modeName(mode))
+					}
+				})
+			}
+		}
+	}
+}
+
+func modeName(amxMode string) string {
+	if amxMode == placement.AMXOff {
+		return "CPU"
+	}
+	return "AMX"
+}
