@@ -1,9 +1,18 @@
 // Package backend defines buffer types (where a weight's bytes live and in which layout), backends (what computes
-// an op), a registry of both, and the scheduler that gives each op of a graph to a backend.
+// an op), a registry of both, and the scheduler that gives each op of a graph to a backend and moves tensors
+// between buffer types where the backend cannot read them.
 //
 // Two of the seed report's bugs are ruled out here by construction: SupportsOp is about capability only (the CPU
 // backend can always compute MUL_MAT on plain weights; whether AMX accelerates is a separate, recorded decision),
 // and every buffer lookup resolves views to their source (graph.Tensor.Buffer).
+//
+// Moving tensors (copy.go, scheduler.go): a backend says which buffer types it reads with BufferReader; a buffer
+// type (or backend) that can move tensors to and from other memory provides a Copier, and one that can hold the
+// scheduler's scratch tensors an Allocator (host buffer types need neither: the scheduler copies host memory and
+// allocates Go memory itself). The scheduler asks each backend's SupportsOp about the op as that backend would see
+// it, with inputs in buffers it reads; it prefers a backend that needs no copy, then the one that moves the fewest
+// bytes. Each copy is an Assignment and a profile record of a COPY op with its bytes and reason. A packed layout
+// is never copied out of its buffer type: the backend that would need it refuses instead.
 package backend
 
 import (
@@ -42,11 +51,14 @@ type BufferType interface {
 	Import(t *graph.Tensor) error
 }
 
-// Backend computes ops.
+// Backend computes ops. A backend that reads only some buffer types (a GPU's device memory) also implements
+// BufferReader, so the scheduler copies its inputs in and its results out.
 type Backend interface {
 	Name() string
 	// SupportsOp answers whether this backend can compute the op on the buffers and layouts its inputs
-	// live in, with the reason. It says nothing about speed.
+	// live in, with the reason. It says nothing about speed. The scheduler asks with the op bound to the tensors
+	// the backend would get: inputs it cannot read replaced by copies in buffers it reads (not yet filled), and a
+	// destination it cannot write by a scratch tensor's header (no storage yet) in such a buffer.
 	SupportsOp(op *graph.Op) (ok bool, reason string)
 	// Compute runs the op and returns the name of the kernel variant it used ("amx-int8-2x2", "avx512-vnni",
 	// "reference"). A kernel that meets a layout it does not understand returns an error naming tensor, op and

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"tilelab/amx"
 	"tilelab/engine/backend"
 	"tilelab/engine/cpu"
 	"tilelab/engine/graph"
@@ -562,4 +563,40 @@ func TestATensorWrittenThroughAViewOnTheDeviceIsKept(t *testing.T) {
 		win32[i] = float32(want[n+i])
 	}
 	closeTo(t, "y", y.F32, matmul(wHost, win32, n, n, m))
+}
+
+// The host backends read host memory (their packed layouts are SupportsOp's business) and never device memory,
+// so the scheduler copies a device tensor into host memory before they read it.
+func TestTheHostBackendsReadHostBuffersOnly(t *testing.T) {
+	p := pool.New(1)
+	defer p.Close()
+	a, err := amx.NewBackend(p, amx.Options{Emulate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readers := []backend.Backend{cpu.New(p, cpu.Options{}), a}
+	cases := []struct {
+		buffer string
+		want   bool
+	}{
+		{"CPU", true},
+		{"", true},
+		{"AMX", true},
+		{"CUDA_Host", true},
+		{"CUDA0", false},
+		{"DEV0", false},
+	}
+	for _, r := range readers {
+		for _, c := range cases {
+			t.Run(fmt.Sprintf("%s reads %q: %v", r.Name(), c.buffer, c.want), func(t *testing.T) {
+				br, ok := r.(backend.BufferReader)
+				if !ok {
+					t.Fatalf("%s does not say which buffers it reads", r.Name())
+				}
+				if got := br.Reads(c.buffer); got != c.want {
+					t.Errorf("Reads(%q) = %v", c.buffer, got)
+				}
+			})
+		}
+	}
 }

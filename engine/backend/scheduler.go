@@ -504,6 +504,17 @@ func (s *Scheduler) bind(b Backend, op *graph.Op) (*graph.Op, string) {
 	return &st.bound, ""
 }
 
+// queued reports whether a copy into holder is already among the op's moves (an op that reads a tensor twice,
+// or two views of it).
+func (s *Scheduler) queued(holder *graph.Tensor) bool {
+	for _, m := range s.st.moves {
+		if m.to == holder {
+			return true
+		}
+	}
+	return false
+}
+
 // materialize makes the scratch destination bind left as a header (st.lazy), now that the backend accepted.
 func (s *Scheduler) materialize(bound *graph.Op) error {
 	if s.st.lazy.src == nil {
@@ -545,7 +556,7 @@ func (s *Scheduler) place(b Backend, t *graph.Tensor, value bool) (*graph.Tensor
 				return nil, fmt.Sprintf("%s cannot read %s in %s, and no copy can be made in %s: %v", b.Name(), t.Name, src.Buffer(), to, err)
 			}
 		}
-		if value {
+		if value && !s.queued(holder) {
 			s.st.moves = append(s.st.moves, move{src: src, from: s.current(src), to: holder})
 		}
 	}
