@@ -21,7 +21,7 @@ type Assignment struct {
 	Op      *graph.Op
 	Backend string
 	Kernel  string
-	Reason  string // why this backend: its SupportsOp answer, and the refusals of those ahead of it
+	Reason  string // why this backend: its SupportsOp answer, its copies, and the refusals of those ahead of it
 }
 
 // Scheduler gives each op of a graph to a backend that supports it for the buffers its inputs live in, and moves
@@ -35,8 +35,14 @@ type Assignment struct {
 // Copies go into scratch tensors the scheduler owns, one per tensor and buffer type, kept across runs: running a
 // graph of the same shape again reuses them without allocating. An op whose backend cannot write its destination
 // writes a scratch tensor in a buffer it can; the value is copied back when an op that cannot read it there needs
-// it, and at the end of Run, so that after Run every tensor holds its value in its own buffer. Release frees the
-// scratch tensors.
+// it, and at the end of Run for the graph's outputs (tensors not read after they were last written) and for tensors
+// written through views (KV caches, which outlive the graph). An intermediate computed on a device and consumed
+// there stays there: its own tensor is stale after Run unless FlushAll is set. At the start of Run every tensor's
+// own storage is taken to be current (the caller may have written inputs there). Release frees the scratch
+// tensors.
+//
+// Copies are made whole: a view's source moves, so a KV cache read on a device is copied in full each Run unless
+// the cache itself lives in a buffer that device reads.
 type Scheduler struct {
 	Registry *Registry
 	Profile  *profile.Recorder // nil: no per-op records
@@ -69,7 +75,13 @@ type move struct {
 	from, to *graph.Tensor
 }
 
-type refusal struct{ backend, why string }
+// refusal is why a backend was not given the op: planned out (no way to get it the tensors) or refused by its
+// SupportsOp when tried.
+type refusal struct {
+	backend, why string
+	prio         int
+	tried        bool
+}
 
 // candidate is a backend that could compute the op once copies are made, with what those copies would move.
 type candidate struct {
@@ -184,7 +196,7 @@ func (s *Scheduler) pick(op *graph.Op) (candidate, *graph.Op, string, error) {
 	for i, b := range s.Registry.Backends() {
 		c, why := s.plan(b, op)
 		if why != "" {
-			st.refusals = append(st.refusals, refusal{b.Name(), why})
+			st.refusals = append(st.refusals, refusal{backend: b.Name(), why: why, prio: i})
 			continue
 		}
 		c.prio = i
@@ -215,8 +227,9 @@ func (s *Scheduler) pick(op *graph.Op) (candidate, *graph.Op, string, error) {
 				}
 			}
 		}
-		st.refusals = append(st.refusals, refusal{c.b.Name(), why})
+		st.refusals = append(st.refusals, refusal{backend: c.b.Name(), why: why, prio: c.prio, tried: true})
 	}
+	slices.SortStableFunc(st.refusals, func(a, b refusal) int { return a.prio - b.prio })
 	parts := make([]string, len(st.refusals))
 	for i, r := range st.refusals {
 		parts[i] = r.backend + ": " + r.why
@@ -232,7 +245,7 @@ func cmpInt64(a, b int64) int {
 }
 
 // reason says why c was chosen: its own SupportsOp answer, the copies it needs, the backends ahead of it that were
-// passed over because they would have moved more, and the refusals.
+// passed over because they would have moved more, and the refusals of those ahead of it or tried before it.
 func (s *Scheduler) reason(c candidate, why string, untried []candidate) string {
 	var sb strings.Builder
 	sb.WriteString(why)
@@ -256,14 +269,20 @@ func (s *Scheduler) reason(c candidate, why string, untried []candidate) string 
 			}
 		}
 	}
-	if len(s.st.refusals) > 0 {
-		sb.WriteString(" (")
-		for i, r := range s.st.refusals {
-			if i > 0 {
-				sb.WriteString("; ")
-			}
-			sb.WriteString(r.backend + ": " + r.why)
+	n := 0
+	for _, r := range s.st.refusals {
+		if r.prio > c.prio && !r.tried {
+			continue // behind it, and never a contender
 		}
+		if n == 0 {
+			sb.WriteString(" (")
+		} else {
+			sb.WriteString("; ")
+		}
+		n++
+		sb.WriteString(r.backend + ": " + r.why)
+	}
+	if n > 0 {
 		sb.WriteString(")")
 	}
 	return sb.String()
