@@ -1,10 +1,8 @@
 package model
 
 import (
-	"fmt"
 	"math"
 	"os"
-	"sync"
 
 	"tilelab/engine/graph"
 	"tilelab/engine/tensor"
@@ -39,33 +37,6 @@ func fusable(ws ...*graph.Tensor) bool {
 
 // amxBuffer is the AMX buffer type's name (amx.Name), spelt here so the model does not depend on the amx package.
 const amxBuffer = "AMX"
-
-// fusedNames holds the fused ops' names ("blk.3.attn_qkv"), made once per layer and suffix, so that building a
-// decode step's graph allocates nothing.
-var fusedNames struct {
-	sync.Mutex
-	m map[fusedKey]string
-}
-
-type fusedKey struct {
-	layer  int
-	suffix string
-}
-
-func fusedName(layer int, suffix string) string {
-	fusedNames.Lock()
-	defer fusedNames.Unlock()
-	k := fusedKey{layer, suffix}
-	n, ok := fusedNames.m[k]
-	if !ok {
-		if fusedNames.m == nil {
-			fusedNames.m = map[fusedKey]string{}
-		}
-		n = fmt.Sprintf("blk.%d.%s", layer, suffix)
-		fusedNames.m[k] = n
-	}
-	return n
-}
 
 // forward builds the graph of one batch for the model's architecture family and returns the logits tensor
 // ([Vocab, rows]), or nil when the batch needs none.
@@ -131,7 +102,7 @@ func (m *Model) qkv(b *graph.Builder, il int, cur *graph.Tensor) (q, k, v *graph
 		return m.linear(b, l.n.q, l.n.qb, l.wq, l.bq, cur), m.linear(b, l.n.k, l.n.kb, l.wk, l.bk, cur),
 			m.linear(b, l.n.v, l.n.vb, l.wv, l.bv, cur)
 	}
-	d := b.MulMats(fusedName(il, "attn_qkv"), cur, l.wq, l.wk, l.wv)
+	d := b.MulMats(l.n.qkv, cur, l.wq, l.wk, l.wv)
 	q, k, v = b.MulMatsPart(d, 0), b.MulMatsPart(d, 1), b.MulMatsPart(d, 2)
 	if l.bq != nil {
 		q = b.Add(l.n.qb, q, l.bq)
@@ -152,7 +123,7 @@ func (m *Model) attnOut(b *graph.Builder, il int, in *batch, cur, x *graph.Tenso
 	l := &m.layers[il]
 	if l.bo == nil && fusable(l.wo) {
 		cur, x = m.lastRows(b, il, in, cur, x)
-		return b.MulMatAdd(fusedName(il, "attn_output_res"), l.wo, cur, x)
+		return b.MulMatAdd(l.n.attnOutRes, l.wo, cur, x)
 	}
 	cur = m.linear(b, l.n.o, l.n.ob, l.wo, l.bo, cur)
 	cur, x = m.lastRows(b, il, in, cur, x)
@@ -201,8 +172,8 @@ func (m *Model) ffn(b *graph.Builder, il int, cur, x *graph.Tensor) *graph.Tenso
 		return m.moe(b, il, cur, x)
 	}
 	if fusable(l.gate, l.up, l.down) {
-		act := b.MulMatSwiGLU(fusedName(il, "ffn_gate_up"), l.gate, l.up, cur)
-		return b.MulMatAdd(fusedName(il, "ffn_down_res"), l.down, act, x)
+		act := b.MulMatSwiGLU(l.n.ffnGateUp, l.gate, l.up, cur)
+		return b.MulMatAdd(l.n.ffnDownRes, l.down, act, x)
 	}
 	gate := b.MulMat(l.n.gate, l.gate, cur)
 	up := b.MulMat(l.n.up, l.up, cur)
@@ -221,7 +192,7 @@ func (m *Model) moe(b *graph.Builder, il int, cur, x *graph.Tensor) *graph.Tenso
 	shared := b.Arena.View(cur, 0, cur.Ne[0], 1, cur.Ne[1]) // one input row per token, shared by its experts
 	var act *graph.Tensor
 	if fusable(l.gateExps, l.upExps) {
-		act = b.MulMatIDSwiGLU(fusedName(il, "ffn_gate_up_exps"), l.gateExps, l.upExps, shared, chosen)
+		act = b.MulMatIDSwiGLU(l.n.gateUpExps, l.gateExps, l.upExps, shared, chosen)
 	} else {
 		gate := b.MulMatID(l.n.gateExps, l.gateExps, shared, chosen)
 		up := b.MulMatID(l.n.upExps, l.upExps, shared, chosen)
@@ -232,7 +203,7 @@ func (m *Model) moe(b *graph.Builder, il int, cur, x *graph.Tensor) *graph.Tenso
 	// prompt's experts run grouped by expert either way, so there the fused op would save only one pass over the
 	// outputs; the unfused ops keep the prompt's trace showing MUL_MAT_ID, MOE_SUM and ADD.
 	if cur.Rows() == 1 && fusable(l.downExps) {
-		return b.MulMatIDSum(fusedName(il, "ffn_down_exps_sum_res"), l.downExps, act, chosen, weights, x)
+		return b.MulMatIDSum(l.n.downExpsSumRes, l.downExps, act, chosen, weights, x)
 	}
 	down := b.MulMatID(l.n.downExps, l.downExps, act, chosen)
 	return b.Add(l.n.ffnRes, x, b.MoESum(l.n.moeSum, down, weights))

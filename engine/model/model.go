@@ -75,6 +75,8 @@ type names struct {
 	attnNorm, q, k, v, qb, kb, vb, qNorm, kNorm, qRope, kRope, kStore, vStore, attn, o, ob, attnRes string
 	ffnNorm, gate, up, act, down, ffnRes                                                            string
 	router, probs, topk, weights, gateExps, upExps, act2, downExps, moeSum                          string
+	// The fused ops' names.
+	qkv, attnOutRes, ffnGateUp, ffnDownRes, gateUpExps, downExpsSumRes string
 }
 
 func layerNames(i int) names {
@@ -89,6 +91,8 @@ func layerNames(i int) names {
 		ffnRes: p + "ffn_residual", router: p + "ffn_gate_inp", probs: p + "ffn_moe_probs", topk: p + "ffn_moe_topk",
 		weights: p + "ffn_moe_weights", gateExps: p + "ffn_gate_exps", upExps: p + "ffn_up_exps",
 		act2: p + "ffn_moe_swiglu", downExps: p + "ffn_down_exps", moeSum: p + "ffn_moe_out",
+		qkv: p + "attn_qkv", attnOutRes: p + "attn_output_res", ffnGateUp: p + "ffn_gate_up", ffnDownRes: p + "ffn_down_res",
+		gateUpExps: p + "ffn_gate_up_exps", downExpsSumRes: p + "ffn_down_exps_sum_res",
 	}
 }
 
