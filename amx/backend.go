@@ -171,7 +171,7 @@ type Backend struct {
 	goffs  []int       // where each gathered row's outputs go
 	ftmp   []float32   // a fused op's intermediate product
 	rowJob rowCopyJob
-	names  map[plainName]string
+	names  []plainName // the small-batch path's kernel names, made once each
 
 	// Threshold is the smallest number of activation rows (per expert for MUL_MAT_ID) that goes to the tile
 	// kernels. It starts at the calibrated value for this machine, or DefaultThreshold.
@@ -208,7 +208,7 @@ func NewBackend(p *pool.Pool, o Options) (*Backend, error) {
 	}
 	st := detectStatus()
 	b := &Backend{eng: newEngine(p, cfg, cfg16, o.Emulate || !st.Usable, st.VNNI && !o.NoVecAsm), status: st,
-		cpu: cpu.New(p, cpu.Options{}), names: map[plainName]string{}}
+		cpu: cpu.New(p, cpu.Options{})}
 	b.Threshold, b.ThresholdBF16, b.ThresholdSource = DefaultThreshold, DefaultThresholdBF16, "default (not calibrated)"
 	switch c, err := LoadCalibration(); {
 	case err == nil:
@@ -408,21 +408,24 @@ func (b *Backend) Compute(op *graph.Op) (string, error) {
 	return name, nil
 }
 
-// plainName keys the cached names of the small-batch path.
+// plainName is a cached name of the small-batch path and what it was made from. A backend meets a handful (a
+// kernel, a threshold and a weight type each), so a list scanned per op is all the lookup needs.
 type plainName struct {
 	kernel string
 	thr    int
 	typ    tensor.DType
+	name   string
 }
 
 // plainKernel names CPU mode's kernel as the AMX backend used it: "avx512-vnni (m < 32, plain q4_0)".
 func (b *Backend) plainKernel(kernel string, thr int, w weights) string {
-	key := plainName{kernel, thr, w.plain.Type}
-	if s, ok := b.names[key]; ok {
-		return s
+	for i := range b.names {
+		if n := &b.names[i]; n.thr == thr && n.typ == w.plain.Type && n.kernel == kernel {
+			return n.name
+		}
 	}
 	s := fmt.Sprintf("%s (m < %d, plain %s)", kernel, thr, w.plain.Type)
-	b.names[key] = s
+	b.names = append(b.names, plainName{kernel, thr, w.plain.Type, s})
 	return s
 }
 
