@@ -52,6 +52,16 @@ type scanBackend struct {
 	scan *nanScan
 }
 
+// Reads passes the wrapped backend's answer through, so the scheduler still copies tensors into buffers the
+// backend reads (a wrapper without it would be taken to read every buffer).
+func (b scanBackend) Reads(bufferType string) bool {
+	if r, ok := b.Backend.(backend.BufferReader); ok {
+		return r.Reads(bufferType)
+	}
+	return true
+}
+
+// Compute runs the op on the wrapped backend, then scans its output for NaN and Inf.
 func (b scanBackend) Compute(op *graph.Op) (string, error) {
 	k, err := b.Backend.Compute(op)
 	if err == nil {
