@@ -50,7 +50,7 @@ func (b *Backend) pathFor(w *graph.Tensor, k int) path {
 
 // firstErr keeps the first error the workers of one op report; the kernels check sizes before the pool runs, so
 // an error here means a bug, but it is still returned rather than lost. The backend keeps one and resets it per
-// use, so the workers' closures share it without a new allocation per op.
+// use, so the jobs share it without a new allocation per op.
 type firstErr struct {
 	mu  sync.Mutex
 	err error
