@@ -16,21 +16,19 @@ import (
 
 // A decode step (one token after a prompt) allocates nothing once the first step has sized the arena and the
 // scratch: the graph is rebuilt in the arena, every parallel section is a job value the backend keeps, and the
-// workers' scratch is reserved up front. It holds with the fast and the reference kernels, fused and not. (In AMX
-// mode a decode step runs CPU mode's kernels on the plain bytes, below the tile threshold, through the AMX backend,
-// which allocates nothing there either; see the mode list for what still does.)
+// workers' scratch is reserved up front. It holds in CPU mode and in AMX mode (whose decode steps run CPU mode's
+// kernels on the plain bytes, below the tile threshold, through the AMX backend and its own CPU backend), with the
+// fast and the reference kernels, fused and not.
 func TestDecodeStepAllocatesNothing(t *testing.T) {
 	t.Setenv("TILELAB_AMX_CALIBRATION", filepath.Join(t.TempDir(), "none.json"))
 	t.Setenv("TILELAB_AMX_THRESHOLD", "")
 	f := openTiny(t)
 	defer func(v bool) { fuseOps = v }(fuseOps)
-	// AMX mode (placement.AMXAll) joins this list once the scheduler's pick stops formatting a refusal string per
-	// op: at this commit engine/backend's Scheduler.pick allocates about 108 times per step in AMX mode (the AMX
-	// backend refuses every other op first), while the AMX backend's own decode path allocates nothing.
-	for _, mode := range []string{placement.AMXOff} {
+	for _, mode := range []string{placement.AMXOff, placement.AMXAll} {
 		for _, reference := range []bool{false, true} {
 			for _, fuse := range []bool{true, false} {
-				name := fmt.Sprintf("in %s mode with reference=%v and fused ops %v", modeName(mode), reference, fuse)
+				kernels, fused := map[bool]string{false: "fast", true: "reference"}[reference], map[bool]string{true: "with", false: "without"}[fuse]
+				name := fmt.Sprintf("in %s mode on the %s kernels %s fused ops", modeName(mode), kernels, fused)
 				t.Run(name, func(t *testing.T) {
 					fuseOps = fuse
 					p := pool.New(2)
