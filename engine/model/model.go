@@ -314,8 +314,12 @@ func (m *Model) NPast() int { return m.nPast }
 // Reset empties the KV cache.
 func (m *Model) Reset() { m.nPast = 0 }
 
-// Close stops the model's own worker pool. The GGUF file is the caller's to close, after the model.
+// Close frees the scheduler's scratch copies (device memory, once a device backend exists) and stops the model's
+// own worker pool. The GGUF file is the caller's to close, after the model.
 func (m *Model) Close() {
+	if m.Sched != nil {
+		m.Sched.Release()
+	}
 	if m.ownPool != nil {
 		m.ownPool.Close()
 		m.ownPool = nil
