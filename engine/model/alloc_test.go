@@ -60,14 +60,18 @@ func TestDecodeStepAllocatesNothing(t *testing.T) {
 					if a := testing.AllocsPerRun(20, step); a != 0 {
 						t.Errorf("%v allocations per decode step", a)
 					}
-					// AllocsPerRun rounds down: count every allocation of some more steps too.
+					// AllocsPerRun rounds down: count every allocation of some more steps too. The count is the whole
+					// process's, and a pool worker that parks on its channel can make the Go runtime allocate a wait
+					// record (a sudog, 112 bytes) when more goroutines wait at once than ever before, which a loaded
+					// machine (go test ./... runs packages side by side) sometimes causes: allow one per worker, no
+					// more; anything of ours would allocate on every step.
 					var before, after runtime.MemStats
 					runtime.ReadMemStats(&before)
 					for i := 0; i < 10; i++ {
 						step()
 					}
 					runtime.ReadMemStats(&after)
-					if n := after.Mallocs - before.Mallocs; n != 0 {
+					if n := after.Mallocs - before.Mallocs; n > uint64(p.Threads()) {
 						t.Errorf("%d allocations (%d bytes) in 10 decode steps", n, after.TotalAlloc-before.TotalAlloc)
 					}
 					onAMX := 0
