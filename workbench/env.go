@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -186,29 +185,4 @@ func osName() string {
 		name += ", kernel " + strings.TrimSpace(string(rel))
 	}
 	return name
-}
-
-// BuildCommit reads the VCS revision Go stamped into the binary (12 hex digits, "+dirty" for a modified tree),
-// or "unknown" when the build recorded none (go run, go test, or GOFLAGS=-buildvcs=false).
-func BuildCommit() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	rev, dirty := "unknown", false
-	for _, st := range info.Settings {
-		switch st.Key {
-		case "vcs.revision":
-			rev = st.Value
-			if len(rev) > 12 {
-				rev = rev[:12]
-			}
-		case "vcs.modified":
-			dirty = st.Value == "true"
-		}
-	}
-	if dirty {
-		rev += "+dirty"
-	}
-	return rev
 }

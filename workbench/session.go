@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"tilelab/internal/buildinfo"
 	"tilelab/kernel"
 	"tilelab/workbench/lang"
 	"tilelab/workbench/result"
@@ -70,7 +71,7 @@ func New(o Options) *Session {
 		o.Version = "dev"
 	}
 	if o.Commit == "" {
-		o.Commit = BuildCommit()
+		o.Commit = buildinfo.Commit()
 	}
 	if o.Dir == "" {
 		o.Dir, _ = os.Getwd()

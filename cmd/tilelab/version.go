@@ -5,11 +5,11 @@ import (
 	"io"
 	"runtime"
 
-	"tilelab/workbench"
+	"tilelab/internal/buildinfo"
 )
 
 // Version is TileLab's release version; the commit comes from the build's VCS stamp.
-const Version = "0.1.0"
+const Version = buildinfo.Version
 
 func init() {
 	register("version", "print the version, commit and Go version", func(args []string, stdout, _ io.Writer) error {
@@ -19,4 +19,4 @@ func init() {
 }
 
 // commit is the VCS revision stamped into this binary.
-func commit() string { return workbench.BuildCommit() }
+func commit() string { return buildinfo.Commit() }

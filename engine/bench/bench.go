@@ -28,6 +28,7 @@ import (
 	"tilelab/engine/placement"
 	"tilelab/engine/pool"
 	"tilelab/engine/profile"
+	"tilelab/internal/buildinfo"
 )
 
 // Mode is one of DESIGN.md's four placements.
@@ -180,7 +181,7 @@ func Run(ctx context.Context, cfg Config, progress func(Progress)) (*Result, err
 	if cfg.Model == "" {
 		cfg.Model = f.Path()
 	}
-	res := &Result{Env: Env{CPU: cpuName(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Commit: commit(),
+	res := &Result{Env: Env{CPU: cpuName(), CPUs: runtime.NumCPU(), GoVersion: runtime.Version(), Commit: buildinfo.Commit(),
 		Kernels: simd.Variant(), Start: time.Now()}}
 	info := describe(f, cfg.Model)
 	for _, in := range cfg.instances(f) {

@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"os"
-	"runtime/debug"
 	"strings"
 )
 
@@ -21,28 +20,4 @@ func cpuName() string {
 		}
 	}
 	return "unknown"
-}
-
-// commit is the VCS revision stamped into the binary ("+dirty" when modified), or "unknown" under go test.
-func commit() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "unknown"
-	}
-	rev, dirty := "unknown", false
-	for _, s := range info.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-			if len(rev) > 12 {
-				rev = rev[:12]
-			}
-		case "vcs.modified":
-			dirty = s.Value == "true"
-		}
-	}
-	if dirty {
-		rev += "+dirty"
-	}
-	return rev
 }
