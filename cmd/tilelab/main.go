@@ -7,7 +7,8 @@ import (
 	"io"
 	"os"
 	"sort"
-	"strings"
+
+	"tilelab/workbench/lang"
 )
 
 // subcommand is one `tilelab NAME ...` entry. Each lives in its own file and registers itself in init.
@@ -68,35 +69,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 // errUsage is returned by a subcommand whose flags were wrong; the flag package has already said why.
 var errUsage = fmt.Errorf("usage")
 
+// suggest names the subcommand a mistyped word most likely meant, as the workbench suggests commands.
 func suggest(word string) string {
-	best, bestD := "", 3
+	names := make([]string, 0, len(subcommands))
 	for n := range subcommands {
-		if d := editDistance(word, n); d < bestD || (d == bestD && n < best) {
-			best, bestD = n, d
-		}
+		names = append(names, n)
 	}
-	if best == "" || strings.HasPrefix(best, word) && len(word) < 2 {
-		return ""
+	if best := lang.Nearest(word, names); best != "" {
+		return fmt.Sprintf("; did you mean %q?", best)
 	}
-	return fmt.Sprintf("; did you mean %q?", best)
-}
-
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur := make([]int, len(b)+1)
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev = cur
-	}
-	return prev[len(b)]
+	return ""
 }
