@@ -6,32 +6,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	testdataset "tilelab/internal/testdata"
 )
 
 // testdata finds ../shared/testdata beside the module root, or $TILELAB_TESTDATA.
 func testdata(t *testing.T, rel string) string {
 	t.Helper()
-	if d := os.Getenv("TILELAB_TESTDATA"); d != "" {
-		return filepath.Join(d, rel)
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			p := filepath.Join(dir, "..", "shared", "testdata", rel)
-			if _, err := os.Stat(p); err != nil {
-				t.Fatalf("test data %s is missing (set TILELAB_TESTDATA): %v", rel, err)
-			}
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the package folder")
-		}
-		dir = parent
-	}
+	return testdataset.Path(t, rel)
 }
 
 func TestPlanFile(t *testing.T) {

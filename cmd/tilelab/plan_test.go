@@ -1,34 +1,16 @@
 package main
 
 import (
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+
+	testdataset "tilelab/internal/testdata"
 )
 
 // tinyModel is the shared test data's small Qwen3-MoE file, found beside the module root or at $TILELAB_TESTDATA.
 func tinyModel(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("TILELAB_TESTDATA")
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(wd, "go.mod")); err == nil {
-				break
-			}
-			if filepath.Dir(wd) == wd {
-				t.Fatal("no go.mod above the test's directory")
-			}
-			wd = filepath.Dir(wd)
-		}
-		dir = filepath.Join(wd, "..", "shared", "testdata")
-	}
-	return filepath.Join(dir, "models", "tiny-qwen3moe-q4_0.gguf")
+	return testdataset.Path(t, "models", "tiny-qwen3moe-q4_0.gguf")
 }
 
 func runCmd(args ...string) (code int, stdout, stderr string) {

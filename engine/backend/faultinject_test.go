@@ -3,8 +3,6 @@ package backend_test
 import (
 	"context"
 	"math"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,6 +12,7 @@ import (
 	"tilelab/engine/graph"
 	"tilelab/engine/model"
 	"tilelab/engine/placement"
+	testdataset "tilelab/internal/testdata"
 )
 
 // expertsOnlyAMX is the real AMX buffer type (its repacking, its layout) narrowed to take MoE experts only: the
@@ -28,25 +27,7 @@ func (b expertsOnlyAMX) Accepts(w backend.WeightInfo) (bool, string) {
 }
 
 func tinyPath(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("TILELAB_TESTDATA")
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(wd, "go.mod")); err == nil {
-				break
-			}
-			if filepath.Dir(wd) == wd {
-				t.Fatal("no go.mod above the test's directory")
-			}
-			wd = filepath.Dir(wd)
-		}
-		dir = filepath.Join(wd, "..", "shared", "testdata")
-	}
-	return filepath.Join(dir, "models", "tiny-qwen3moe-q4_0.gguf")
+	return testdataset.Path(t, "models", "tiny-qwen3moe-q4_0.gguf")
 }
 
 // Seed bug 2, end to end on the real model: experts packed by the real AMX buffer type while no backend has an

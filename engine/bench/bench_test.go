@@ -6,8 +6,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,33 +14,13 @@ import (
 	"tilelab/engine/backend"
 	"tilelab/engine/pool"
 	"tilelab/engine/profile"
+	testdataset "tilelab/internal/testdata"
 )
 
 // tinyModel finds the tiny Qwen3-MoE in the shared test data ($TILELAB_TESTDATA, or ../shared/testdata beside the
 // module root).
 func tinyModel(t *testing.T) string {
-	t.Helper()
-	dir := os.Getenv("TILELAB_TESTDATA")
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			t.Fatal(err)
-		}
-		for ; ; wd = filepath.Dir(wd) {
-			if _, err := os.Stat(filepath.Join(wd, "go.mod")); err == nil {
-				dir = filepath.Join(wd, "..", "shared", "testdata")
-				break
-			}
-			if filepath.Dir(wd) == wd {
-				t.Fatal("no go.mod above the test's directory")
-			}
-		}
-	}
-	p := filepath.Join(dir, "models", "tiny-qwen3moe-q4_0.gguf")
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("test data missing: %v", err)
-	}
-	return p
+	return testdataset.Path(t, "models", "tiny-qwen3moe-q4_0.gguf")
 }
 
 func TestRun(t *testing.T) {

@@ -1,35 +1,14 @@
 package gguf
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
+
+	testdataset "tilelab/internal/testdata"
 )
 
 // testdataDir finds ../shared/testdata beside the module root (or $TILELAB_TESTDATA), or "" if it is absent.
-func testdataDir() string {
-	if d := os.Getenv("TILELAB_TESTDATA"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			d := filepath.Join(dir, "..", "shared", "testdata")
-			if _, err := os.Stat(d); err == nil {
-				return d
-			}
-			return ""
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
+func testdataDir() string { return testdataset.Find() }
 
 // realFiles lists the GGUF files in the test data.
 func realFiles() []string {

@@ -20,29 +20,11 @@ import (
 	"tilelab/engine/profile"
 	"tilelab/engine/synth"
 	"tilelab/engine/tensor"
+	testdataset "tilelab/internal/testdata"
 )
 
 // testdata finds ../shared/testdata beside the module root, or $TILELAB_TESTDATA.
-func testdata(t testing.TB) string {
-	t.Helper()
-	if d := os.Getenv("TILELAB_TESTDATA"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "testdata")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
+func testdata(t testing.TB) string { return testdataset.Dir(t) }
 
 func readF32(t testing.TB, path string) []float32 {
 	t.Helper()

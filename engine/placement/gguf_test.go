@@ -1,35 +1,16 @@
 package placement
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 
 	"tilelab/engine/gguf"
 	"tilelab/engine/graph"
+	testdataset "tilelab/internal/testdata"
 )
 
 // testdata finds ../shared/testdata beside the module root, or $TILELAB_TESTDATA.
-func testdata(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("TILELAB_TESTDATA"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "testdata")
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
-}
+func testdata(t *testing.T) string { return testdataset.Dir(t) }
 
 func openTiny(t *testing.T) *gguf.File {
 	t.Helper()

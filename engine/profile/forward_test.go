@@ -2,8 +2,6 @@ package profile_test
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +9,7 @@ import (
 	"tilelab/engine/gguf"
 	"tilelab/engine/model"
 	"tilelab/engine/profile"
+	testdataset "tilelab/internal/testdata"
 )
 
 // promptTokens is "Once upon a time" in the Qwen3 vocabulary, as the shared reference data records it.
@@ -18,24 +17,7 @@ var promptTokens = []int32{12522, 5193, 264, 882}
 
 func loadTiny(tb testing.TB, rec *profile.Recorder) *model.Model {
 	tb.Helper()
-	dir := os.Getenv("TILELAB_TESTDATA")
-	if dir == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			tb.Fatal(err)
-		}
-		for {
-			if _, err := os.Stat(filepath.Join(wd, "go.mod")); err == nil {
-				break
-			}
-			if filepath.Dir(wd) == wd {
-				tb.Fatal("no go.mod above the test's directory")
-			}
-			wd = filepath.Dir(wd)
-		}
-		dir = filepath.Join(wd, "..", "shared", "testdata")
-	}
-	f, err := gguf.Open(filepath.Join(dir, "models", "tiny-qwen3moe-q4_0.gguf"))
+	f, err := gguf.Open(testdataset.Path(tb, "models", "tiny-qwen3moe-q4_0.gguf"))
 	if err != nil {
 		tb.Fatalf("the tiny model is part of the shared test data: %v", err)
 	}

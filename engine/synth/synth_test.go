@@ -12,29 +12,10 @@ import (
 
 	"tilelab/engine/gguf"
 	"tilelab/engine/tensor"
+	testdataset "tilelab/internal/testdata"
 )
 
-func testdataDir(t *testing.T) string {
-	t.Helper()
-	if d := os.Getenv("TILELAB_TESTDATA"); d != "" {
-		return d
-	}
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			d := filepath.Join(dir, "..", "shared", "testdata")
-			if _, err := os.Stat(d); err != nil {
-				t.Fatalf("test data not found at %s (set TILELAB_TESTDATA)", d)
-			}
-			return d
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("go.mod not found above the test directory")
-		}
-		dir = parent
-	}
-}
+func testdataDir(t *testing.T) string { return testdataset.Dir(t) }
 
 // perLayer is the number of tensors each layer of a shape has, counted from llama.cpp's loaders: 4 attention
 // matrices and 2 norms everywhere, QK-norm for qwen3*, then 3 FFN matrices, plus the router for MoE.
