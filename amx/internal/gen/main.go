@@ -58,6 +58,18 @@ func (g *gen) emit(in T.Inst, err error) {
 	g.p("%s", in.Name)
 }
 
+// loadTile loads the index-th tile of an operand: straight from its base register for the first, else from base
+// plus the offset the argument struct holds under offName+index, computed in the scratch register.
+func (g *gen) loadTile(tile, index int, base, scratch, stride T.Reg, offName string) {
+	if index == 0 {
+		g.emit(T.TileLoadD(tile, base, stride))
+		return
+	}
+	g.p("MOVQ %s, %s", base.Go(), scratch.Go())
+	g.p("ADDQ %s, %s", g.k(fmt.Sprintf("%s%d", offName, index)), scratch.Go())
+	g.emit(T.TileLoadD(tile, scratch, stride))
+}
+
 func (g *gen) k(name string) string { return fmt.Sprintf("%d(AX)", off(tileFields, name)) }
 func (g *gen) v(name string) string { return fmt.Sprintf("%d(AX)", off(vecFields, name)) }
 
@@ -122,21 +134,9 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 	for _, op := range pl.Step {
 		switch op.Kind {
 		case sched.LoadA:
-			if op.Index == 0 {
-				g.emit(T.TileLoadD(op.Tile, T.RSI, T.R8))
-			} else {
-				g.p("MOVQ SI, R10")
-				g.p("ADDQ %s, R10", g.k(fmt.Sprintf("aOff%d", op.Index)))
-				g.emit(T.TileLoadD(op.Tile, T.R10, T.R8))
-			}
+			g.loadTile(op.Tile, op.Index, T.RSI, T.R10, T.R8, "aOff")
 		case sched.LoadB:
-			if op.Index == 0 {
-				g.emit(T.TileLoadD(op.Tile, T.RDI, T.R9))
-			} else {
-				g.p("MOVQ DI, R11")
-				g.p("ADDQ %s, R11", g.k(fmt.Sprintf("bOff%d", op.Index)))
-				g.emit(T.TileLoadD(op.Tile, T.R11, T.R9))
-			}
+			g.loadTile(op.Tile, op.Index, T.RDI, T.R11, T.R9, "bOff")
 		case sched.Dot:
 			g.emit(T.Dot(dot, op.Tile, op.A, op.B))
 		}
