@@ -87,11 +87,17 @@ func (g *gen) reduce(r int, dst string) {
 	g.p("VADDPS %s, %s, %s", y(rT), y(r), y(rT))
 	g.p("VEXTRACTF32X4 $1, %s, %s", y(rT), x(rU))
 	g.p("VADDPS %s, %s, %s", x(rU), x(rT), x(rT))
-	g.p("VPERMILPD $1, %s, %s", x(rT), x(rU))
-	g.p("VADDPS %s, %s, %s", x(rU), x(rT), x(rT))
-	g.p("VMOVSHDUP %s, %s", x(rT), x(rU))
-	g.p("VADDSS %s, %s, %s", x(rU), x(rT), x(rT))
-	g.p("VMOVSS %s, %s", x(rT), dst)
+	g.reduce4(rT, rU, dst)
+}
+
+// reduce4 sums the 4 lanes of XMM register t (u is scratch) and stores the float at dst: the tail both reductions
+// share.
+func (g *gen) reduce4(t, u int, dst string) {
+	g.p("VPERMILPD $1, %s, %s", x(t), x(u))
+	g.p("VADDPS %s, %s, %s", x(u), x(t), x(t))
+	g.p("VMOVSHDUP %s, %s", x(t), x(u))
+	g.p("VADDSS %s, %s, %s", x(u), x(t), x(t))
+	g.p("VMOVSS %s, %s", x(t), dst)
 }
 
 // quantTile writes one VNNI tile kernel for weights "q4" or "q8".
@@ -679,11 +685,7 @@ func (g *gen) quantTileAVX2(wt string, rm, rn int) string {
 func (g *gen) reduceY(r int, dst string) {
 	g.p("VEXTRACTF128 $1, %s, %s", y(r), x(vT))
 	g.p("VADDPS %s, %s, %s", x(vT), x(r), x(vT))
-	g.p("VPERMILPD $1, %s, %s", x(vT), x(vU))
-	g.p("VADDPS %s, %s, %s", x(vU), x(vT), x(vT))
-	g.p("VMOVSHDUP %s, %s", x(vT), x(vU))
-	g.p("VADDSS %s, %s, %s", x(vU), x(vT), x(vT))
-	g.p("VMOVSS %s, %s", x(vT), dst)
+	g.reduce4(vT, vU, dst)
 }
 
 // floatTileAVX2 is floatTile for AVX2 and F16C: 8 elements a step, tiles up to 2×2.
