@@ -62,6 +62,13 @@ run)
 		echo "rc=$?" >>"$OUT/bench-$q.md"
 	done
 
+	# Where decode time goes: one tg128 run profiled (read it here with go tool pprof .devbuild/h7/tilelab FILE),
+	# and the fixed cost of a parallel section.
+	timeout 100 $B/tilelab bench -m /tmp/bm-q4_0.gguf -p 0 -n 128 -r 2 -t "$T" -q --cpuprofile "$OUT/q4_0-tg.prof" \
+		>"$OUT/profile-run.md" 2>&1
+	[ -x $B/cpu.test ] && timeout 60 $B/cpu.test -test.run '^$' -test.bench 'PoolRun' -test.count 2 -test.cpu "$T" \
+		>"$OUT/pool.txt" 2>&1
+
 	if [ -n "${SEED:-}" ]; then
 		echo "== seed table (experiments/seed-table.tlab, full qwen3-30b-a3b)"
 		timeout 300 $B/tilelab run experiments/seed-table.tlab --out "$OUT/seed" reps=2 >"$OUT/seed.log" 2>&1

@@ -83,6 +83,14 @@ var (
 	avx512Cvt = avx512Variant("avx512-vnni-cvt", func(ts *tileSet) { ts.q4 = &q4VNNICvtMixed })
 )
 
+// avx512RowPF prefetches 1 KiB ahead within each weight row in single-row products, as the kernels did before
+// they prefetched the next tile: kept to measure that choice on other machines.
+var avx512RowPF = avx512Variant("avx512-vnni-rowpf", func(ts *tileSet) {
+	q4, q8 := q4VNNITiles, q8VNNITiles
+	q4[0], q8[0] = q4VNNIYRTiles[0], q8VNNIRTiles[0]
+	ts.q4, ts.q8 = &q4, &q8
+})
+
 // q4VNNICvtMixed is q4VNNIMixed with the single-row tiles that convert their scales.
 var q4VNNICvtMixed = func() [4][4]tileFunc {
 	t := q4VNNITiles
@@ -124,7 +132,7 @@ func hasAVX2() bool {
 func fastFamilies() []kernels {
 	var f []kernels
 	if hasAVX512VNNI() {
-		f = append(f, avx512VNNI, avx512Prep, avx512ZMM, avx512Cvt)
+		f = append(f, avx512VNNI, avx512Prep, avx512ZMM, avx512Cvt, avx512RowPF)
 	}
 	if hasAVX2() {
 		f = append(f, avx2)

@@ -59,6 +59,26 @@ var q4VNNITiles = [4][4]tileFunc{
 }
 
 //go:noescape
+func q4VNNIR1x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIR1x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIR1x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIR1x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+// q4VNNIRTiles holds the tiles by [activation rows-1][weight rows-1].
+var q4VNNIRTiles = [4][4]tileFunc{
+	{q4VNNIR1x1, q4VNNIR1x2, q4VNNIR1x3, q4VNNIR1x4},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+}
+
+//go:noescape
 func q4VNNIP1x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
 
 //go:noescape
@@ -204,6 +224,26 @@ var q8VNNITiles = [4][4]tileFunc{
 }
 
 //go:noescape
+func q8VNNIR1x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIR1x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIR1x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q8VNNIR1x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+// q8VNNIRTiles holds the tiles by [activation rows-1][weight rows-1].
+var q8VNNIRTiles = [4][4]tileFunc{
+	{q8VNNIR1x1, q8VNNIR1x2, q8VNNIR1x3, q8VNNIR1x4},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+}
+
+//go:noescape
 func q8VNNIP1x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
 
 //go:noescape
@@ -327,6 +367,26 @@ func q4VNNIYC1x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
 // q4VNNIYCTiles holds the tiles by [activation rows-1][weight rows-1].
 var q4VNNIYCTiles = [4][4]tileFunc{
 	{q4VNNIYC1x1, q4VNNIYC1x2, q4VNNIYC1x3, q4VNNIYC1x4},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+	{nil, nil, nil, nil},
+}
+
+//go:noescape
+func q4VNNIYR1x1(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIYR1x2(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIYR1x3(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+//go:noescape
+func q4VNNIYR1x4(w *byte, ws int, a *byte, as int, nb int, dst *float32, ds int)
+
+// q4VNNIYRTiles holds the tiles by [activation rows-1][weight rows-1].
+var q4VNNIYRTiles = [4][4]tileFunc{
+	{q4VNNIYR1x1, q4VNNIYR1x2, q4VNNIYR1x3, q4VNNIYR1x4},
 	{nil, nil, nil, nil},
 	{nil, nil, nil, nil},
 	{nil, nil, nil, nil},
