@@ -9,13 +9,17 @@ import (
 // Arena hands out the activation tensors and ops of one forward pass from storage kept across passes, so that
 // building the same graph again (one decode step after another) allocates nothing once the arena has warmed up.
 // Everything it handed out is invalid after Reset.
+//
+// Storage comes from three regions: one for everything outside the layers (inputs, embeddings, the head) and two
+// that the layers take in turn (even and odd). Entering layer l (SetLayer) starts its region over, reusing the
+// storage of layer l-2, whose values layer l-1 has consumed: so a graph builder must not read, in layer l, a
+// tensor made in layer l-2 or earlier (the layers' chain of residuals never does). The arena then holds two layers'
+// activations rather than all of them: for a 512-token prompt of a 48-layer model, tens of megabytes rather than
+// gigabytes that the first passes would have to fault in.
 type Arena struct {
-	f32      []float32 // main block for float activations
-	f32Off   int
-	f32Extra int // floats handed out from overflow blocks since the last Reset; the main block grows by it
-	i32      []int32
-	i32Off   int
-	i32Extra int
+	regions [3]region // outside the layers, even layers, odd layers
+	cur     int       // the region handing out storage
+	in      int       // 1 + the layer of the last SetLayer (0: outside the layers, as a new arena is)
 
 	tensors slab[Tensor]
 	ops     slab[Op]
@@ -44,42 +48,95 @@ func (s *slab[T]) get() *T {
 	return p
 }
 
-// Reset makes all storage available again. Blocks that overflowed during the last pass are merged into one
-// larger block, so the next pass of the same shape fits without allocating.
+// region is one stretch of the arena's storage: a main block per element type, a cursor into it, what overflowed
+// it since the cursor last started over (handed out from blocks of their own), and the most any use needed.
+type region struct {
+	f32             []float32
+	f32Off, f32More int
+	f32Peak         int
+	i32             []int32
+	i32Off, i32More int
+	i32Peak         int
+}
+
+// restart notes what the region's last use needed and starts its cursors over.
+func (r *region) restart() {
+	r.f32Peak = max(r.f32Peak, r.f32Off+r.f32More)
+	r.i32Peak = max(r.i32Peak, r.i32Off+r.i32More)
+	r.f32Off, r.f32More, r.i32Off, r.i32More = 0, 0, 0, 0
+}
+
+// Reset makes all storage available again. A region that overflowed during the last pass gets one main block as
+// large as its largest use, so the next pass of the same shape fits without allocating.
 func (a *Arena) Reset() {
-	if a.f32Extra > 0 {
-		a.f32 = make([]float32, len(a.f32)+a.f32Extra)
+	for i := range a.regions {
+		r := &a.regions[i]
+		r.restart()
+		if r.f32Peak > len(r.f32) {
+			r.f32 = make([]float32, r.f32Peak)
+		}
+		if r.i32Peak > len(r.i32) {
+			r.i32 = make([]int32, r.i32Peak)
+		}
+		r.f32Peak, r.i32Peak = 0, 0
 	}
-	if a.i32Extra > 0 {
-		a.i32 = make([]int32, len(a.i32)+a.i32Extra)
-	}
+	a.cur, a.in = 0, 0
 	if a.srcNeed > len(a.srcs) {
 		a.srcs = make([]*Tensor, a.srcNeed)
 	}
-	a.f32Off, a.f32Extra, a.i32Off, a.i32Extra = 0, 0, 0, 0
 	a.srcOff, a.srcNeed = 0, 0
 	a.tensors.n, a.ops.n = 0, 0
 }
 
+// SetLayer makes the tensors handed out next belong to layer l (-1: outside the layers). Entering a layer starts
+// its region over (see Arena); staying in the same layer changes nothing.
+func (a *Arena) SetLayer(l int) {
+	if l < 0 {
+		l = -1
+	}
+	if l+1 == a.in {
+		return
+	}
+	a.in = l + 1
+	if l < 0 {
+		a.cur = 0
+		return
+	}
+	a.cur = 1 + l%2
+	a.regions[a.cur].restart()
+}
+
 // floats returns n floats, not zeroed.
 func (a *Arena) floats(n int) []float32 {
-	if a.f32Off+n <= len(a.f32) {
-		s := a.f32[a.f32Off : a.f32Off+n : a.f32Off+n]
-		a.f32Off += n
+	r := &a.regions[a.cur]
+	if r.f32Off+n <= len(r.f32) {
+		s := r.f32[r.f32Off : r.f32Off+n : r.f32Off+n]
+		r.f32Off += n
 		return s
 	}
-	a.f32Extra += n
+	r.f32More += n
 	return make([]float32, n)
 }
 
 func (a *Arena) ints(n int) []int32 {
-	if a.i32Off+n <= len(a.i32) {
-		s := a.i32[a.i32Off : a.i32Off+n : a.i32Off+n]
-		a.i32Off += n
+	r := &a.regions[a.cur]
+	if r.i32Off+n <= len(r.i32) {
+		s := r.i32[r.i32Off : r.i32Off+n : r.i32Off+n]
+		r.i32Off += n
 		return s
 	}
-	a.i32Extra += n
+	r.i32More += n
 	return make([]int32, n)
+}
+
+// Floats is the number of float32 values the arena's main blocks hold: what a pass of the shapes seen so far
+// keeps allocated between passes.
+func (a *Arena) Floats() int {
+	n := 0
+	for i := range a.regions {
+		n += len(a.regions[i].f32)
+	}
+	return n
 }
 
 func (a *Arena) srcList(ts ...*Tensor) []*Tensor {
@@ -146,11 +203,18 @@ func shape(ne []int) [4]int {
 type Builder struct {
 	Graph *Graph
 	Arena *Arena
-	Layer int // the layer the next ops belong to; -1 outside the layers
+	Layer int // the layer the next ops belong to; -1 outside the layers (set it with SetLayer)
 }
 
 // NewBuilder returns a builder over an empty graph and a fresh arena.
 func NewBuilder() *Builder { return &Builder{Graph: &Graph{}, Arena: &Arena{}, Layer: -1} }
+
+// SetLayer tags the ops built next with layer l (-1: outside the layers) and moves the arena to that layer's
+// storage, which the arena reuses from layer l-2 on (see Arena).
+func (b *Builder) SetLayer(l int) {
+	b.Layer = l
+	b.Arena.SetLayer(l)
+}
 
 // Reset empties the graph and the arena, keeping their storage for the next pass.
 func (b *Builder) Reset() {

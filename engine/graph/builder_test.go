@@ -1,7 +1,9 @@
 package graph
 
 import (
+	"fmt"
 	"testing"
+	"unsafe"
 
 	"tilelab/engine/tensor"
 )
@@ -67,13 +69,59 @@ func TestArenaGrowsWithoutMovingWhatItHandedOut(t *testing.T) {
 		t.Fatal("storage handed out earlier was disturbed")
 	}
 	a.Reset()
-	if got := len(a.f32); got < 1010 {
+	if got := a.Floats(); got < 1010 {
 		t.Fatalf("after Reset the main block holds %d floats, want at least 1010", got)
 	}
 	c := a.NewF32("c", 1010)
-	if &c.F32[0] != &a.f32[0] {
+	if &c.F32[0] != &a.regions[0].f32[0] {
 		t.Fatal("a pass of the same size did not fit the merged block")
 	}
+}
+
+func TestLayersTwoApartShareStorageAndNeighboursDoNot(t *testing.T) {
+	b := NewBuilder()
+	pass := func() (in *Tensor, layer [4]*Tensor, head *Tensor) {
+		b.Reset()
+		in = b.Arena.NewF32("in", 64)
+		for l := range layer {
+			b.SetLayer(l)
+			layer[l] = b.Arena.NewF32(fmt.Sprintf("l%d", l), 100+l)
+		}
+		b.SetLayer(-1)
+		head = b.Arena.NewF32("head", 8)
+		return
+	}
+	pass() // sizes the regions
+	in, layer, head := pass()
+	for i, s := range [][]float32{in.F32, layer[0].F32, layer[1].F32, head.F32} {
+		for j, u := range [][]float32{in.F32, layer[0].F32, layer[1].F32, head.F32} {
+			if i != j && overlap(s, u) {
+				t.Fatalf("tensors %d and %d of the same or neighbouring layers overlap", i, j)
+			}
+		}
+	}
+	if !overlap(layer[0].F32, layer[2].F32) || !overlap(layer[1].F32, layer[3].F32) {
+		t.Fatal("layer l+2 did not reuse the storage of layer l")
+	}
+	if overlap(layer[2].F32, layer[3].F32) || overlap(layer[3].F32, head.F32) || overlap(layer[3].F32, in.F32) {
+		t.Fatal("the last layer's storage overlaps its neighbour's, the head's or the inputs'")
+	}
+	if got, want := b.Arena.Floats(), 64+8+102+103; got != want {
+		t.Fatalf("the arena keeps %d floats, want %d (the inputs and head, and the largest even and odd layer)", got, want)
+	}
+	if b.Arena.SetLayer(3); b.Arena.cur != 2 {
+		t.Fatal("staying in a layer moved the arena")
+	}
+}
+
+// overlap reports whether two slices share any element.
+func overlap(a, b []float32) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	a0, a1 := uintptr(unsafe.Pointer(&a[0])), uintptr(unsafe.Pointer(&a[len(a)-1]))
+	b0, b1 := uintptr(unsafe.Pointer(&b[0])), uintptr(unsafe.Pointer(&b[len(b)-1]))
+	return a0 <= b1 && b0 <= a1
 }
 
 func TestViewOutsideItsSourcePanicsWithTheNames(t *testing.T) {

@@ -55,7 +55,7 @@ func (m *Model) forwardLlama(b *graph.Builder, in *batch) *graph.Tensor {
 	x := b.GetRows("token_embd", m.tokEmbd, in.ids)
 	for il := range m.layers {
 		l := &m.layers[il]
-		b.Layer = il
+		b.SetLayer(il)
 
 		cur := b.RMSNorm(l.n.attnNorm, x, l.attnNorm, h.NormEps)
 		q, k, v := m.qkv(b, il, cur)
@@ -77,7 +77,7 @@ func (m *Model) forwardQwen3(b *graph.Builder, in *batch) *graph.Tensor {
 	x := b.GetRows("token_embd", m.tokEmbd, in.ids)
 	for il := range m.layers {
 		l := &m.layers[il]
-		b.Layer = il
+		b.SetLayer(il)
 
 		cur := b.RMSNorm(l.n.attnNorm, x, l.attnNorm, h.NormEps)
 		q, k, v := m.qkv(b, il, cur)
@@ -214,7 +214,7 @@ func (m *Model) head(b *graph.Builder, x *graph.Tensor, in *batch) *graph.Tensor
 	if !in.logits {
 		return nil
 	}
-	b.Layer = -1
+	b.SetLayer(-1)
 	x = b.RMSNorm("output_norm", x, m.outNorm, m.Hyper.NormEps)
 	return b.MulMat("output", m.output, x)
 }
