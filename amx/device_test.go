@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -57,8 +58,8 @@ func TestDeviceFigures(t *testing.T) {
 	only := os.Getenv("AMX_FIGURES") // comma list of sections; empty = all
 	want := func(s string) bool { return only == "" || strings.Contains(","+only+",", ","+s+",") }
 	for _, s := range strings.Split(only, ",") {
-		if s != "" && !strings.Contains(",sweep,gemm,moe,small,decode,calibrate,", ","+s+",") {
-			t.Fatalf("AMX_FIGURES: unknown section %q (sections: sweep gemm moe small decode calibrate)", s)
+		if s != "" && !strings.Contains(",sweep,gemm,tasks,moe,small,decode,calibrate,", ","+s+",") {
+			t.Fatalf("AMX_FIGURES: unknown section %q (sections: sweep gemm tasks moe small decode calibrate)", s)
 		}
 	}
 
@@ -90,7 +91,7 @@ func TestDeviceFigures(t *testing.T) {
 	}
 
 	if want("gemm") {
-		rep.printf("## GEMM at the issue's shapes (share of the peak measured above)\n\n| type | shape | config | ms | rate | %% of peak |\n|---|---|---|---|---|---|\n")
+		var lines []string
 		cases := []struct {
 			typ tensor.DType
 			cfg TileConfig
@@ -116,16 +117,34 @@ func TestDeviceFigures(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				peak := i8
-				if typ == tensor.BF16 {
-					peak = bf
-				}
 				for _, r := range rows {
-					rep.printf("| %s | %s | %s | %.2f | %.2f | %.0f%% |\n", r.Type, r.Shape, r.Kernel, r.Seconds*1e3, r.TOPS, 100*r.TOPS/peak)
+					lines = append(lines, fmt.Sprintf("| %s | %s | %s | %.2f | %.2f |", r.Type, r.Shape, r.Kernel, r.Seconds*1e3, r.TOPS))
 				}
 			}
 		}
+		// The tight loop measured again after the GEMMs: a neighbour's load during one measurement of the peak
+		// would otherwise inflate every share below. The shares use the larger of the two.
+		i8b, bfb, err := Peak(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i8, bf = max(i8, i8b), max(bf, bfb)
+		rep.printf("## GEMM at the issue's shapes\n\nPeak measured again after these GEMMs: int8 %.2f TOPS, bf16 %.2f TFLOPS; shares are of the larger of the two measurements (int8 %.2f, bf16 %.2f).\n\n", i8b, bfb, i8, bf)
+		rep.printf("| type | shape | config | ms | rate | %% of peak |\n|---|---|---|---|---|---|\n")
+		for _, l := range lines {
+			f := strings.Split(l, " | ")
+			rate, _ := strconv.ParseFloat(strings.TrimSuffix(f[len(f)-1], " |"), 64)
+			peak := i8
+			if strings.HasPrefix(l, "| bf16") {
+				peak = bf
+			}
+			rep.printf("%s %.0f%% |\n", l, 100*rate/peak)
+		}
 		rep.printf("\n")
+	}
+
+	if want("tasks") {
+		taskShapes(t, rep, p, i8, bf)
 	}
 
 	cpuBackend := cpu.New(p, cpu.Options{})
@@ -310,4 +329,105 @@ func timeBackend(b interface {
 		}
 	}
 	return ts[len(ts)/2], name, nil
+}
+
+// taskShapes times GEMMs at the 512x2048x4096 shape and 4096³ under several task sizes (bytes of
+// activation and weight rows per task), task counts per worker, quantization overlapped with the tiles or not,
+// in interleaved rounds; without overlap it splits the time into activation quantization and tile work.
+func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) {
+	type variant struct {
+		typ           tensor.DType
+		cfg           TileConfig
+		bytes, spread int
+		overlap       bool
+	}
+	rep.printf("## Where the GEMM's time goes: task sizes, tasks per worker, quantization overlapped\n\n")
+	rep.printf("| shape | type | config | task bytes | tasks/worker | overlap | ms | rate | %% of peak | quantize ms | tiles ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, sh := range [][3]int{{512, 2048, 4096}, {4096, 4096, 4096}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		var vs []variant
+		for _, c := range []struct {
+			typ tensor.DType
+			cfg TileConfig
+		}{{tensor.Q8_0, DefaultConfig}, {tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Group: 512}}, {tensor.BF16, DefaultConfigBF16}} {
+			for _, by := range []int{1 << 20, 2 << 20} {
+				for _, sp := range []int{1, 2} {
+					for _, ov := range []bool{false, true} {
+						if m > 512 && (sp == 1 || !ov || c.cfg.MT == 2 && c.typ == tensor.Q8_0) {
+							continue
+						}
+						vs = append(vs, variant{c.typ, c.cfg, by, sp, ov})
+					}
+				}
+			}
+		}
+		weightsOf := map[tensor.DType]*graph.Tensor{}
+		ops := map[tensor.DType]*graph.Op{}
+		for _, typ := range []tensor.DType{tensor.Q8_0, tensor.BF16} {
+			r := rand.New(rand.NewPCG(11, 12))
+			plain := RandomWeight(typ, k, n, 1, r)
+			ops[typ] = RandomMulMat(plain, m, r)
+			g := DefaultConfig.Group
+			if typ == tensor.BF16 {
+				g = 0
+			}
+			w, err := repack(plain, g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			weightsOf[typ] = w
+		}
+		backends := make([]*Backend, len(vs))
+		times := make([][]time.Duration, len(vs))
+		for i, v := range vs {
+			cfg := v.cfg
+			b, err := NewBackend(p, Options{Config: cfg, Threshold: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.eng.taskBytes, b.eng.spread, b.eng.overlap = v.bytes, v.spread, v.overlap
+			backends[i] = b
+		}
+		rounds := 6
+		if m > 512 {
+			rounds = 3
+		}
+		for round := 0; round < rounds; round++ {
+			for i, v := range vs {
+				op := ops[v.typ]
+				op.Src[0] = weightsOf[v.typ]
+				b := backends[i]
+				b.eng.timing = round > 0
+				for j := 0; j < 3; j++ {
+					t0 := time.Now()
+					if _, err := b.Compute(op); err != nil {
+						t.Fatal(err)
+					}
+					if round > 0 {
+						times[i] = append(times[i], time.Since(t0))
+					}
+				}
+			}
+		}
+		// As in the gemm section: shares are of the larger of the peak measured before and after the timings.
+		if i8b, bfb, err := Peak(p); err == nil {
+			peak8, peak16 = max(peak8, i8b), max(peak16, bfb)
+		}
+		for i, v := range vs {
+			ts := times[i]
+			sort.Slice(ts, func(a, b int) bool { return ts[a] < ts[b] })
+			d := ts[len(ts)/2]
+			rate := 2 * float64(m*n) * float64(k) / d.Seconds() / 1e12
+			peak := peak8
+			if v.typ == tensor.BF16 {
+				peak = peak16
+			}
+			runs := float64(len(ts))
+			e := backends[i].eng
+			rep.printf("| %dx%dx%d | %s | %s | %d KiB | %d | %v | %.3f | %.2f | %.0f%% | %.3f | %.3f |\n", m, n, k, v.typ, v.cfg,
+				v.bytes>>10, v.spread, v.overlap, d.Seconds()*1e3, rate, 100*rate/peak,
+				e.prepTime.Seconds()*1e3/runs, e.tileTime.Seconds()*1e3/runs)
+		}
+	}
+	rep.printf("\n(quantize and tiles: means of the same runs whose median is in ms; with overlap the two share one section, all of it under tiles; shares of the larger peak measured, finally int8 %.2f TOPS, bf16 %.2f TFLOPS)\n\n", peak8, peak16)
 }

@@ -2,7 +2,10 @@ package amx
 
 import (
 	"fmt"
+	"runtime"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"tilelab/amx/internal/sched"
 )
@@ -15,6 +18,7 @@ type rowSet struct {
 	dst    []int       // offset of each row's N outputs in the destination
 	tiles  bool        // tile kernels (true) or the AVX-512 path
 	actRow int         // first row in the shared activation buffer
+	span0  int         // index of the set's first span of prepare's work (spanRows rows each)
 }
 
 // task is a piece of work for one worker: rows [m0, m1) of a set against output columns [n0, n1).
@@ -86,17 +90,30 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 			nVec++
 		}
 	}
-	g.prepare(w, sets, rows, kp, cfg.Rows, kstep, bm)
+	var t0 time.Time
+	if g.timing {
+		t0 = time.Now()
+	}
+	if g.overlap {
+		g.planPrepare(w, sets, rows, kp, cfg.Rows, kstep, bm)
+	} else {
+		g.prepare(w, sets, rows, kp, cfg.Rows, kstep, bm)
+		if g.timing {
+			t1 := time.Now()
+			g.prepTime += t1.Sub(t0)
+			t0 = t1
+		}
+	}
 
 	tasks := g.tasks[:0]
 	nbTile := roundUp(n, bn) / bn // blocks past N would only compute padding
-	// A task is a rectangle of blocks whose activation and weight rows fit in about 1 MiB together, so they stay
-	// in the core's L2 while every block of the rectangle reads them over the full K.
+	// A task is a rectangle of blocks whose activation and weight rows fit in taskBytes (1 MiB) together, so they
+	// stay in the core's L2 while every block of the rectangle reads them over the full K.
 	rowBytes := kp
 	if w.b16 != nil {
 		rowBytes = 2 * kp
 	}
-	side := max(1, min(8, (1<<20)/(2*rowBytes*max(bm, bn))))
+	side := max(1, min(max(8, 8*g.taskBytes>>20), g.taskBytes/(2*rowBytes*max(bm, bn))))
 	for si, s := range sets {
 		if s.tiles {
 			mBlocks := roundUp(len(s.x), bm) / bm
@@ -127,8 +144,22 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 	}
 	g.tasks = tasks
 	g.gjob = gemmJob{g: g, tasks: tasks, sets: sets, pal: pal, p: p, cfg: cfg, kstep: kstep, w: w, dst: dst}
-	g.pool.RunJob(len(tasks), &g.gjob)
+	if g.overlap {
+		// One section for both: the quantization spans come first in claim order, so every span a task waits
+		// for has been claimed by a worker that is running it, and the tiles of the first rows start while the
+		// last rows are still being quantized (quantizing reads the float activations from memory; the tiles
+		// mostly compute).
+		g.gjob.prep, g.gjob.done = &g.pjob, g.spanDone[:len(g.spans)]
+		for i := range g.gjob.done {
+			g.gjob.done[i].Store(0)
+		}
+	}
+	g.pool.RunJob(len(g.gjob.done)+len(tasks), &g.gjob)
 	g.gjob = gemmJob{} // hold no op's slices between ops
+	g.pjob = prepJob{}
+	if g.timing {
+		g.tileTime += time.Since(t0)
+	}
 	if err := g.takeErr(); err != nil {
 		return "", err
 	}
@@ -153,11 +184,27 @@ type gemmJob struct {
 	kstep int
 	w     weights
 	dst   []float32
+	// With the quantization in the same section (engine.overlap): its job, and one flag per span, set when the
+	// span is done; chunks [0, len(done)) are spans, the rest tasks.
+	prep *prepJob
+	done []atomic.Uint32
 }
 
 func (j *gemmJob) Chunk(c, worker int) {
-	t := j.tasks[c]
+	if c < len(j.done) {
+		j.prep.Chunk(c, worker)
+		j.done[c].Store(1)
+		return
+	}
+	t := j.tasks[c-len(j.done)]
 	s := &j.sets[t.set]
+	if j.done != nil {
+		for i := s.span0 + t.m0/spanRows; i <= s.span0+(t.m1-1)/spanRows; i++ {
+			for j.done[i].Load() == 0 {
+				runtime.Gosched()
+			}
+		}
+	}
 	ws := &j.g.ws[worker]
 	var err error
 	if s.tiles {
@@ -193,26 +240,41 @@ func (g *engine) vecName(w weights, threshold int) string {
 	return fmt.Sprintf("go-bf16 (m < %d, packed amx-bf16, no avx512)", threshold)
 }
 
-// prepare quantizes (int8) or converts (bf16) every set's rows into the shared activation buffer, in parallel:
-// row-major for the AVX-512 path, tile order (bands of tileRows rows, kstep bytes at a time) for the tiles.
+// prepare quantizes or converts every set's rows (see planPrepare) in a parallel section of its own.
 func (g *engine) prepare(w weights, sets []rowSet, rows, kp, tileRows, kstep, tileBlockRows int) {
+	g.planPrepare(w, sets, rows, kp, tileRows, kstep, tileBlockRows)
+	g.pool.RunJob(len(g.spans), &g.pjob)
+	g.pjob = prepJob{}
+}
+
+// spanRows is how many rows one chunk of prepare's work quantizes.
+const spanRows = 16
+
+// planPrepare sets up prepare's parallel work, g.pjob over g.spans, without running it: quantizing (int8) or
+// converting (bf16) every set's rows into the shared activation buffer, row-major for the AVX-512 path, tile
+// order (bands of tileRows rows, kstep bytes at a time) for the tiles.
+func (g *engine) planPrepare(w weights, sets []rowSet, rows, kp, tileRows, kstep, tileBlockRows int) {
 	if w.i8 != nil {
 		g.act8.reset(rows, kp, w.i8.Group)
 	} else {
 		g.act16.reset(rows, kp)
 	}
 	spans := g.spans[:0]
-	const per = 16
-	for si, s := range sets {
+	for si := range sets {
+		s := &sets[si]
 		n := roundUp(len(s.x), 4)
 		if s.tiles {
 			n = roundUp(len(s.x), tileBlockRows)
 		}
-		for r := 0; r < n; r += per {
-			spans = append(spans, span{si, r, min(n, r+per)})
+		s.span0 = len(spans)
+		for r := 0; r < n; r += spanRows {
+			spans = append(spans, span{si, r, min(n, r+spanRows)})
 		}
 	}
 	g.spans = spans
+	if cap(g.spanDone) < len(spans) {
+		g.spanDone = make([]atomic.Uint32, len(spans))
+	}
 	if tileRowsUsed(sets) {
 		// Every worker's row buffer is sized here, before the section: growing it on first use would allocate on
 		// whichever later call first hands that worker a tile span.
@@ -223,8 +285,6 @@ func (g *engine) prepare(w weights, sets []rowSet, rows, kp, tileRows, kstep, ti
 		}
 	}
 	g.pjob = prepJob{g: g, spans: spans, sets: sets, w: w, kp: kp, tileRows: tileRows, kstep: kstep}
-	g.pool.RunJob(len(spans), &g.pjob)
-	g.pjob = prepJob{}
 }
 
 // span is rows [r0, r1) of one set, a chunk of prepare's work.

@@ -3,6 +3,8 @@ package amx
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"tilelab/amx/internal/sched"
@@ -47,16 +49,26 @@ type engine struct {
 	cfg16   TileConfig            // bf16 kernels
 	plans   map[[2]int]sched.Plan // by arrangement, made once
 	spread  int                   // rectangles shrink until there are this many tasks per worker (where the work allows)
+	// taskBytes bounds a task's activation and weight rows together, so that they stay in the core's L2.
+	taskBytes int
+	// timing, when set, makes gemm add the time of its two parallel sections to prepTime and tileTime (device
+	// figures: where a GEMM's time goes).
+	timing             bool
+	prepTime, tileTime time.Duration
+	// overlap runs the activations' quantization and the tiles in one parallel section (see gemm); off, the
+	// quantization is a section of its own, as it was (device figures compare the two).
+	overlap bool
 
 	act8  actInt8
 	act16 actBF16
 
 	// The parallel sections of gemm and prepare, and their work lists, kept so a call allocates no closure and
 	// reuses the lists' storage.
-	tasks []task
-	spans []span
-	gjob  gemmJob
-	pjob  prepJob
+	tasks    []task
+	spans    []span
+	spanDone []atomic.Uint32
+	gjob     gemmJob
+	pjob     prepJob
 
 	errMu sync.Mutex
 	err   error
@@ -64,7 +76,7 @@ type engine struct {
 
 func newEngine(p *pool.Pool, cfg, cfg16 TileConfig, emulate, vecAsm bool) *engine {
 	return &engine{pool: p, ws: make([]workspace, p.Threads()), emulate: emulate, vecAsm: vecAsm, cfg: cfg, cfg16: cfg16,
-		plans: map[[2]int]sched.Plan{}, spread: 2}
+		plans: map[[2]int]sched.Plan{}, spread: 2, taskBytes: 1 << 20, overlap: true}
 }
 
 func (g *engine) plan(c TileConfig) (sched.Plan, error) {
