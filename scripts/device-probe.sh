@@ -25,8 +25,9 @@ echo "== AMX tests on the tile unit"
 echo "amx tests rc=$?"
 grep -E '^(--- FAIL|FAIL|ok|PASS)|panic|largest' "$W/amx-tests.log" | head -20
 echo "== AMX task grid and GEMM"
-(cd amx && AMX_FIGURES=${AMX_FIGURES:-tasks,gemm} timeout 150 ../.devbuild/amx/amxdev.test -test.run DeviceFigures -test.v >"$W/amx-tasks.log" 2>&1)
-cp amx/*.md "$W/" 2>/dev/null
+# The figures test writes amx-figures.md into $OUT.
+(cd amx && OUT="$W" AMX_FIGURES=${AMX_FIGURES:-tasks,gemm} timeout 150 ../.devbuild/amx/amxdev.test -test.run DeviceFigures \
+	-test.v >"$W/amx-tasks.log" 2>&1)
 grep -E '^\| [0-9]|^peak' "$W"/amx-figures.md 2>/dev/null | cut -c1-150 | head -100
 echo "== pp512 without warm-up, and with"
 timeout 60 $B/tilelab bench -m /tmp/bm-q4_0.gguf -p 512 -n 0 -r 4 -t "$T" -q --no-warmup --json "$W/pp-nowarm.json" >/dev/null 2>&1

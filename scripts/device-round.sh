@@ -6,8 +6,9 @@
 #   scripts/device-round.sh run     there (the device tool runs it): machine facts; the AMX tests on the real tile
 #                                   unit; the AMX figures (AMX_FIGURES, default gemm,moe,small,calibrate); synth
 #                                   bench-moe in Q4_0 and Q8_0; tilelab bench pp512/tg128 in cpu and cpu+amx mode;
-#                                   with SEED=1 also experiments/seed-table.tlab on the full Qwen3-30B-A3B shape.
-#                                   Logs and JSON land in $OUT; the summary is the last thing printed.
+#                                   with SEED=1 also experiments/seed-table.tlab on the full Qwen3-30B-A3B shape,
+#                                   with amx=attn (the seed's policy) and amx=all (experts in AMX too).
+#                                   Logs and JSON land in $OUT/round.tar.gz; the summary is the last thing printed.
 #
 # One session has 30 minutes of device time: make this one call, not many small ones. Name the machine with every
 # figure (the run prints lscpu, the AMX flag count and the GPU first; a call can land on a host without AMX).
@@ -29,8 +30,12 @@ device tool call:
 CALL
 	;;
 run)
-	OUT=${OUT:-out}
-	mkdir -p "$OUT"
+	# Everything is written to a folder of its own and comes back as one tarball (the device tool returns a few
+	# files only), with the summary and the AMX figures beside it.
+	DEST=${OUT:-out}
+	mkdir -p "$DEST"
+	OUT=$(mktemp -d)
+	export OUT
 	T=${THREADS:-16}
 	R=${REPS:-3}
 	B=.devbuild/h7
@@ -46,7 +51,7 @@ run)
 	amx_tests=$?
 	grep -E '^(--- FAIL|FAIL|ok|PASS)|panic' "$OUT/amx-tests.log" | head -20
 
-	echo "== AMX figures (${AMX_FIGURES:=gemm,moe,small,calibrate})"
+	echo "== AMX figures (${AMX_FIGURES:=gemm,tasks,moe,small,decode,calibrate})"
 	(cd amx && AMX_FIGURES=$AMX_FIGURES timeout -s QUIT 200 ../.devbuild/amx/amxdev.test -test.run 'DeviceFigures' \
 		-test.v -test.timeout 190s >"$OUT/amx-figures.log" 2>&1)
 	amx_figures=$?
@@ -71,17 +76,27 @@ run)
 
 	if [ -n "${SEED:-}" ]; then
 		echo "== seed table (experiments/seed-table.tlab, full qwen3-30b-a3b)"
-		timeout 300 $B/tilelab run experiments/seed-table.tlab --out "$OUT/seed" reps=2 >"$OUT/seed.log" 2>&1
+		timeout 240 $B/tilelab run experiments/seed-table.tlab --out "$OUT/seed" reps=2 >"$OUT/seed.log" 2>&1
 		echo "seed-table rc=$?"
+		echo "== the same with the MoE experts in AMX too (amx=all)"
+		timeout 200 $B/tilelab run experiments/seed-table.tlab --out "$OUT/seed-all" reps=2 amx=all >"$OUT/seed-all.log" 2>&1
+		echo "seed-table amx=all rc=$?"
 	fi
 
 	echo
-	echo "== summary ($(grep -m1 'Model name' "$OUT/machine.txt" | sed 's/.*: *//'), $T threads)"
-	echo "amx tests rc=$amx_tests, amx figures rc=$amx_figures"
-	for q in q4_0 q8_0; do
-		grep -E '^\| (model|.*(pp|tg)[0-9])' "$OUT/bench-$q.md" || tail -3 "$OUT/bench-$q.md"
-	done
-	[ -f "$OUT/seed/report.md" ] && grep -E '^\| *(mode|cpu)' "$OUT/seed/report.md" | head -12
+	{
+		echo "== summary ($(grep -m1 'Model name' "$OUT/machine.txt" | sed 's/.*: *//'), $T threads)"
+		echo "amx tests rc=$amx_tests, amx figures rc=$amx_figures"
+		for q in q4_0 q8_0; do
+			grep -E '^\| (model|.*(pp|tg)[0-9])' "$OUT/bench-$q.md" || tail -3 "$OUT/bench-$q.md"
+		done
+		for d in seed seed-all; do
+			[ -f "$OUT/$d/report.md" ] && grep -E '^\| *(mode|cpu)' "$OUT/$d/report.md" | head -12
+		done
+	} | tee "$OUT/summary.txt"
+	tar -C "$OUT" -czf "$DEST/round.tar.gz" .
+	cp "$OUT/summary.txt" "$DEST/"
+	[ -f "$OUT/amx-figures.md" ] && cp "$OUT/amx-figures.md" "$DEST/"
 	;;
 *)
 	echo "usage: $0 build|run" >&2
