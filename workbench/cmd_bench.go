@@ -126,6 +126,9 @@ func benchTables(name string, res *bench.Result) (*result.Table, *result.Chart) 
 		if r.Partial {
 			note = "interrupted"
 		}
+		if r.Warning != "" {
+			note = strings.TrimPrefix(note+"; "+r.Warning, "; ")
+		}
 		var speed any
 		if r.Skipped == "" && len(r.SamplesT) > 0 {
 			speed = result.NewMeasure(r.SamplesT)

@@ -137,6 +137,11 @@ type Row struct {
 	SDNs     float64   `json:"stddev_ns"`
 	AvgTs    float64   `json:"avg_ts"`
 	SDTs     float64   `json:"stddev_ts"`
+	// CPUs is the CPUs the process kept busy during the repetitions, on average (its CPU time over their wall
+	// time): about Threads when the workers got their CPUs.
+	CPUs float64 `json:"cpus_used,omitempty"`
+	// Warning says why the timings may mislead (a process short of CPU); "" when nothing was noticed.
+	Warning string `json:"warning,omitempty"`
 }
 
 // Result is every row, and where they were measured.
@@ -436,8 +441,15 @@ func runInstance(ctx context.Context, cfg Config, f *gguf.File, info modelInfo, 
 				progress(Progress{Row: row, Rep: 0, Of: cfg.Reps, Elapsed: d})
 			}
 		}
+		var cpuTime, wall time.Duration
 		for rep := 1; rep <= cfg.Reps; rep++ {
+			c0 := processCPU()
 			d, err := run(false)
+			if c1 := processCPU(); c0 > 0 && err == nil {
+				cpuTime, wall = cpuTime+c1-c0, wall+d
+				row.CPUs = cpuTime.Seconds() / wall.Seconds()
+				row.Warning = shortOfCPU(row.Threads, row.CPUs)
+			}
 			if m.Sched.Profile != nil {
 				m.Sched.Profile = nil
 				row.Kernel = matrixKernels(kernels.Records)

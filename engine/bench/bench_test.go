@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,6 +59,15 @@ func TestRun(t *testing.T) {
 		for _, r := range res.Rows[:4] {
 			if r.Kernel == "" || strings.Contains(r.Kernel, "++") {
 				t.Fatalf("%s: kernels %q", r.Test, r.Kernel)
+			}
+		}
+	})
+	t.Run("measured rows say how many CPUs the process kept busy", func(t *testing.T) {
+		for _, r := range res.Rows[:4] {
+			// A little above the thread count is normal (the garbage collector, the runtime); zero would mean the
+			// figure was never taken.
+			if r.CPUs <= 0 || r.CPUs > float64(r.Threads)+1.5 {
+				t.Fatalf("%s with %d threads: %.2f CPUs used", r.Test, r.Threads, r.CPUs)
 			}
 		}
 	})
@@ -244,5 +254,48 @@ func TestMatrixKernels(t *testing.T) {
 				t.Fatalf("kernels %q, want %q", got, c.want)
 			}
 		})
+	}
+}
+
+func TestShortOfCPU(t *testing.T) {
+	for _, c := range []struct {
+		threads int
+		cpus    float64
+		warn    bool
+	}{
+		{16, 15.8, false}, {16, 8, false}, {16, 7.9, true}, {16, 1.4, true}, {2, 0.6, true}, {2, 1.9, false},
+		{1, 0.1, false}, // one thread: the caller alone, nothing spins, so a low share says nothing
+		{16, 0, false},  // not measured
+	} {
+		got := shortOfCPU(c.threads, c.cpus)
+		if (got != "") != c.warn {
+			t.Errorf("%d threads, %.1f CPUs used: warning %q, want one: %v", c.threads, c.cpus, got, c.warn)
+		}
+		if c.warn && !strings.Contains(got, fmt.Sprintf("%.1f of the %d CPUs", c.cpus, c.threads)) {
+			t.Errorf("warning %q does not give the figures", got)
+		}
+	}
+}
+
+func TestMarkdownAndCSVCarryTheWarning(t *testing.T) {
+	res := Result{Rows: []Row{{Model: "m.gguf", Arch: "llama F32", Mode: CPU, Threads: 16, Test: "tg128",
+		Samples: []int64{1e9}, SamplesT: []float64{128}, AvgTs: 128, CPUs: 1.4, Warning: shortOfCPU(16, 1.4)}}}
+	var md, cs bytes.Buffer
+	if err := res.Write(&md, "md"); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(md.String(), "warning, cpu tg128 (16 threads): the process got 1.4 of the 16 CPUs") {
+		t.Fatalf("markdown without the warning:\n%s", md.String())
+	}
+	if err := res.Write(&cs, "csv"); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := csv.NewReader(&cs).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	head, row := recs[0], recs[1]
+	if head[len(head)-2] != "cpus_used" || row[len(row)-2] != "1.40" || !strings.HasPrefix(row[len(row)-1], "the process got") {
+		t.Fatalf("csv: %v / %v", head, row)
 	}
 }
