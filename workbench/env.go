@@ -47,7 +47,8 @@ func (s *Session) environment() []envItem {
 	var env []envItem
 	add := func(k, v string) { env = append(env, envItem{k, v}) }
 	add("cpu", cpuModel())
-	add("cores", fmt.Sprintf("%d logical", runtime.NumCPU()))
+	add("cores", fmt.Sprintf("%d logical, GOMAXPROCS %d", runtime.NumCPU(), runtime.GOMAXPROCS(0)))
+	add("cpu quota", processCPUQuota())
 	add("cpu flags", strings.Join(cpuFlags(), " "))
 	add("amx", amxSummary())
 	add("numa nodes", numaNodes())
