@@ -49,7 +49,8 @@ type engine struct {
 	cfg16   TileConfig            // bf16 kernels
 	plans   map[[2]int]sched.Plan // by arrangement, made once
 	spread  int                   // rectangles shrink until there are this many tasks per worker (where the work allows)
-	// taskBytes bounds a task's activation and weight rows together, so that they stay in the core's L2.
+	// taskBytes bounds a task's activation and weight rows together, so that they stay in the core's L2; 0
+	// chooses by the number of activation rows (see gemm).
 	taskBytes int
 	// timing, when set, makes gemm add the time of its two parallel sections to prepTime and tileTime (device
 	// figures: where a GEMM's time goes).
@@ -76,7 +77,7 @@ type engine struct {
 
 func newEngine(p *pool.Pool, cfg, cfg16 TileConfig, emulate, vecAsm bool) *engine {
 	return &engine{pool: p, ws: make([]workspace, p.Threads()), emulate: emulate, vecAsm: vecAsm, cfg: cfg, cfg16: cfg16,
-		plans: map[[2]int]sched.Plan{}, spread: 2, taskBytes: 1 << 20, overlap: true}
+		plans: map[[2]int]sched.Plan{}, spread: 2, overlap: true}
 }
 
 func (g *engine) plan(c TileConfig) (sched.Plan, error) {
