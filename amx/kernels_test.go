@@ -71,7 +71,7 @@ func TestInt8MulMatMatchesExactReferenceBitForBit(t *testing.T) {
 					}
 					b := newTestBackend(t, p.opts)
 					if p.wide {
-						b.eng.spread = 0
+						b.eng.spread, b.eng.taskBytes = 0, 2<<20 // the largest rectangles: 2 MiB tasks, never shrunk
 					}
 					op := RandomMulMat(w, sh.m, r)
 					name := runOp(t, b, p.threshold, op)
@@ -116,7 +116,7 @@ func TestBF16MulMatMatchesFloatReference(t *testing.T) {
 					}
 					b := newTestBackend(t, p.opts)
 					if p.wide {
-						b.eng.spread = 0
+						b.eng.spread, b.eng.taskBytes = 0, 2<<20 // the largest rectangles: 2 MiB tasks, never shrunk
 					}
 					op := RandomMulMat(w, sh.m, r)
 					name := runOp(t, b, p.threshold, op)
@@ -160,7 +160,7 @@ func TestMulMatIDGroupsTokensPerExpert(t *testing.T) {
 				}
 				b := newTestBackend(t, p.opts)
 				if p.wide {
-					b.eng.spread = 0
+					b.eng.spread, b.eng.taskBytes = 0, 2<<20 // the largest rectangles: 2 MiB tasks, never shrunk
 				}
 				op := RandomMulMatID(w, c.m, c.used, c.shared, r)
 				name := runOp(t, b, p.threshold, op)
