@@ -200,7 +200,7 @@ var quantAsm = haveQuantAsm && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.
 
 // parallelRows splits [0, rows) over the CPUs; repacking a large model at load is otherwise minutes of one core.
 func parallelRows(rows int, fn func(lo, hi int)) {
-	workers := min(runtime.NumCPU(), max(1, rows/64))
+	workers := min(runtime.GOMAXPROCS(0), max(1, rows/64))
 	var wg sync.WaitGroup
 	per := (rows + workers - 1) / workers
 	for lo := 0; lo < rows; lo += per {

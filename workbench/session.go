@@ -10,10 +10,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"time"
 
+	"tilelab/engine/pool"
 	"tilelab/internal/buildinfo"
 	"tilelab/kernel"
 	"tilelab/workbench/lang"
@@ -65,7 +65,7 @@ type Record struct {
 // New returns a session with default settings.
 func New(o Options) *Session {
 	if o.Threads <= 0 {
-		o.Threads = runtime.NumCPU()
+		o.Threads = pool.DefaultThreads()
 	}
 	if o.Version == "" {
 		o.Version = "dev"

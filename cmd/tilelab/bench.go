@@ -52,7 +52,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	prompt, gen, threads, ngl := intList{512}, intList{128}, intList{}, intList{}
 	fs.Var(&prompt, "p", "prompt sizes: one pp test per `N` (comma list; 0 for none)")
 	fs.Var(&gen, "n", "generation lengths: one tg test per `N` (comma list; 0 for none)")
-	fs.Var(&threads, "t", "CPU threads (comma list; default one per CPU)")
+	fs.Var(&threads, "t", "CPU threads (comma list; default one per CPU the process may use)")
 	fs.Var(&ngl, "ngl", "layers offloaded in the GPU modes (comma list; default a quarter of the layers)")
 	reps := fs.Int("r", 5, "timed repetitions of each test")
 	modes := fs.String("mode", "cpu", "modes, comma-separated: cpu, cpu+amx, cpu+gpu, cpu+gpu+amx, or all")

@@ -39,7 +39,7 @@ type engineFlags struct {
 func addEngineFlags(fs *flag.FlagSet) engineFlags {
 	return engineFlags{
 		model:     fs.String("m", "", "model GGUF `FILE`"),
-		threads:   fs.Int("t", 0, "worker `threads` (0: one per CPU)"),
+		threads:   fs.Int("t", 0, "worker `threads` (0: one per CPU the process may use)"),
 		ctx:       fs.Int("ctx", 0, "KV cache length in `tokens` (0: the model's context, at most 4096)"),
 		amx:       fs.String("amx", placement.AMXOff, "AMX placement `mode`: off, attn or all"),
 		reference: fs.Bool("reference", false, "run every op on the float32 reference kernels"),
@@ -51,7 +51,7 @@ func addEngineFlags(fs *flag.FlagSet) engineFlags {
 func (e engineFlags) check(name string, stderr io.Writer) error {
 	switch {
 	case *e.threads < 0:
-		fmt.Fprintf(stderr, "tilelab %s: -t %d: the thread count cannot be negative (0: one per CPU)\n", name, *e.threads)
+		fmt.Fprintf(stderr, "tilelab %s: -t %d: the thread count cannot be negative (0: one per CPU the process may use)\n", name, *e.threads)
 	case *e.ctx < 0:
 		fmt.Fprintf(stderr, "tilelab %s: --ctx %d: the KV cache length cannot be negative (0: the model's context)\n", name, *e.ctx)
 	default:

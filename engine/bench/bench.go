@@ -103,7 +103,7 @@ type Config struct {
 	Prompt  []int      // prompt sizes, one pp test each (0 entries are ignored)
 	Gen     []int      // generation lengths, one tg test each (0 entries are ignored)
 	Reps    int        // timed repetitions per test (0: 5)
-	Threads []int      // CPU worker counts (empty: one per CPU)
+	Threads []int      // CPU worker counts (empty: pool.DefaultThreads, one per CPU the process may use)
 	Modes   []Mode     // empty: cpu
 	AMX     string     // policy for AMX modes: "all" (default) or "attn"
 	NGL     []int      // GPU layers for GPU modes (empty: a quarter of the layers, as the seed used)
@@ -218,7 +218,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		}
 	}
 	if len(cfg.Threads) == 0 {
-		cfg.Threads = []int{runtime.NumCPU()}
+		cfg.Threads = []int{pool.DefaultThreads()}
 	}
 	for _, t := range cfg.Threads {
 		if t <= 0 {

@@ -9,7 +9,6 @@ package model
 import (
 	"context"
 	"fmt"
-	"runtime"
 	"time"
 	"unsafe"
 
@@ -29,7 +28,7 @@ type Options struct {
 	// Registry holds the buffer types and backends to use. nil: a CPU-only registry. A registry without a "CPU"
 	// buffer type or backend gets this package's, the backend last (lowest priority).
 	Registry *backend.Registry
-	Threads  int               // workers of the CPU backend's pool (0: one per CPU); unused if Registry brings a CPU backend
+	Threads  int               // workers of the CPU backend's pool (0: pool.DefaultThreads, one per CPU the process may use); unused if Registry brings a CPU backend
 	Ctx      int               // KV cache length in tokens (0: the training context, at most 4096)
 	Batch    int               // most tokens evaluated in one graph (0: 512); longer inputs are split
 	Profile  *profile.Recorder // per-op records, nil for none
@@ -193,7 +192,7 @@ func (m *Model) setupBackends(o Options) error {
 	if !hasCPU {
 		threads := o.Threads
 		if threads <= 0 {
-			threads = runtime.NumCPU()
+			threads = pool.DefaultThreads()
 		}
 		m.ownPool = pool.New(threads)
 		m.CPU = cpu.New(m.ownPool, cpu.Options{Reference: o.Reference})

@@ -48,10 +48,10 @@ const (
 	parked = 1
 )
 
-// New starts a pool of n workers (n <= 0 means one per CPU). The caller's goroutine counts as worker 0.
+// New starts a pool of n workers (n <= 0: DefaultThreads). The caller's goroutine counts as worker 0.
 func New(n int) *Pool {
 	if n <= 0 {
-		n = runtime.NumCPU()
+		n = DefaultThreads()
 	}
 	p := &Pool{n: n, start: make([]chan struct{}, n), state: make([]atomic.Int32, n), spin: n <= runtime.GOMAXPROCS(0)}
 	for w := 1; w < n; w++ {
@@ -60,6 +60,12 @@ func New(n int) *Pool {
 	}
 	return p
 }
+
+// DefaultThreads is the worker count to use when none is asked for: GOMAXPROCS, which the Go runtime sets from
+// the CPUs the process may use (a cgroup CPU quota included) rather than those the machine has. A pool of one
+// worker per machine CPU under a quota of fewer spins workers that cannot all run, and every op waits for the
+// throttled ones.
+func DefaultThreads() int { return runtime.GOMAXPROCS(0) }
 
 // Threads is the number of workers, the caller included.
 func (p *Pool) Threads() int { return p.n }
