@@ -12,7 +12,7 @@ func TestActivationQuantizationIsTheSameInAssemblyAndGo(t *testing.T) {
 	if !quantAsm {
 		t.Skip("needs AVX-512 F/BW/VL: there is no assembly quantizer to compare")
 	}
-	for _, c := range []struct{ k, group int }{{64, 32}, {256, 64}, {512, 512}, {96, 32}} {
+	for _, c := range []struct{ k, group int }{{64, 32}, {256, 64}, {512, 512}, {96, 32}, {192, 48}, {320, 80}} {
 		for _, unsigned := range []bool{false, true} {
 			t.Run(fmt.Sprintf("K %d group %d unsigned %v gives identical bytes and scales", c.k, c.group, unsigned), func(t *testing.T) {
 				r := rng(uint64(c.k))
@@ -163,5 +163,28 @@ func TestRepackingKeepsTheWeightsValues(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkQuantizeTileRows is the activations' quantization as a 512-row prompt meets a weight of K = 4096
+// (group 512, tile order), on one goroutine with the rows in cache: the quantizer's compute speed alone.
+func BenchmarkQuantizeTileRows(b *testing.B) {
+	const rows, k = 64, 4096
+	r := rng(3)
+	x := make([][]float32, rows)
+	for i := range x {
+		x[i] = make([]float32, k)
+		for j := range x[i] {
+			x[i][j] = r.Float32()*4 - 2
+		}
+	}
+	var a actInt8
+	a.reset(rows, k, 512)
+	tmp := make([]byte, k)
+	b.SetBytes(4 * rows * k)
+	for b.Loop() {
+		for i := 0; i < rows; i++ {
+			a.quantizeTileRow(0, i, 16, 64, x[i], tmp)
+		}
 	}
 }
