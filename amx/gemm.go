@@ -164,6 +164,9 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 		for i := range g.gjob.done {
 			g.gjob.done[i].Store(0)
 		}
+		if g.interleave {
+			g.gjob.order = g.interleaved(sets, tasks)
+		}
 	}
 	g.pool.RunJob(len(g.gjob.done)+len(tasks), &g.gjob)
 	g.gjob = gemmJob{} // hold no op's slices between ops
@@ -196,18 +199,27 @@ type gemmJob struct {
 	w     weights
 	dst   []float32
 	// With the quantization in the same section (engine.overlap): its job, and one flag per span, set when the
-	// span is done; chunks [0, len(done)) are spans, the rest tasks.
-	prep *prepJob
-	done []atomic.Uint32
+	// span is done; chunks [0, len(done)) are spans, the rest tasks, unless order gives the chunks' order
+	// (engine.interleave): an entry v >= 0 is task v, v < 0 span -v-1.
+	prep  *prepJob
+	done  []atomic.Uint32
+	order []int32
 }
 
 func (j *gemmJob) Chunk(c, worker int) {
-	if c < len(j.done) {
+	task := c - len(j.done)
+	if j.order != nil {
+		task = int(j.order[c])
+		if task < 0 {
+			c = -task - 1
+		}
+	}
+	if task < 0 {
 		j.prep.Chunk(c, worker)
 		j.done[c].Store(1)
 		return
 	}
-	t := j.tasks[c-len(j.done)]
+	t := j.tasks[task]
 	s := &j.sets[t.set]
 	if j.done != nil {
 		for i := s.span0 + t.m0/spanRows; i <= s.span0+(t.m1-1)/spanRows; i++ {
@@ -249,6 +261,35 @@ func (g *engine) vecName(w weights, threshold int) string {
 		return fmt.Sprintf("avx512-bf16-widened (m < %d, packed amx-bf16)", threshold)
 	}
 	return fmt.Sprintf("go-bf16 (m < %d, packed amx-bf16, no avx512)", threshold)
+}
+
+// interleaved orders the chunks of an overlapped section as each task's spans just before the first task that
+// needs them, so that some workers quantize the next rows while others already run tiles on the first ones.
+// Every span still comes before the tasks waiting for it, in claim order.
+func (g *engine) interleaved(sets []rowSet, tasks []task) []int32 {
+	order := g.order[:0]
+	next := g.nextSpan[:0] // per set: the first span not yet in order
+	for i := range sets {
+		next = append(next, sets[i].span0)
+	}
+	for ti, t := range tasks {
+		s := &sets[t.set]
+		for last := s.span0 + (t.m1-1)/spanRows; next[t.set] <= last; next[t.set]++ {
+			order = append(order, int32(-next[t.set]-1))
+		}
+		order = append(order, int32(ti))
+	}
+	for si := range sets { // spans no task waits for still run: the section has one chunk per span and task
+		end := len(g.spans)
+		if si+1 < len(sets) {
+			end = sets[si+1].span0
+		}
+		for ; next[si] < end; next[si]++ {
+			order = append(order, int32(-next[si]-1))
+		}
+	}
+	g.order, g.nextSpan = order, next
+	return order
 }
 
 // prepare quantizes or converts every set's rows (see planPrepare) in a parallel section of its own.

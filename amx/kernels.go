@@ -59,6 +59,9 @@ type engine struct {
 	// overlap runs the activations' quantization and the tiles in one parallel section (see gemm); off, the
 	// quantization is a section of its own, as it was (device figures compare the two).
 	overlap bool
+	// interleave, with overlap, puts each group of rows' quantization just before its tile tasks instead of all
+	// of it first (see interleaved); off by default until measured.
+	interleave bool
 
 	act8  actInt8
 	act16 actBF16
@@ -68,6 +71,8 @@ type engine struct {
 	tasks    []task
 	spans    []span
 	spanDone []atomic.Uint32
+	order    []int32 // interleaved chunk order, kept for its storage
+	nextSpan []int
 	gjob     gemmJob
 	pjob     prepJob
 

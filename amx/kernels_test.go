@@ -71,7 +71,7 @@ func TestInt8MulMatMatchesExactReferenceBitForBit(t *testing.T) {
 					}
 					b := newTestBackend(t, p.opts)
 					if p.wide {
-						b.eng.spread, b.eng.taskBytes = 0, 2<<20 // the largest rectangles: 2 MiB tasks, never shrunk
+						b.eng.spread, b.eng.taskBytes, b.eng.interleave = 0, 2<<20, true // largest rectangles; interleaved quantization
 					}
 					op := RandomMulMat(w, sh.m, r)
 					name := runOp(t, b, p.threshold, op)
@@ -116,7 +116,7 @@ func TestBF16MulMatMatchesFloatReference(t *testing.T) {
 					}
 					b := newTestBackend(t, p.opts)
 					if p.wide {
-						b.eng.spread, b.eng.taskBytes = 0, 2<<20 // the largest rectangles: 2 MiB tasks, never shrunk
+						b.eng.spread, b.eng.taskBytes, b.eng.interleave = 0, 2<<20, true // largest rectangles; interleaved quantization
 					}
 					op := RandomMulMat(w, sh.m, r)
 					name := runOp(t, b, p.threshold, op)
@@ -160,7 +160,7 @@ func TestMulMatIDGroupsTokensPerExpert(t *testing.T) {
 				}
 				b := newTestBackend(t, p.opts)
 				if p.wide {
-					b.eng.spread, b.eng.taskBytes = 0, 2<<20 // the largest rectangles: 2 MiB tasks, never shrunk
+					b.eng.spread, b.eng.taskBytes, b.eng.interleave = 0, 2<<20, true // largest rectangles; interleaved quantization
 				}
 				op := RandomMulMatID(w, c.m, c.used, c.shared, r)
 				name := runOp(t, b, p.threshold, op)
@@ -189,5 +189,37 @@ func TestMulMatIDGroupsTokensPerExpert(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestInterleavedOrderRunsEachSpanBeforeTheTasksThatWaitForIt(t *testing.T) {
+	g := &engine{}
+	// Two sets: 48 rows (spans 0-2) and 20 rows (spans 3-4, the second covering rows 16-31 of which 16-19 exist).
+	sets := []rowSet{{span0: 0, x: make([][]float32, 48)}, {span0: 3, x: make([][]float32, 20)}}
+	g.spans = make([]span, 5)
+	tasks := []task{{set: 0, m0: 0, m1: 16}, {set: 0, m0: 0, m1: 16}, {set: 0, m0: 16, m1: 48}, {set: 1, m0: 0, m1: 16}}
+	order := g.interleaved(sets, tasks)
+	if len(order) != len(g.spans)+len(tasks) {
+		t.Fatalf("order %v has %d chunks, want %d (every span and task once)", order, len(order), len(g.spans)+len(tasks))
+	}
+	seen := map[int32]bool{}
+	for i, v := range order {
+		if seen[v] {
+			t.Fatalf("order %v repeats %d", order, v)
+		}
+		seen[v] = true
+		if v < 0 {
+			continue
+		}
+		tk := tasks[v]
+		s := sets[tk.set]
+		for sp := s.span0 + tk.m0/spanRows; sp <= s.span0+(tk.m1-1)/spanRows; sp++ {
+			if !seen[int32(-sp-1)] {
+				t.Fatalf("order %v: task %d at %d comes before its span %d", order, v, i, sp)
+			}
+		}
+	}
+	if want := []int32{-1, 0, 1, -2, -3, 2, -4, 3, -5}; fmt.Sprint(order) != fmt.Sprint(want) {
+		t.Fatalf("order %v, want %v (spans just in time, the span no task needs at the end)", order, want)
 	}
 }
