@@ -336,13 +336,13 @@ func timeBackend(b interface {
 // in interleaved rounds; without overlap it splits the time into activation quantization and tile work.
 func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) {
 	type variant struct {
-		typ           tensor.DType
-		cfg           TileConfig
-		bytes, spread int
-		overlap       bool
+		typ                 tensor.DType
+		cfg                 TileConfig
+		bytes, spread       int
+		overlap, interleave bool
 	}
-	rep.printf("## Where the GEMM's time goes: task sizes, tasks per worker, quantization overlapped\n\n")
-	rep.printf("| shape | type | config | task bytes | tasks/worker | overlap | ms | rate | %% of peak | quantize ms | tiles ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	rep.printf("## Where the GEMM's time goes: task sizes, tasks per worker, quantization separate, overlapped or interleaved\n\n")
+	rep.printf("| shape | type | config | task bytes | tasks/worker | quantization | ms | rate | %% of peak | quantize ms | tiles ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, sh := range [][3]int{{512, 2048, 4096}, {4096, 4096, 4096}} {
 		m, n, k := sh[0], sh[1], sh[2]
 		var vs []variant
@@ -352,11 +352,12 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 		}{{tensor.Q8_0, DefaultConfig}, {tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Group: 512}}, {tensor.BF16, DefaultConfigBF16}} {
 			for _, by := range []int{1 << 20, 2 << 20} {
 				for _, sp := range []int{1, 2} {
-					for _, ov := range []bool{false, true} {
+					for _, mode := range []string{"separate", "overlap", "interleave"} {
+						ov, il := mode != "separate", mode == "interleave"
 						if m > 512 && (sp == 1 || !ov || c.cfg.MT == 2 && c.typ == tensor.Q8_0) {
 							continue
 						}
-						vs = append(vs, variant{c.typ, c.cfg, by, sp, ov})
+						vs = append(vs, variant{c.typ, c.cfg, by, sp, ov, il})
 					}
 				}
 			}
@@ -385,7 +386,7 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			if err != nil {
 				t.Fatal(err)
 			}
-			b.eng.taskBytes, b.eng.spread, b.eng.overlap = v.bytes, v.spread, v.overlap
+			b.eng.taskBytes, b.eng.spread, b.eng.overlap, b.eng.interleave = v.bytes, v.spread, v.overlap, v.interleave
 			backends[i] = b
 		}
 		rounds := 6
@@ -424,10 +425,22 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			}
 			runs := float64(len(ts))
 			e := backends[i].eng
-			rep.printf("| %dx%dx%d | %s | %s | %d KiB | %d | %v | %.3f | %.2f | %.0f%% | %.3f | %.3f |\n", m, n, k, v.typ, v.cfg,
-				v.bytes>>10, v.spread, v.overlap, d.Seconds()*1e3, rate, 100*rate/peak,
+			rep.printf("| %dx%dx%d | %s | %s | %d KiB | %d | %s | %.3f | %.2f | %.0f%% | %.3f | %.3f |\n", m, n, k, v.typ, v.cfg,
+				v.bytes>>10, v.spread, quantMode(v.overlap, v.interleave), d.Seconds()*1e3, rate, 100*rate/peak,
 				e.prepTime.Seconds()*1e3/runs, e.tileTime.Seconds()*1e3/runs)
 		}
 	}
 	rep.printf("\n(quantize and tiles: means of the same runs whose median is in ms; with overlap the two share one section, all of it under tiles; shares of the larger peak measured, finally int8 %.2f TOPS, bf16 %.2f TFLOPS)\n\n", peak8, peak16)
+}
+
+// quantMode names how a variant quantizes its activations: a section of its own, overlapped with the tiles (all
+// spans first), or interleaved with them.
+func quantMode(overlap, interleave bool) string {
+	switch {
+	case interleave:
+		return "interleaved"
+	case overlap:
+		return "overlapped"
+	}
+	return "separate"
 }
