@@ -72,6 +72,11 @@ func runBench(c *ctxCall) error {
 	prog := c.progress(fmt.Sprintf("bench %s", l.name))
 	done := 0
 	res, runErr := bench.Run(c.ctx, cfg, func(p bench.Progress) {
+		if l := p.Load; l != nil {
+			prog.step(min(done, total), total, fmt.Sprintf("repetitions (%s: converting weights for amx=%s, %.1f of %.1f GiB)",
+				l.Mode, l.AMX, float64(l.Done)/(1<<30), float64(l.Total)/(1<<30)))
+			return
+		}
 		if p.Rep > 0 || p.Row.Skipped != "" {
 			done++
 			if p.Row.Skipped != "" {

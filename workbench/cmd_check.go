@@ -160,7 +160,7 @@ func runCheck(c *ctxCall) error {
 		scan := &nanScan{}
 		m, p, ab, err := place(l.file, o, l.threads, len(tokens)+1, len(tokens), false, func(b backend.Backend) backend.Backend {
 			return scanBackend{b, scan}
-		})
+		}, nil)
 		if err != nil {
 			t.Add(mode, pol, nil, nil, nil, nil, nil, nil, nil, nil, "cannot load: "+err.Error())
 			continue

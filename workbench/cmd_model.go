@@ -74,7 +74,17 @@ func runLoad(c *ctxCall) error {
 	}
 	o := placement.Options{AMX: c.Str("amx"), NGL: c.Int("ngl")}
 	start := time.Now()
-	m, p, ab, err := place(ref, o, threads, c.Int("ctx"), c.Int("batch"), false, nil)
+	// A progress line only for a load that converts weights (AMX repacking: tens of seconds for a 30B model).
+	var prog *progress
+	m, p, ab, err := place(ref, o, threads, c.Int("ctx"), c.Int("batch"), false, nil, func(done, total int64) {
+		if prog == nil {
+			prog = c.progress("load " + name)
+		}
+		prog.step(int(done>>20), int(total>>20), "MiB of weights converted for "+o.String())
+	})
+	if prog != nil {
+		prog.done(fmt.Sprintf("weights converted in %.1f s", time.Since(start).Seconds()))
+	}
 	if err != nil {
 		ms.release(ref)
 		param := "source"

@@ -158,8 +158,10 @@ func (ms *modelSet) close(l *loaded) {
 // place loads the file's model under one set of placement options, on a fresh pool: the registry holds the CPU
 // buffer type and backend, and the AMX ones when the options offer AMX anything.
 //
-// wrap, when set, wraps every backend (check uses it to scan each op's output).
-func place(r *fileRef, o placement.Options, threads, ctx, batch int, reference bool, wrap func(backend.Backend) backend.Backend) (*model.Model, *pool.Pool, *amx.Backend, error) {
+// wrap, when set, wraps every backend (check uses it to scan each op's output); onLoad, when set, hears how far
+// the weights a buffer type converts have come (model.Options.Progress).
+func place(r *fileRef, o placement.Options, threads, ctx, batch int, reference bool, wrap func(backend.Backend) backend.Backend,
+	onLoad func(done, total int64)) (*model.Model, *pool.Pool, *amx.Backend, error) {
 	if err := o.Validate(); err != nil {
 		return nil, nil, nil, err
 	}
@@ -197,7 +199,7 @@ func place(r *fileRef, o placement.Options, threads, ctx, batch int, reference b
 		}
 		reg = wrapped
 	}
-	m, err := model.Load(r.f, model.Options{Placement: o, Registry: reg, Ctx: ctx, Batch: batch})
+	m, err := model.Load(r.f, model.Options{Placement: o, Registry: reg, Ctx: ctx, Batch: batch, Progress: onLoad})
 	if err != nil {
 		p.Close()
 		return nil, nil, nil, err

@@ -11,6 +11,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"time"
 
 	"tilelab/engine/bench"
 	"tilelab/engine/bench/hw"
@@ -114,8 +115,18 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	var lastLoad time.Time
 	progress := func(p bench.Progress) {
 		if *quiet {
+			return
+		}
+		if l := p.Load; l != nil {
+			// A line every few seconds: repacking a large model's experts takes tens of seconds.
+			if l.Done == l.Total || time.Since(lastLoad) > 3*time.Second {
+				lastLoad = time.Now()
+				fmt.Fprintf(stderr, "%s t=%d: converting weights for amx=%s: %.2f of %.2f GiB\n", l.Mode, l.Threads, l.AMX,
+					float64(l.Done)/(1<<30), float64(l.Total)/(1<<30))
+			}
 			return
 		}
 		r := p.Row

@@ -166,6 +166,18 @@ type Progress struct {
 	Rep     int
 	Of      int
 	Elapsed time.Duration
+	// Load, when not nil, reports a model load converting weights (AMX repacking) instead of a repetition;
+	// Row is nil then.
+	Load *LoadProgress
+}
+
+// LoadProgress is how far one instance's model load has come with the weights its buffer types convert: GGUF
+// bytes done of total (model.Options.Progress).
+type LoadProgress struct {
+	Mode        Mode
+	AMX         string
+	Threads     int
+	Done, Total int64
 }
 
 // Run measures every combination the config asks for. progress (may be nil) hears about each repetition. When
@@ -388,9 +400,15 @@ func runInstance(ctx context.Context, cfg Config, f *gguf.File, info modelInfo, 
 	for _, t := range tests {
 		maxCtx, maxBatch = max(maxCtx, t[0]+t[1]), max(maxBatch, t[0])
 	}
+	var onLoad func(done, total int64)
+	if progress != nil {
+		onLoad = func(done, total int64) {
+			progress(Progress{Load: &LoadProgress{Mode: in.Mode, AMX: in.AMX, Threads: in.Threads, Done: done, Total: total}})
+		}
+	}
 	m, err := model.Load(f, model.Options{
 		Placement: placement.Options{AMX: in.AMX, NGL: in.NGL, GPU: in.Mode.GPU()},
-		Registry:  reg, Threads: in.Threads, Ctx: maxCtx, Batch: maxBatch,
+		Registry:  reg, Threads: in.Threads, Ctx: maxCtx, Batch: maxBatch, Progress: onLoad,
 	})
 	if err != nil {
 		return fmt.Errorf("bench: loading %s for %s: %w", info.name, in.Mode, err)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"tilelab/amx"
 	"tilelab/engine/backend"
 	"tilelab/engine/pool"
 	"tilelab/engine/profile"
@@ -297,5 +298,42 @@ func TestMarkdownAndCSVCarryTheWarning(t *testing.T) {
 	head, row := recs[0], recs[1]
 	if head[len(head)-2] != "cpus_used" || row[len(row)-2] != "1.40" || !strings.HasPrefix(row[len(row)-1], "the process got") {
 		t.Fatalf("csv: %v / %v", head, row)
+	}
+}
+
+func TestALoadThatConvertsWeightsReportsItsProgress(t *testing.T) {
+	// AMX registered even where it is only emulated: the repacking at load is the same on every machine, and a
+	// 4-token prompt stays below the tile threshold, so nothing emulated is timed.
+	setup := func(in Instance, reg *backend.Registry, p *pool.Pool) (string, error) {
+		if in.Mode.AMX() {
+			_, err := amx.Register(reg, p)
+			return "", err
+		}
+		return "", nil
+	}
+	var loads []LoadProgress
+	_, err := Run(context.Background(), Config{Model: tinyModel(t), Prompt: []int{4}, Reps: 1, Threads: []int{2},
+		Modes: []Mode{CPU, CPUAMX}, AMX: "all", NoWarm: true, Setup: setup}, func(p Progress) {
+		if p.Load != nil {
+			if p.Row != nil {
+				t.Errorf("a load report came with a row")
+			}
+			loads = append(loads, *p.Load)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(loads) == 0 {
+		t.Fatal("the cpu+amx load repacked weights without a word")
+	}
+	last := loads[len(loads)-1]
+	if last.Mode != CPUAMX || last.AMX != "all" || last.Threads != 2 || last.Total <= 0 || last.Done != last.Total {
+		t.Fatalf("last load report %+v", last)
+	}
+	for _, l := range loads {
+		if l.Mode != CPUAMX {
+			t.Fatalf("a %s load, which converts nothing, reported %+v", l.Mode, l)
+		}
 	}
 }

@@ -10,8 +10,11 @@ import (
 	"tilelab/amx"
 	"tilelab/engine/backend"
 	"tilelab/engine/cpu"
+	"tilelab/engine/gguf"
 	"tilelab/engine/placement"
 	"tilelab/engine/pool"
+	"tilelab/engine/synth"
+	"tilelab/engine/tensor"
 )
 
 // A decode step (one token after a prompt) allocates nothing once the first step has sized the arena and the
@@ -94,4 +97,54 @@ func modeName(amxMode string) string {
 		return "CPU"
 	}
 	return "AMX"
+}
+
+func TestLoadReportsTheWeightsABufferTypeConverts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tiny-moe.gguf")
+	if err := synth.WriteFile(path, "tiny-moe", synth.Options{Quant: tensor.Q4_0, Seed: 5}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, mode := range []string{placement.AMXOff, placement.AMXAll} {
+		p := pool.New(2)
+		reg := backend.NewRegistry()
+		if mode != placement.AMXOff {
+			if _, err := amx.Register(reg, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var calls []int64
+		var total int64
+		m, err := Load(f, Options{Placement: placement.Options{AMX: mode}, Registry: reg, Threads: 2, Ctx: 16,
+			Progress: func(done, tot int64) { calls, total = append(calls, done), tot }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var converted int64
+		for i, d := range m.Plan.Decisions {
+			if d.BufferType != "CPU" {
+				converted += f.Tensors[i].Size
+			}
+		}
+		m.Close()
+		p.Close()
+		if mode == placement.AMXOff {
+			if len(calls) != 0 {
+				t.Fatalf("amx=off converts nothing, yet progress was called %d times", len(calls))
+			}
+			continue
+		}
+		if converted == 0 || len(calls) == 0 || total != converted || calls[len(calls)-1] != total {
+			t.Fatalf("amx=all: %d calls ending at %v of %d; the plan converts %d bytes", len(calls), calls[len(calls)-1:], total, converted)
+		}
+		for i := 1; i < len(calls); i++ {
+			if calls[i] <= calls[i-1] {
+				t.Fatalf("progress went from %d to %d", calls[i-1], calls[i])
+			}
+		}
+	}
 }

@@ -34,6 +34,10 @@ type Options struct {
 	Profile  *profile.Recorder // per-op records, nil for none
 	// Reference keeps every CPU op on the float32 reference kernels (for oracle comparisons).
 	Reference bool
+	// Progress, when set, hears how far the weights that a buffer type converts at load (every type but the
+	// plain CPU one: AMX repacks its weights) have come: GGUF bytes done of total, after each such weight. A
+	// 30B model's experts take tens of seconds to repack; a load that converts nothing calls it never.
+	Progress func(done, total int64)
 }
 
 // Model is a loaded model with its KV cache. It is not safe for concurrent use.
@@ -114,7 +118,7 @@ func Load(f *gguf.File, o Options) (*Model, error) {
 	if err := m.setupBackends(o); err != nil {
 		return nil, err
 	}
-	if err := m.loadWeights(f, o.Placement); err != nil {
+	if err := m.loadWeights(f, o.Placement, o.Progress); err != nil {
 		m.Close()
 		return nil, err
 	}
@@ -202,8 +206,9 @@ func (m *Model) setupBackends(o Options) error {
 	return nil
 }
 
-// loadWeights places every tensor of the file and imports it into the chosen buffer type.
-func (m *Model) loadWeights(f *gguf.File, po placement.Options) error {
+// loadWeights places every tensor of the file and imports it into the chosen buffer type, telling progress (when
+// set) about the weights a buffer type converts.
+func (m *Model) loadWeights(f *gguf.File, po placement.Options, progress func(done, total int64)) error {
 	ws := make([]backend.WeightInfo, 0, len(f.Tensors))
 	for _, ti := range f.Tensors {
 		ws = append(ws, placement.Weight(ti.Name, ti.Type, ti.Ne))
@@ -213,6 +218,12 @@ func (m *Model) loadWeights(f *gguf.File, po placement.Options) error {
 		return fmt.Errorf("model: placing weights: %w", err)
 	}
 	m.Plan = plan
+	var done, total int64
+	for i, d := range plan.Decisions {
+		if d.BufferType != cpu.Name {
+			total += f.Tensors[i].Size
+		}
+	}
 	for i, d := range plan.Decisions {
 		ti := &f.Tensors[i]
 		data := f.TensorData(ti)
@@ -231,6 +242,10 @@ func (m *Model) loadWeights(f *gguf.File, po placement.Options) error {
 			return fmt.Errorf("model: importing %s into %s: %w", ti.Name, d.BufferType, err)
 		}
 		m.weights[ti.Name] = t
+		if d.BufferType != cpu.Name && progress != nil {
+			done += ti.Size
+			progress(done, total)
+		}
 	}
 	return nil
 }
