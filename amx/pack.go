@@ -118,56 +118,83 @@ func packInt8(t tensor.DType, data []byte, n, k, e, group int) (*packedInt8, err
 	np, kp, g, groups, _ := int8Sizes(n, k, e, group)
 	p := &packedInt8{Src: t, E: e, N: n, K: k, Np: np, Kp: kp, Group: g, Groups: groups,
 		Q: make([]byte, e*np*kp), WS: make([]float32, e*np*groups), WSum: make([]int32, e*np*groups)}
+	bb := t.BlockBytes()
 	parallelRows(e*n, func(lo, hi int) {
 		var q [32]int8
-		vals := make([]float32, g) // dequantized group, only when requantizing
-		qs := make([]int8, kp)
-		ds := make([]float32, kp/32)
+		qs := make([]int8, kp)       // the row's int8 values, zero past k
+		ds := make([]float32, kp/32) // each block's scale, zero past k
+		mx := make([]float32, kp/32) // each block's largest magnitude: |scale| times its largest |value|
 		for i := lo; i < hi; i++ {
 			ex, r := i/n, i%n
 			row := data[i*rowBytes:]
 			clear(qs)
+			clear(ds)
+			clear(mx)
 			for b := 0; b < k/32; b++ {
-				ds[b] = blockInt8(t, row[b*t.BlockBytes():], &q)
+				d := blockInt8(t, row[b*bb:], &q)
+				m := 0
+				for _, v := range q {
+					m = max(m, abs(int(v)))
+				}
+				ds[b], mx[b] = d, float32(math.Abs(float64(d)))*float32(m)
 				copy(qs[b*32:], q[:])
 			}
 			for gi := 0; gi < groups; gi++ {
+				g0, g1 := gi*g, (gi+1)*g
 				var scale float32
 				if g == 32 {
-					if gi < k/32 {
-						scale = ds[gi]
-					}
+					scale = ds[gi]
 				} else {
-					// Requantize the group to one scale: the largest magnitude maps to 127.
+					// Requantize the group to one scale: the largest magnitude maps to 127. |d·q| is |d|·|q| in
+					// float32 too, and rounding keeps order, so the block maxima give the group's exactly.
 					var amax float32
-					for j := 0; j < g; j++ {
-						kk := gi*g + j
-						v := float32(0)
-						if kk < k {
-							v = ds[kk/32] * float32(qs[kk])
-						}
-						vals[j] = v
-						amax = max(amax, float32(math.Abs(float64(v))))
+					for b := g0 / 32; b < g1/32; b++ {
+						amax = max(amax, mx[b])
 					}
 					scale = amax / 127
-					for j := 0; j < g; j++ {
-						qs[gi*g+j] = 0
-						if scale != 0 {
-							qs[gi*g+j] = int8(math.Round(float64(vals[j] / scale)))
+					switch {
+					case scale == 0:
+						clear(qs[g0:g1])
+					case t == tensor.Q4_0:
+						// A Q4_0 block holds 16 distinct values: requantize those, then look each element up.
+						var lut [16]int8
+						for b := g0 / 32; b < g1/32; b++ {
+							for v := range lut {
+								lut[v] = int8(math.Round(float64(ds[b] * float32(v-8) / scale)))
+							}
+							for j := b * 32; j < b*32+32; j++ {
+								qs[j] = lut[qs[j]+8]
+							}
+						}
+					default:
+						for j := g0; j < g1; j++ {
+							qs[j] = int8(math.Round(float64(ds[j/32] * float32(qs[j]) / scale)))
 						}
 					}
 				}
 				var sum int32
-				for j := gi * g; j < (gi+1)*g; j++ {
-					p.Q[p.qIndex(ex, r, j)] = byte(qs[j])
-					sum += int32(qs[j])
+				for _, v := range qs[g0:g1] {
+					sum += int32(v)
 				}
 				p.WS[p.sIndex(ex, r, gi)] = scale
 				p.WSum[p.sIndex(ex, r, gi)] = sum
 			}
+			// Into the tile layout: four K values of the row together, each next four one 64-byte tile row on.
+			dst := p.Q[p.qIndex(ex, r, 0):]
+			for kk := 0; kk < kp; kk += 4 {
+				o := kk / 4 * 64
+				dst[o], dst[o+1], dst[o+2], dst[o+3] = byte(qs[kk]), byte(qs[kk+1]), byte(qs[kk+2]), byte(qs[kk+3])
+			}
 		}
 	})
 	return p, nil
+}
+
+func abs(v int) int {
+	if v < 0 {
+		return -v
+	}
+	return v
 }
 
 // packBF16 repacks E x N rows of an F16 or BF16 weight into the amx-bf16 layout.
