@@ -210,12 +210,15 @@ func packBF16(t tensor.DType, data []byte, n, k, e int) (*packedBF16, error) {
 	parallelRows(e*n, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			ex, r := i/n, i%n
+			src := data[2*i*k : 2*(i+1)*k]
+			// Into the tile layout: two K values of the row together, each next pair one 64-byte tile row on.
+			dst := p.B[p.bIndex(ex, r, 0):]
 			for j := 0; j < k; j++ {
-				h := binary.LittleEndian.Uint16(data[2*(i*k+j):])
+				h := binary.LittleEndian.Uint16(src[2*j:])
 				if t == tensor.F16 {
 					h = tensor.F32ToBF16(tensor.F16ToF32(h))
 				}
-				binary.LittleEndian.PutUint16(p.B[p.bIndex(ex, r, j):], h)
+				binary.LittleEndian.PutUint16(dst[j/2*64+j%2*2:], h)
 			}
 		}
 	})

@@ -1,6 +1,8 @@
 package amx
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"testing"
@@ -85,6 +87,39 @@ func TestPackInt8MatchesTheElementByElementPacking(t *testing.T) {
 					}
 				}
 			})
+		}
+	}
+}
+
+// packBF16Ref is packBF16 as first written, indexing the layout per element.
+func packBF16Ref(t tensor.DType, data []byte, n, k, e int) *packedBF16 {
+	np, kp, _ := bf16Sizes(n, k, e)
+	p := &packedBF16{Src: t, E: e, N: n, K: k, Np: np, Kp: kp, B: make([]byte, 2*e*np*kp)}
+	for i := 0; i < e*n; i++ {
+		ex, r := i/n, i%n
+		for j := 0; j < k; j++ {
+			h := binary.LittleEndian.Uint16(data[2*(i*k+j):])
+			if t == tensor.F16 {
+				h = tensor.F32ToBF16(tensor.F16ToF32(h))
+			}
+			binary.LittleEndian.PutUint16(p.B[p.bIndex(ex, r, j):], h)
+		}
+	}
+	return p
+}
+
+func TestPackBF16MatchesTheElementByElementPacking(t *testing.T) {
+	for _, typ := range []tensor.DType{tensor.F16, tensor.BF16} {
+		for _, c := range []struct{ k, n, e int }{{32, 16, 1}, {96, 20, 2}, {100, 33, 1}, {512, 70, 3}} {
+			w := RandomWeight(typ, c.k, c.n, c.e, rng(uint64(c.k*c.n)))
+			got, err := packBF16(typ, w.Data, c.n, c.k, c.e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := packBF16Ref(typ, w.Data, c.n, c.k, c.e)
+			if !bytes.Equal(got.B, want.B) {
+				t.Fatalf("%s k=%d n=%d e=%d: the packings differ", typ, c.k, c.n, c.e)
+			}
 		}
 	}
 }
