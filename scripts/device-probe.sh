@@ -12,9 +12,11 @@ T=${THREADS:-16}
 {
 	lscpu | head -20
 	echo "amx_tile CPUs: $(grep -c amx_tile /proc/cpuinfo)"
+	# A CPU quota starves a pool of 16 spinning workers (cgroup v2 cpu.max, or v1 cfs quota/period).
+	echo "cpu quota: $(cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo "$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null) / $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us 2>/dev/null)")"
 	nvidia-smi -L 2>&1
 	echo "THP: $(cat /sys/kernel/mm/transparent_hugepage/enabled) defrag: $(cat /sys/kernel/mm/transparent_hugepage/defrag)"
-	echo "cgroup cpu.max: $(cat /sys/fs/cgroup/cpu.max 2>&1), nproc $(nproc)"
+	echo "nproc $(nproc)"
 } | tee "$W/machine.txt"
 export HOME=${HOME:-/tmp}
 for q in q4_0 q8_0; do

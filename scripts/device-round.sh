@@ -42,6 +42,8 @@ run)
 	{
 		lscpu | head -20
 		echo "amx_tile CPUs: $(grep -c amx_tile /proc/cpuinfo)"
+	# A CPU quota starves a pool of 16 spinning workers (cgroup v2 cpu.max, or v1 cfs quota/period).
+	echo "cpu quota: $(cat /sys/fs/cgroup/cpu.max 2>/dev/null || echo "$(cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us 2>/dev/null) / $(cat /sys/fs/cgroup/cpu/cpu.cfs_period_us 2>/dev/null)")"
 		nvidia-smi -L 2>&1
 	} | tee "$OUT/machine.txt"
 	export HOME=${HOME:-/tmp} # the AMX calibration and the synth cache live under the user's cache folder
