@@ -23,7 +23,10 @@ type Pool struct {
 	n     int
 	start []chan struct{}
 	state []atomic.Int32 // per worker: awake (polling or working) or parked (waiting on start)
-	spin  bool           // workers poll between jobs; only when each can have its own OS thread (GOMAXPROCS ≥ n)
+	// spin: workers poll between jobs, only while each can have its own OS thread (GOMAXPROCS ≥ n). Run checks
+	// it again every time: Go lowers GOMAXPROCS when the process's CPU quota or affinity shrinks, and workers that
+	// keep spinning on fewer CPUs than they are leave the one holding a chunk waiting for a time slice at every op.
+	spin atomic.Bool
 
 	// The job in flight, set by Run before it publishes a new generation.
 	chunks   int64
@@ -53,7 +56,8 @@ func New(n int) *Pool {
 	if n <= 0 {
 		n = DefaultThreads()
 	}
-	p := &Pool{n: n, start: make([]chan struct{}, n), state: make([]atomic.Int32, n), spin: n <= runtime.GOMAXPROCS(0)}
+	p := &Pool{n: n, start: make([]chan struct{}, n), state: make([]atomic.Int32, n)}
+	p.spin.Store(n <= runtime.GOMAXPROCS(0))
 	for w := 1; w < n; w++ {
 		p.start[w] = make(chan struct{}, 1)
 		go p.worker(w)
@@ -88,7 +92,7 @@ func (p *Pool) await(w int, seen uint64) (uint64, bool) {
 	// Polling is a plain loop on one atomic: runtime.Gosched here would make every idle worker queue on the
 	// scheduler's lock. The Go runtime preempts the loop if the GC needs it.
 	deadline := time.Now().Add(spinFor)
-	for i := 0; p.spin; i++ {
+	for i := 0; p.spin.Load(); i++ {
 		if g := p.gen.Load(); g != seen {
 			return g, true
 		}
@@ -156,6 +160,10 @@ func (p *Pool) RunJob(chunks int, job Job) {
 		}
 		return
 	}
+	spin := p.n <= runtime.GOMAXPROCS(0)
+	if spin != p.spin.Load() {
+		p.spin.Store(spin)
+	}
 	p.job, p.chunks = job, int64(chunks)
 	p.sections++
 	p.next.Store(0)
@@ -168,7 +176,7 @@ func (p *Pool) RunJob(chunks int, job Job) {
 	}
 	p.claim(0)
 	for i := 0; p.pending.Load() != 0; i++ {
-		if !p.spin || i%256 == 255 {
+		if !spin || i%256 == 255 {
 			runtime.Gosched()
 		} else if pauseSpin {
 			pause()
@@ -186,9 +194,9 @@ func (p *Pool) Sections() uint64 { return p.sections }
 // all, so a decode step that parks is paying for it on every op.
 func (p *Pool) Parks() uint64 { return p.parks.Load() }
 
-// Spinning reports whether idle workers poll for the next job (New found a CPU of GOMAXPROCS for each worker)
-// rather than sleep until Run wakes them.
-func (p *Pool) Spinning() bool { return p.spin }
+// Spinning reports whether idle workers poll for the next job (the last Run, or New, found a CPU of GOMAXPROCS for
+// each worker) rather than sleep until Run wakes them.
+func (p *Pool) Spinning() bool { return p.spin.Load() }
 
 // Close stops the workers. The pool must not be used afterwards.
 func (p *Pool) Close() {

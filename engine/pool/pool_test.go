@@ -118,3 +118,38 @@ func TestRunJobAllocatesNothingAndRunsEveryChunkOnce(t *testing.T) {
 		})
 	}
 }
+
+// Go lowers GOMAXPROCS when the process's CPU quota or affinity shrinks: the pool must stop spinning then (workers
+// polling on fewer CPUs than they are leave the one holding a chunk waiting for a time slice) and spin again when
+// the CPUs come back, doing every chunk once throughout.
+func TestThePoolStopsSpinningWhenGOMAXPROCSDropsBelowItsWorkers(t *testing.T) {
+	procs := runtime.GOMAXPROCS(0)
+	if procs < 2 {
+		t.Skip("needs GOMAXPROCS of at least 2 to lower it")
+	}
+	defer runtime.GOMAXPROCS(procs)
+	p := New(procs)
+	defer p.Close()
+	run := func() {
+		var done atomic.Int32
+		p.Run(64, func(int, int) { done.Add(1) })
+		if done.Load() != 64 {
+			t.Fatalf("%d of 64 chunks ran", done.Load())
+		}
+	}
+	run()
+	if !p.Spinning() {
+		t.Fatalf("%d workers on GOMAXPROCS %d do not spin", procs, procs)
+	}
+	runtime.GOMAXPROCS(procs - 1)
+	run()
+	if p.Spinning() {
+		t.Fatalf("%d workers still spin on GOMAXPROCS %d", procs, procs-1)
+	}
+	run()
+	runtime.GOMAXPROCS(procs)
+	run()
+	if !p.Spinning() {
+		t.Fatal("the pool did not spin again once GOMAXPROCS came back")
+	}
+}
