@@ -140,7 +140,10 @@ type Row struct {
 	// CPUs is the CPUs the process kept busy during the repetitions, on average (its CPU time over their wall
 	// time): about Threads when the workers got their CPUs.
 	CPUs float64 `json:"cpus_used,omitempty"`
-	// Warning says why the timings may mislead (a process short of CPU); "" when nothing was noticed.
+	// MajorFaults counts the page faults of the repetitions that read from disk (weights not in the page cache).
+	MajorFaults int64 `json:"major_faults,omitempty"`
+	// Warning says why the timings may mislead (a process short of CPU, weights read from disk); "" when nothing
+	// was noticed.
 	Warning string `json:"warning,omitempty"`
 }
 
@@ -461,12 +464,13 @@ func runInstance(ctx context.Context, cfg Config, f *gguf.File, info modelInfo, 
 		}
 		var cpuTime, wall time.Duration
 		for rep := 1; rep <= cfg.Reps; rep++ {
-			c0 := processCPU()
+			c0, f0 := processUsage()
 			d, err := run(false)
-			if c1 := processCPU(); c0 > 0 && err == nil {
+			if c1, f1 := processUsage(); c0 > 0 && err == nil {
 				cpuTime, wall = cpuTime+c1-c0, wall+d
 				row.CPUs = cpuTime.Seconds() / wall.Seconds()
-				row.Warning = shortOfCPU(row.Threads, row.CPUs)
+				row.MajorFaults += f1 - f0
+				row.Warning = strings.Join(nonEmpty(shortOfCPU(row.Threads, row.CPUs), readFromDisk(row.MajorFaults)), "; ")
 			}
 			if m.Sched.Profile != nil {
 				m.Sched.Profile = nil
@@ -537,4 +541,15 @@ func meanSD(at func(int) float64, n int) (mean, sd float64) {
 		ss += d * d
 	}
 	return mean, math.Sqrt(ss / float64(n-1))
+}
+
+// nonEmpty keeps the non-empty strings.
+func nonEmpty(ss ...string) []string {
+	var out []string
+	for _, s := range ss {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }

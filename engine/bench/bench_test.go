@@ -296,7 +296,8 @@ func TestMarkdownAndCSVCarryTheWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	head, row := recs[0], recs[1]
-	if head[len(head)-2] != "cpus_used" || row[len(row)-2] != "1.40" || !strings.HasPrefix(row[len(row)-1], "the process got") {
+	if head[len(head)-3] != "cpus_used" || row[len(row)-3] != "1.40" || head[len(head)-2] != "major_faults" ||
+		!strings.HasPrefix(row[len(row)-1], "the process got") {
 		t.Fatalf("csv: %v / %v", head, row)
 	}
 }
@@ -335,5 +336,18 @@ func TestALoadThatConvertsWeightsReportsItsProgress(t *testing.T) {
 		if l.Mode != CPUAMX {
 			t.Fatalf("a %s load, which converts nothing, reported %+v", l.Mode, l)
 		}
+	}
+}
+
+func TestReadFromDiskWarnsOnMajorFaultsOnly(t *testing.T) {
+	if got := readFromDisk(0); got != "" {
+		t.Fatalf("no faults, yet %q", got)
+	}
+	if got := readFromDisk(1234); !strings.HasPrefix(got, "1234 major page faults") || !strings.Contains(got, "page cache") {
+		t.Fatalf("got %q", got)
+	}
+	both := strings.Join(nonEmpty(shortOfCPU(16, 1.4), "", readFromDisk(7)), "; ")
+	if !strings.Contains(both, "1.4 of the 16 CPUs") || !strings.Contains(both, "; 7 major page faults") {
+		t.Fatalf("combined warning %q", both)
 	}
 }
