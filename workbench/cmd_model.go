@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tilelab/amx"
+	"tilelab/engine/bench"
 	"tilelab/engine/model"
 	"tilelab/engine/placement"
 	"tilelab/engine/profile"
@@ -399,6 +400,7 @@ func runProfile(c *ctxCall) error {
 	defer func() { l.m.Sched.Profile = nil; l.m.Reset() }()
 	l.m.Reset()
 	start := time.Now()
+	_, faults0 := bench.ProcessUsage()
 	what := ""
 	var stopErr error
 	kept, finished := 0, tg // records of whole tokens, and how many tokens finished
@@ -442,6 +444,7 @@ func runProfile(c *ctxCall) error {
 		}
 	}
 	wall := time.Since(start)
+	_, faults1 := bench.ProcessUsage()
 	if stopErr != nil && finished == 0 && pp == 0 {
 		return stopErr // nothing measured
 	}
@@ -495,6 +498,9 @@ func runProfile(c *ctxCall) error {
 	}
 	if stopErr != nil {
 		t.Note("interrupted: %d of %d generated tokens measured", finished, tg)
+	}
+	if w := bench.ReadFromDisk(faults1 - faults0); w != "" {
+		t.Note("warning: %s", w)
 	}
 	c.emit(&Record{Tables: []*result.Table{t}, Charts: charts, Raw: rec.Records, Context: map[string]any{"model": modelInfo{l}}, Partial: stopErr != nil})
 	return stopErr

@@ -464,13 +464,13 @@ func runInstance(ctx context.Context, cfg Config, f *gguf.File, info modelInfo, 
 		}
 		var cpuTime, wall time.Duration
 		for rep := 1; rep <= cfg.Reps; rep++ {
-			c0, f0 := processUsage()
+			c0, f0 := ProcessUsage()
 			d, err := run(false)
-			if c1, f1 := processUsage(); c0 > 0 && err == nil {
+			if c1, f1 := ProcessUsage(); c0 > 0 && err == nil {
 				cpuTime, wall = cpuTime+c1-c0, wall+d
 				row.CPUs = cpuTime.Seconds() / wall.Seconds()
 				row.MajorFaults += f1 - f0
-				row.Warning = strings.Join(nonEmpty(shortOfCPU(row.Threads, row.CPUs), readFromDisk(row.MajorFaults)), "; ")
+				row.Warning = strings.Join(nonEmpty(shortOfCPU(row.Threads, row.CPUs), ReadFromDisk(row.MajorFaults)), "; ")
 			}
 			if m.Sched.Profile != nil {
 				m.Sched.Profile = nil

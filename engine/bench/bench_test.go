@@ -340,13 +340,13 @@ func TestALoadThatConvertsWeightsReportsItsProgress(t *testing.T) {
 }
 
 func TestReadFromDiskWarnsOnMajorFaultsOnly(t *testing.T) {
-	if got := readFromDisk(0); got != "" {
+	if got := ReadFromDisk(0); got != "" {
 		t.Fatalf("no faults, yet %q", got)
 	}
-	if got := readFromDisk(1234); !strings.HasPrefix(got, "1234 major page faults") || !strings.Contains(got, "page cache") {
+	if got := ReadFromDisk(1234); !strings.HasPrefix(got, "1234 major page faults") || !strings.Contains(got, "page cache") {
 		t.Fatalf("got %q", got)
 	}
-	both := strings.Join(nonEmpty(shortOfCPU(16, 1.4), "", readFromDisk(7)), "; ")
+	both := strings.Join(nonEmpty(shortOfCPU(16, 1.4), "", ReadFromDisk(7)), "; ")
 	if !strings.Contains(both, "1.4 of the 16 CPUs") || !strings.Contains(both, "; 7 major page faults") {
 		t.Fatalf("combined warning %q", both)
 	}

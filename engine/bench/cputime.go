@@ -7,9 +7,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// processUsage is the CPU time (user and system) this process has used so far and the major page faults it has
+// ProcessUsage is the CPU time (user and system) this process has used so far and the major page faults it has
 // taken (pages read from disk), or zeros where the OS will not say.
-func processUsage() (cpu time.Duration, majorFaults int64) {
+func ProcessUsage() (cpu time.Duration, majorFaults int64) {
 	var ru unix.Rusage
 	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
 		return 0, 0
@@ -17,13 +17,13 @@ func processUsage() (cpu time.Duration, majorFaults int64) {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), ru.Majflt
 }
 
-// readFromDisk says, for a row whose repetitions took faults major page faults, that its timings include reading
+// ReadFromDisk says, for a measurement that took faults major page faults, that its timings include reading
 // weights from disk: a mapped model not (or no longer) in the page cache. It returns "" for none.
-func readFromDisk(faults int64) string {
+func ReadFromDisk(faults int64) string {
 	if faults <= 0 {
 		return ""
 	}
-	return fmt.Sprintf("%d major page faults during the repetitions: weights were read from disk (the file not in the "+
+	return fmt.Sprintf("%d major page faults while measuring: weights were read from disk (the file not in the "+
 		"page cache), so these timings include that I/O", faults)
 }
 
