@@ -190,7 +190,8 @@ func (jb *attnRefJob) Chunk(c, wk int) {
 
 // attentionFast runs each KV head's attention for a block of tokens as two matrix products on simd's float
 // kernels: the block's query rows (every query head of the group, pre-scaled) against the head's keys, a masked
-// softmax, then the probabilities against the head's values, copied to a contiguous [D, visible] block.
+// softmax, then the probabilities against the head's values, read in place (the V cache's rows are positions of
+// one dimension; the product takes the visible part of each, a row stride apart).
 func (b *Backend) attentionFast(s *attnShapes) (string, error) {
 	// Enough blocks to keep every worker busy, but blocks of several tokens so each product has rows to share.
 	per := max(1, min(64, (s.m*s.hkv+4*b.pool.Threads()-1)/(4*b.pool.Threads())))
@@ -203,14 +204,14 @@ func (b *Backend) attentionFast(s *attnShapes) (string, error) {
 }
 
 // attnScratch is the floats a worker of attentionFast needs for blocks of up to rows query rows seeing up to n
-// positions: queries, outputs, scores and one KV head's values transposed. A decode step (one token) asks for the
-// whole cache's worth, so that the scratch does not grow token by token as the context fills; the last position
-// of the context needs that much anyway.
+// positions: queries, outputs and scores. A decode step (one token) asks for the whole cache's worth, so that the
+// scratch does not grow token by token as the context fills; the last position of the context needs that much
+// anyway.
 func attnScratch(s *attnShapes, rows, n int) int {
 	if s.m == 1 {
 		n = s.ctxK
 	}
-	return 2*rows*s.d + rows*n + s.d*n
+	return 2*rows*s.d + rows*n
 }
 
 // attnFastJob's chunks are a KV head and a block of tokens.
@@ -229,9 +230,9 @@ func (jb *attnFastJob) Chunk(c, wk int) {
 	g, t0 := c%s.hkv, (jb.blocks-1-c/s.hkv)*per
 	t1 := min(s.m, t0+per)
 	rows, n := (t1-t0)*group, s.visible(t1-1)
-	buf := jb.b.workerBuf(wk, 2*rows*s.d+rows*n+s.d*n)
+	buf := jb.b.workerBuf(wk, 2*rows*s.d+rows*n)
 	q, out := buf[:rows*s.d], buf[rows*s.d:2*rows*s.d]
-	scores, vt := buf[2*rows*s.d:2*rows*s.d+rows*n], buf[2*rows*s.d+rows*n:2*rows*s.d+rows*n+s.d*n]
+	scores := buf[2*rows*s.d : 2*rows*s.d+rows*n]
 	for i := 0; i < rows; i++ {
 		t, h := t0+i/group, g*group+i%group
 		src := s.q[(t*s.hq+h)*s.d : (t*s.hq+h+1)*s.d]
@@ -249,10 +250,8 @@ func (jb *attnFastJob) Chunk(c, wk int) {
 		jb.fe.set(simd.Softmax(row[:vis], row[:vis]))
 		clear(row[vis:])
 	}
-	for k := 0; k < s.d; k++ {
-		copy(vt[k*n:(k+1)*n], s.vc[(g*s.d+k)*s.ctxV:])
-	}
-	if err := simdMatMulF(tensor.F32, floatBytes(vt), n, scores, rows, out, s.d, 0, s.d); err != nil {
+	values := s.vc[g*s.d*s.ctxV : ((g+1)*s.d-1)*s.ctxV+n]
+	if err := simdMatMulFStrided(tensor.F32, floatBytes(values), n, 4*s.ctxV, scores, rows, out, s.d, 0, s.d); err != nil {
 		jb.fe.set(err)
 		return
 	}

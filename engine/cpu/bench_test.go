@@ -104,10 +104,11 @@ func BenchmarkPoolRun(b *testing.B) {
 // BenchmarkAttentionDecode times one decode step's attention (one token over a filled cache) at Qwen3-30B-A3B's
 // head shape, on all cores.
 func BenchmarkAttentionDecode(b *testing.B) {
-	const d, hq, hkv, ctx = 128, 32, 4, 512
+	const d, hq, hkv = 128, 32, 4
 	p := pool.New(0)
 	defer p.Close()
-	for _, past := range []int{64, 500} {
+	for _, c := range []struct{ ctx, past int }{{512, 64}, {512, 500}, {4096, 4000}} {
+		ctx, past := c.ctx, c.past
 		b.Run(fmt.Sprintf("past=%d", past), func(b *testing.B) {
 			rng := rand.New(rand.NewPCG(2, 2))
 			kc, vc := randF32(rng, d*hkv*ctx), randF32(rng, d*hkv*ctx)
@@ -119,6 +120,7 @@ func BenchmarkAttentionDecode(b *testing.B) {
 				Src:    []*graph.Tensor{f32Tensor("q", randF32(rng, d*hq), d, hq, 1), kw, vw},
 				Params: graph.Params{HeadsKV: hkv, HeadDim: d, Causal: true, NPast: past}}
 			be := New(p, Options{})
+			b.SetBytes(int64(2 * 4 * d * hkv * n)) // the visible keys and values
 			for b.Loop() {
 				if _, err := be.Compute(op); err != nil {
 					b.Fatal(err)

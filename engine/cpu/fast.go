@@ -14,6 +14,8 @@ var (
 	quantizeQ8  = simd.QuantizeQ8_0
 	simdMatMul  = simd.MatMul
 	simdMatMulF = simd.MatMulF
+	// simdMatMulFStrided is MatMulF over rows a stride apart (attention's values, read in the cache).
+	simdMatMulFStrided = simd.MatMulFStrided
 )
 
 // The output rows one chunk of a fast matrix product covers: small enough that every worker gets many chunks

@@ -49,7 +49,7 @@ func (ts tileSet) family(name string) kernels {
 				tiles(ts.q8, ts.edge, 34, w, k, a, m, dst, n, n0, n1)
 			}
 		},
-		mmF: func(wt tensor.DType, w []byte, k int, x []float32, m int, dst []float32, n, n0, n1 int) {
+		mmF: func(wt tensor.DType, w []byte, k, ws int, x []float32, m int, dst []float32, n, n0, n1 int) {
 			tab := ts.f32
 			switch wt {
 			case tensor.F16:
@@ -57,7 +57,7 @@ func (ts tileSet) family(name string) kernels {
 			case tensor.BF16:
 				tab = ts.bf16
 			}
-			floatTiles(tab, ts.edge, ts.step, wt, w, k, x, m, dst, n, n0, n1)
+			floatTiles(tab, ts.edge, ts.step, wt, w, k, ws, x, m, dst, n, n0, n1)
 		},
 		quant:   quantizeQ8Generic,
 		softmax: softmaxGeneric,
@@ -208,13 +208,13 @@ func prepTilesBuf(buf *byte, q8 bool, w []byte, k int, a []byte, m int, dst []fl
 }
 
 // floatTiles runs the float tiles over the whole vector steps of k and finishes the last k%step elements in Go.
-func floatTiles(tab *[4][4]tileFunc, edge, step int, wt tensor.DType, w []byte, k int, x []float32, m int, dst []float32, n, n0, n1 int) {
+func floatTiles(tab *[4][4]tileFunc, edge, step int, wt tensor.DType, w []byte, k, wr int, x []float32, m int, dst []float32, n, n0, n1 int) {
 	steps := k / step
 	if steps == 0 {
-		matMulFGeneric(wt, w, k, x, m, dst, n, n0, n1)
+		matMulFGeneric(wt, w, k, wr, x, m, dst, n, n0, n1)
 		return
 	}
-	wr := wt.RowBytes(k)
+	rb := wt.RowBytes(k)
 	for j := n0; j < n1; j += edge {
 		rn := min(edge, n1-j)
 		for i := 0; i < m; i += edge {
@@ -226,7 +226,7 @@ func floatTiles(tab *[4][4]tileFunc, edge, step int, wt tensor.DType, w []byte, 
 		for i := 0; i < m; i++ {
 			xs := x[i*k : i*k+k]
 			for j := n0; j < n1; j++ {
-				dst[i*n+j] += dotFTail(wt, w[j*wr:j*wr+wr], xs, tail)
+				dst[i*n+j] += dotFTail(wt, w[j*wr:j*wr+rb], xs, tail)
 			}
 		}
 	}

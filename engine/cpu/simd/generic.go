@@ -92,12 +92,12 @@ func weightF(wt tensor.DType, row []byte, e int) float32 {
 	return math.Float32frombits(binary.LittleEndian.Uint32(row[4*e:]))
 }
 
-func matMulFGeneric(wt tensor.DType, w []byte, k int, x []float32, m int, dst []float32, n, n0, n1 int) {
+func matMulFGeneric(wt tensor.DType, w []byte, k, ws int, x []float32, m int, dst []float32, n, n0, n1 int) {
 	rb := wt.RowBytes(k)
 	for i := 0; i < m; i++ {
 		xs := x[i*k : i*k+k]
 		for j := n0; j < n1; j++ {
-			dst[i*n+j] = dotFTail(wt, w[j*rb:j*rb+rb], xs, 0)
+			dst[i*n+j] = dotFTail(wt, w[j*ws:j*ws+rb], xs, 0)
 		}
 	}
 }

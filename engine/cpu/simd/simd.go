@@ -46,8 +46,8 @@ type kernels struct {
 	// mm computes rows [0,m) × columns [n0,n1) of a quantized product; arguments already checked.
 	mmQ4 func(w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int)
 	mmQ8 func(w []byte, k int, a []byte, m int, dst []float32, n, n0, n1 int)
-	// mmF computes the same for float weights of the given type.
-	mmF func(wt tensor.DType, w []byte, k int, x []float32, m int, dst []float32, n, n0, n1 int)
+	// mmF computes the same for float weights of the given type whose rows start ws bytes apart.
+	mmF func(wt tensor.DType, w []byte, k, ws int, x []float32, m int, dst []float32, n, n0, n1 int)
 	// quant quantizes whole rows of blocks.
 	quant func(dst []byte, x []float32)
 	// softmax computes one row (non-empty, lengths equal); swiglu computes silu(g)·u, or silu(g) for u nil.
@@ -139,14 +139,24 @@ func MatMul(wt tensor.DType, w []byte, k int, a []byte, m int, dst []float32, n,
 // MatMulF computes dst[i*n + j] = Σk W[j][k]·X[i][k] for i in [0,m), j in [n0,n1), for weights of type wt (F32, F16
 // or BF16; n rows of k elements, little-endian) and float32 activations X (m rows of k).
 func MatMulF(wt tensor.DType, w []byte, k int, x []float32, m int, dst []float32, n, n0, n1 int) error {
+	return MatMulFStrided(wt, w, k, wt.RowBytes(k), x, m, dst, n, n0, n1)
+}
+
+// MatMulFStrided is MatMulF over weight rows that start stride bytes apart (stride at least a row's bytes): the
+// first k elements of each row of a wider matrix, such as the visible positions of a KV cache's rows, without
+// copying them out.
+func MatMulFStrided(wt tensor.DType, w []byte, k, stride int, x []float32, m int, dst []float32, n, n0, n1 int) error {
 	if !SupportsF(wt) {
 		return fmt.Errorf("simd: MatMulF: weight type %v is not supported (f32, f16 and bf16 are)", wt)
 	}
 	if err := checkShape("MatMulF", k, m, n, n0, n1, len(dst)); err != nil {
 		return err
 	}
-	if need := n * wt.RowBytes(k); len(w) < need {
-		return fmt.Errorf("simd: MatMulF: weights hold %d bytes, %d rows of %d %v elements need %d", len(w), n, k, wt, need)
+	if stride < wt.RowBytes(k) {
+		return fmt.Errorf("simd: MatMulF: rows %d bytes apart cannot hold %d %v elements", stride, k, wt)
+	}
+	if need := (n-1)*stride + wt.RowBytes(k); n > 0 && len(w) < need {
+		return fmt.Errorf("simd: MatMulF: weights hold %d bytes, %d rows of %d %v elements %d bytes apart need %d", len(w), n, k, wt, stride, need)
 	}
 	if len(x) < m*k {
 		return fmt.Errorf("simd: MatMulF: activations hold %d values, %d rows of %d need %d", len(x), m, k, m*k)
@@ -154,7 +164,7 @@ func MatMulF(wt tensor.DType, w []byte, k int, x []float32, m int, dst []float32
 	if n0 == n1 || m == 0 {
 		return nil
 	}
-	impl.mmF(wt, w, k, x, m, dst, n, n0, n1)
+	impl.mmF(wt, w, k, stride, x, m, dst, n, n0, n1)
 	return nil
 }
 

@@ -475,3 +475,45 @@ func FuzzQuantizeQ8Parity(f *testing.F) {
 		}
 	})
 }
+
+// MatMulFStrided reads the first k elements of rows that start stride bytes apart: it must give exactly MatMulF's
+// result on those elements copied out, in every family, including k with a tail the vector kernels leave.
+func TestMatMulFStridedEqualsTheProductOfTheCompactedRows(t *testing.T) {
+	for _, wt := range []tensor.DType{tensor.F32, tensor.F16, tensor.BF16} {
+		for _, fam := range families() {
+			for _, c := range mmFCases {
+				t.Run(fmt.Sprintf("%s %v %v", fam.name, wt, c), func(t *testing.T) {
+					defer use(fam)()
+					r := rand.New(rand.NewPCG(7, uint64(c.k)))
+					wide := c.k + 1 + r.IntN(20) // each row is longer than the product reads
+					w := randWeights(r, wt, c.n, wide)
+					rb, sb := wt.RowBytes(c.k), wt.RowBytes(wide)
+					compact := make([]byte, 0, c.n*rb)
+					for j := 0; j < c.n; j++ {
+						compact = append(compact, w[j*sb:j*sb+rb]...)
+					}
+					x := randFloats(r, c.m*c.k)
+					got, want := make([]float32, c.m*c.n), make([]float32, c.m*c.n)
+					if err := MatMulFStrided(wt, w, c.k, sb, x, c.m, got, c.n, c.n0, c.n1); err != nil {
+						t.Fatal(err)
+					}
+					if err := MatMulF(wt, compact, c.k, x, c.m, want, c.n, c.n0, c.n1); err != nil {
+						t.Fatal(err)
+					}
+					for i := range want {
+						if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+							t.Fatalf("dst[%d] = %v strided, %v compacted", i, got[i], want[i])
+						}
+					}
+				})
+			}
+		}
+	}
+	w, x, dst := make([]byte, 4*10), make([]float32, 4), make([]float32, 2)
+	if err := MatMulFStrided(tensor.F32, w, 4, 8, x, 1, dst, 2, 0, 2); err == nil || !strings.Contains(err.Error(), "8 bytes apart cannot hold 4") {
+		t.Fatalf("a stride shorter than a row: %v", err)
+	}
+	if err := MatMulFStrided(tensor.F32, w, 4, 32, x, 1, dst, 2, 0, 2); err == nil || !strings.Contains(err.Error(), "need 48") {
+		t.Fatalf("rows past the end of the weights: %v", err)
+	}
+}
