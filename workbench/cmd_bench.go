@@ -7,6 +7,7 @@ import (
 
 	"tilelab/engine/bench"
 	"tilelab/engine/bench/hw"
+	"tilelab/engine/tensor"
 	"tilelab/workbench/result"
 )
 
@@ -33,7 +34,11 @@ func runBench(c *ctxCall) error {
 		NGL:     c.Ints("ngl"),
 		NoWarm:  c.s.settings.Warmup == 0,
 		Seed:    uint64(c.s.settings.Seed),
+		KV:      l.m.KV,
 		Setup:   hw.Setup,
+	}
+	if c.Has("kv") {
+		cfg.KV, _ = tensor.ParseDType(c.Str("kv")) // the spec allows f32 and f16 only
 	}
 	if len(cfg.Threads) == 0 {
 		cfg.Threads = []int{c.s.settings.Threads}
@@ -90,7 +95,7 @@ func runBench(c *ctxCall) error {
 		return runErr
 	}
 	t, ch := benchTables(l.name, res)
-	t.Note("%s", hw.Describe())
+	t.Note("%s; KV cache %s", hw.Describe(), cfg.KV)
 	rec := &Record{Tables: []*result.Table{t}, Charts: []*result.Chart{ch}, Raw: res, Context: map[string]any{"model": modelInfo{l}}}
 	if runErr != nil {
 		rec.Partial = true

@@ -158,7 +158,7 @@ func runCheck(c *ctxCall) error {
 			continue
 		}
 		scan := &nanScan{}
-		m, p, ab, err := place(l.file, o, l.threads, len(tokens)+1, len(tokens), false, func(b backend.Backend) backend.Backend {
+		m, p, ab, err := place(l.file, o, l.threads, len(tokens)+1, len(tokens), l.m.KV, false, func(b backend.Backend) backend.Backend {
 			return scanBackend{b, scan}
 		}, nil)
 		if err != nil {

@@ -33,6 +33,9 @@ func fraction(v lang.Value) error {
 	return nil
 }
 
+// kvTypes are the KV cache element types a model can keep.
+var kvTypes = []string{"f32", "f16"}
+
 func engineSpecs() []*command {
 	model := lang.Param{Name: "model", Kind: lang.String, Positional: true, Doc: "a loaded model's name (default: the last loaded)"}
 	return []*command{
@@ -62,6 +65,7 @@ func engineSpecs() []*command {
 				{Name: "threads", Kind: lang.Int, Doc: "worker threads (default: set threads=)", Check: positive},
 				{Name: "ctx", Kind: lang.Int, Default: "2048", Doc: "context length (KV cache size)", Check: positive},
 				{Name: "batch", Kind: lang.Int, Default: "512", Doc: "largest batch of tokens per forward pass", Check: positive},
+				{Name: "kv", Kind: lang.Enum, Default: "f32", Allowed: kvTypes, Doc: "the KV cache's element type (f16: half the bytes, llama.cpp's default)"},
 			},
 		}},
 		{group: "models", spec: &lang.Spec{
@@ -139,6 +143,7 @@ func engineSpecs() []*command {
 				{Name: "ngl", Kind: lang.Int, Default: "12", Doc: "GPU layers of the +gpu modes", Check: atLeast(0)},
 				{Name: "threads", Kind: lang.Int, List: true, Doc: "worker threads (default: set threads=)", Check: positive},
 				{Name: "reps", Kind: lang.Int, Doc: "repetitions (default: set reps=)", Check: positive},
+				{Name: "kv", Kind: lang.Enum, Allowed: kvTypes, Doc: "the KV cache's element type (default: the model's, from load kv=)"},
 			},
 		}},
 		{group: "timing", spec: &lang.Spec{

@@ -15,6 +15,7 @@ import (
 	"tilelab/engine/model"
 	"tilelab/engine/placement"
 	"tilelab/engine/profile"
+	"tilelab/engine/tensor"
 	"tilelab/engine/tokenizer"
 	"tilelab/workbench/result"
 )
@@ -77,7 +78,8 @@ func runLoad(c *ctxCall) error {
 	start := time.Now()
 	// A progress line only for a load that converts weights (AMX repacking: tens of seconds for a 30B model).
 	var prog *progress
-	m, p, ab, err := place(ref, o, threads, c.Int("ctx"), c.Int("batch"), false, nil, func(done, total int64) {
+	kv, _ := tensor.ParseDType(c.Str("kv")) // the spec allows f32 and f16 only
+	m, p, ab, err := place(ref, o, threads, c.Int("ctx"), c.Int("batch"), kv, false, nil, func(done, total int64) {
 		if prog == nil {
 			prog = c.progress("load " + name)
 		}

@@ -21,6 +21,7 @@ import (
 	"tilelab/engine/model"
 	"tilelab/engine/placement"
 	"tilelab/engine/pool"
+	"tilelab/engine/tensor"
 	"tilelab/engine/tokenizer"
 	"tilelab/workbench/lang"
 )
@@ -160,7 +161,7 @@ func (ms *modelSet) close(l *loaded) {
 //
 // wrap, when set, wraps every backend (check uses it to scan each op's output); onLoad, when set, hears how far
 // the weights a buffer type converts have come (model.Options.Progress).
-func place(r *fileRef, o placement.Options, threads, ctx, batch int, reference bool, wrap func(backend.Backend) backend.Backend,
+func place(r *fileRef, o placement.Options, threads, ctx, batch int, kv tensor.DType, reference bool, wrap func(backend.Backend) backend.Backend,
 	onLoad func(done, total int64)) (*model.Model, *pool.Pool, *amx.Backend, error) {
 	if err := o.Validate(); err != nil {
 		return nil, nil, nil, err
@@ -173,7 +174,7 @@ func place(r *fileRef, o placement.Options, threads, ctx, batch int, reference b
 	}
 	// Vocabulary 1: only the attention shapes matter here, and ReadHyper refuses an empty one.
 	if h, err := model.ReadHyper(r.f, 1); err == nil && ctx > 0 {
-		if err := fitsMemory(float64(h.KVBytes(ctx)), fmt.Sprintf("a KV cache of ctx=%d tokens", ctx)); err != nil {
+		if err := fitsMemory(float64(h.KVBytes(ctx)/4*int64(max(kv.BlockBytes(), 2))), fmt.Sprintf("a KV cache of ctx=%d tokens", ctx)); err != nil {
 			return nil, nil, nil, err
 		}
 	}
@@ -199,7 +200,7 @@ func place(r *fileRef, o placement.Options, threads, ctx, batch int, reference b
 		}
 		reg = wrapped
 	}
-	m, err := model.Load(r.f, model.Options{Placement: o, Registry: reg, Ctx: ctx, Batch: batch, Progress: onLoad})
+	m, err := model.Load(r.f, model.Options{Placement: o, Registry: reg, Ctx: ctx, Batch: batch, KV: kv, Progress: onLoad})
 	if err != nil {
 		p.Close()
 		return nil, nil, nil, err

@@ -15,6 +15,7 @@ import (
 
 	"tilelab/engine/bench"
 	"tilelab/engine/bench/hw"
+	"tilelab/engine/tensor"
 )
 
 func init() {
@@ -58,6 +59,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	reps := fs.Int("r", 5, "timed repetitions of each test")
 	modes := fs.String("mode", "cpu", "modes, comma-separated: cpu, cpu+amx, cpu+gpu, cpu+gpu+amx, or all")
 	amxPolicy := fs.String("amx", "all", "weights offered to AMX in the AMX modes: all or attn (the seed's attention-only set)")
+	kvType := fs.String("kv", "f32", "the KV cache's element type: f32 or f16 (llama-bench's -ctk/-ctv)")
 	format := fs.String("format", "md", "output format: md, json or csv")
 	out := fs.String("o", "", "write the result to `FILE` (default standard output)")
 	jsonOut := fs.String("json", "", "also write the result as JSON, raw repetitions included, to `FILE`")
@@ -66,7 +68,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile of the whole run to `FILE` (for go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tilelab bench -m FILE [-p 512] [-n 128] [-r 5] [-t THREADS] [--mode cpu,cpu+amx,cpu+gpu,cpu+gpu+amx]")
-		fmt.Fprintln(stderr, "                     [--amx all|attn] [--ngl N] [--format md|json|csv] [-o FILE]")
+		fmt.Fprintln(stderr, "                     [--amx all|attn] [--ngl N] [--kv f32|f16] [--format md|json|csv] [-o FILE]")
 		fmt.Fprintln(stderr, "\nllama-bench's tests: ppN evaluates N random tokens in one batch, tgN generates N tokens one at a")
 		fmt.Fprintln(stderr, "time; each runs once to warm up, then -r times from an empty KV cache (sized p+n). Lists run every")
 		fmt.Fprintln(stderr, "combination. A mode this machine cannot run is a row saying why. Ctrl-C keeps what was measured.")
@@ -99,6 +101,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	if *amxPolicy != "all" && *amxPolicy != "attn" {
 		fmt.Fprintf(stderr, "tilelab bench: --amx %q: want all or attn\n", *amxPolicy)
+		return errUsage
+	}
+	kv, err := tensor.ParseDType(*kvType)
+	if err != nil || (kv != tensor.F32 && kv != tensor.F16) {
+		fmt.Fprintf(stderr, "tilelab bench: --kv %q: want f32 or f16\n", *kvType)
 		return errUsage
 	}
 
@@ -143,7 +150,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	var runErr error
 	for _, m := range strings.Split(*models, ",") {
 		res, err := bench.Run(ctx, bench.Config{Model: m, Prompt: prompt, Gen: gen, Reps: *reps, Threads: threads,
-			Modes: ms, AMX: *amxPolicy, NGL: ngl, NoWarm: *noWarm, Setup: hw.Setup}, progress)
+			Modes: ms, AMX: *amxPolicy, NGL: ngl, KV: kv, NoWarm: *noWarm, Setup: hw.Setup}, progress)
 		if res != nil {
 			total.Env = res.Env
 			total.Rows = append(total.Rows, res.Rows...)

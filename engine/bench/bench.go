@@ -28,6 +28,7 @@ import (
 	"tilelab/engine/placement"
 	"tilelab/engine/pool"
 	"tilelab/engine/profile"
+	"tilelab/engine/tensor"
 	"tilelab/internal/buildinfo"
 )
 
@@ -98,18 +99,19 @@ func CPUOnly(in Instance, _ *backend.Registry, _ *pool.Pool) (string, error) {
 
 // Config says what to measure.
 type Config struct {
-	Model   string     // GGUF path (used when File is nil, and as the model's name in tables)
-	File    *gguf.File // an already mapped file; nil: Run opens Model and closes it afterwards
-	Prompt  []int      // prompt sizes, one pp test each (0 entries are ignored)
-	Gen     []int      // generation lengths, one tg test each (0 entries are ignored)
-	Reps    int        // timed repetitions per test (0: 5)
-	Threads []int      // CPU worker counts (empty: pool.DefaultThreads, one per CPU the process may use)
-	Modes   []Mode     // empty: cpu
-	AMX     string     // policy for AMX modes: "all" (default) or "attn"
-	NGL     []int      // GPU layers for GPU modes (empty: a quarter of the layers, as the seed used)
-	NoWarm  bool       // skip the warm-up run
-	Seed    uint64     // random tokens' seed
-	Setup   SetupFunc  // nil: CPUOnly
+	Model   string       // GGUF path (used when File is nil, and as the model's name in tables)
+	File    *gguf.File   // an already mapped file; nil: Run opens Model and closes it afterwards
+	Prompt  []int        // prompt sizes, one pp test each (0 entries are ignored)
+	Gen     []int        // generation lengths, one tg test each (0 entries are ignored)
+	Reps    int          // timed repetitions per test (0: 5)
+	Threads []int        // CPU worker counts (empty: pool.DefaultThreads, one per CPU the process may use)
+	KV      tensor.DType // the KV cache's element type: F32 (the zero value) or F16, as llama-bench's -ctk/-ctv
+	Modes   []Mode       // empty: cpu
+	AMX     string       // policy for AMX modes: "all" (default) or "attn"
+	NGL     []int        // GPU layers for GPU modes (empty: a quarter of the layers, as the seed used)
+	NoWarm  bool         // skip the warm-up run
+	Seed    uint64       // random tokens' seed
+	Setup   SetupFunc    // nil: CPUOnly
 }
 
 // Row is one test of one instance.
@@ -127,6 +129,8 @@ type Row struct {
 	NGen     int       `json:"n_gen"`
 	Ctx      int       `json:"n_ctx"`
 	Batch    int       `json:"n_batch"`
+	TypeK    string    `json:"type_k"` // the KV cache's element type, as llama-bench names it ("f32", "f16")
+	TypeV    string    `json:"type_v"`
 	Kernel   string    `json:"cpu_kernels"`       // the matrix kernels that ran, most time first ("amx-int8+avx512-vnni"); "" when the row did not run
 	Skipped  string    `json:"skipped,omitempty"` // why this row was not measured
 	Partial  bool      `json:"partial,omitempty"` // interrupted: fewer repetitions than asked
@@ -231,6 +235,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		if n < 0 {
 			return cfg, fmt.Errorf("bench: generation length %d is negative", n)
 		}
+	}
+	if cfg.KV != tensor.F32 && cfg.KV != tensor.F16 {
+		return cfg, fmt.Errorf("bench: a KV cache of %s: the cache holds f32 or f16", cfg.KV)
 	}
 	if len(cfg.Threads) == 0 {
 		cfg.Threads = []int{pool.DefaultThreads()}
@@ -367,7 +374,7 @@ func runInstance(ctx context.Context, cfg Config, f *gguf.File, info modelInfo, 
 	newRow := func(t [2]int) Row {
 		r := Row{Model: info.name, Arch: info.arch, Size: info.size, Params: info.params, Mode: in.Mode, AMX: in.AMX,
 			NGL: in.NGL, Threads: in.Threads, NPrompt: t[0], NGen: t[1], Ctx: t[0] + t[1], Batch: max(t[0], 1),
-			When: time.Now()}
+			TypeK: cfg.KV.String(), TypeV: cfg.KV.String(), When: time.Now()}
 		if t[0] > 0 {
 			r.Test = fmt.Sprintf("pp%d", t[0])
 		} else {
@@ -411,7 +418,7 @@ func runInstance(ctx context.Context, cfg Config, f *gguf.File, info modelInfo, 
 	}
 	m, err := model.Load(f, model.Options{
 		Placement: placement.Options{AMX: in.AMX, NGL: in.NGL, GPU: in.Mode.GPU()},
-		Registry:  reg, Threads: in.Threads, Ctx: maxCtx, Batch: maxBatch, Progress: onLoad,
+		Registry:  reg, Threads: in.Threads, Ctx: maxCtx, Batch: maxBatch, KV: cfg.KV, Progress: onLoad,
 	})
 	if err != nil {
 		return fmt.Errorf("bench: loading %s for %s: %w", info.name, in.Mode, err)

@@ -16,6 +16,7 @@ import (
 	"tilelab/engine/backend"
 	"tilelab/engine/pool"
 	"tilelab/engine/profile"
+	"tilelab/engine/tensor"
 	testdataset "tilelab/internal/testdata"
 )
 
@@ -53,6 +54,9 @@ func TestRun(t *testing.T) {
 			}
 			if r.Ctx != 8 {
 				t.Fatalf("%s: KV cache %d, want p+n = 8 (the largest test)", r.Test, r.Ctx)
+			}
+			if r.TypeK != "f32" || r.TypeV != "f32" {
+				t.Fatalf("%s: cache types %q/%q, want f32 by default", r.Test, r.TypeK, r.TypeV)
 			}
 		}
 	})
@@ -174,6 +178,7 @@ func TestConfigErrors(t *testing.T) {
 		{"zero threads", "thread count 0", Config{Model: "x", Prompt: []int{1}, Threads: []int{0}}},
 		{"a bad AMX policy", `amx policy "some"`, Config{Model: "x", Prompt: []int{1}, AMX: "some"}},
 		{"a missing file", "no such file", Config{Model: "/nonexistent.gguf", Prompt: []int{1}}},
+		{"a KV cache of q8_0", "q8_0: the cache holds f32 or f16", Config{Model: "x", Prompt: []int{1}, KV: tensor.Q8_0}},
 	}
 	for _, c := range cases {
 		t.Run("Run refuses "+c.name, func(t *testing.T) {
@@ -296,8 +301,8 @@ func TestMarkdownAndCSVCarryTheWarning(t *testing.T) {
 		t.Fatal(err)
 	}
 	head, row := recs[0], recs[1]
-	if head[len(head)-3] != "cpus_used" || row[len(row)-3] != "1.40" || head[len(head)-2] != "major_faults" ||
-		!strings.HasPrefix(row[len(row)-1], "the process got") {
+	if head[len(head)-5] != "cpus_used" || row[len(row)-5] != "1.40" || head[len(head)-4] != "major_faults" ||
+		!strings.HasPrefix(row[len(row)-3], "the process got") {
 		t.Fatalf("csv: %v / %v", head, row)
 	}
 }

@@ -101,7 +101,7 @@ func (r *Result) WriteCSV(w io.Writer) error {
 	cw.Write([]string{"build_commit", "cpu_info", "cpu_kernels", "model_filename", "model_type", "model_size",
 		"model_n_params", "mode", "amx", "n_gpu_layers", "n_threads", "test", "n_prompt", "n_gen", "n_ctx", "n_batch",
 		"test_time", "avg_ns", "stddev_ns", "avg_ts", "stddev_ts", "samples_ns", "samples_ts", "skipped", "partial",
-		"cpus_used", "major_faults", "warning"})
+		"cpus_used", "major_faults", "warning", "type_k", "type_v"})
 	for _, x := range r.Rows {
 		ns := make([]string, len(x.Samples))
 		for i, v := range x.Samples {
@@ -117,7 +117,7 @@ func (r *Result) WriteCSV(w io.Writer) error {
 			x.When.UTC().Format("2006-01-02T15:04:05Z"), strconv.FormatFloat(x.AvgNs, 'f', 0, 64),
 			strconv.FormatFloat(x.SDNs, 'f', 0, 64), strconv.FormatFloat(x.AvgTs, 'f', 6, 64),
 			strconv.FormatFloat(x.SDTs, 'f', 6, 64), strings.Join(ns, " "), strings.Join(ts, " "), x.Skipped,
-			strconv.FormatBool(x.Partial), strconv.FormatFloat(x.CPUs, 'f', 2, 64), strconv.FormatInt(x.MajorFaults, 10), x.Warning})
+			strconv.FormatBool(x.Partial), strconv.FormatFloat(x.CPUs, 'f', 2, 64), strconv.FormatInt(x.MajorFaults, 10), x.Warning, x.TypeK, x.TypeV})
 	}
 	cw.Flush()
 	return cw.Error()

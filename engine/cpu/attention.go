@@ -10,19 +10,57 @@ import (
 	"tilelab/engine/tensor"
 )
 
-// kvCache checks that a cache window's source is an F32 cache of the expected layout and returns the cache's
-// floats and its length in positions. transposed is the V layout [Ctx,D,Hkv]; otherwise K's [D,Ctx,Hkv].
-func kvCache(op *graph.Op, w *graph.Tensor, d, hkv int, transposed bool) ([]float32, int, error) {
+// cacheData is a KV cache's storage: float32 values, or F16 ones as little-endian bytes.
+type cacheData struct {
+	typ tensor.DType // F32 or F16
+	f32 []float32
+	raw []byte
+}
+
+// bytes returns elements [from, to) as bytes, the form simd's float kernels read.
+func (c cacheData) bytes(from, to int) []byte {
+	if c.typ == tensor.F32 {
+		return floatBytes(c.f32[from:to])
+	}
+	return c.raw[2*from : 2*to]
+}
+
+// row returns elements [from, from+n) as float32: in place for F32, decoded into buf for F16.
+func (c cacheData) row(from, n int, buf []float32) []float32 {
+	if c.typ == tensor.F32 {
+		return c.f32[from : from+n]
+	}
+	for i := range buf[:n] {
+		buf[i] = tensor.F16ToF32(uint16(c.raw[2*(from+i)]) | uint16(c.raw[2*(from+i)+1])<<8)
+	}
+	return buf[:n]
+}
+
+// kvCache checks that a cache window's source is an F32 or F16 cache of the expected layout and returns its
+// storage and its length in positions. transposed is the V layout [Ctx,D,Hkv]; otherwise K's [D,Ctx,Hkv].
+func kvCache(op *graph.Op, w *graph.Tensor, d, hkv int, transposed bool) (cacheData, int, error) {
 	c := w.Source()
 	ctx, cd := c.Ne[1], c.Ne[0]
 	if transposed {
 		ctx, cd = c.Ne[0], c.Ne[1]
 	}
 	if cd != d || c.Ne[2] != hkv || max(c.Ne[3], 1) != 1 {
-		return nil, 0, fmt.Errorf("op %s %s: cache %s is %s; want %d dimensions and %d heads", op.Kind, op.Name, c.Name, c.Shape(), d, hkv)
+		return cacheData{}, 0, fmt.Errorf("op %s %s: cache %s is %s; want %d dimensions and %d heads", op.Kind, op.Name, c.Name, c.Shape(), d, hkv)
 	}
-	f, err := f32s(op, c, d*ctx*hkv)
-	return f, ctx, err
+	switch c.Type {
+	case tensor.F32:
+		f, err := f32s(op, c, d*ctx*hkv)
+		return cacheData{typ: tensor.F32, f32: f}, ctx, err
+	case tensor.F16:
+		if err := checkLayout(c, op); err != nil {
+			return cacheData{}, 0, err
+		}
+		if len(c.Data) < 2*d*ctx*hkv {
+			return cacheData{}, 0, fmt.Errorf("op %s %s: cache %s holds %d bytes, its shape %s needs %d", op.Kind, op.Name, c.Name, len(c.Data), c.Shape(), 2*d*ctx*hkv)
+		}
+		return cacheData{typ: tensor.F16, raw: c.Data}, ctx, nil
+	}
+	return cacheData{}, 0, fmt.Errorf("op %s %s: cache %s is %s; the CPU backend keeps f32 and f16 caches", op.Kind, op.Name, c.Name, c.Type)
 }
 
 // storeKV writes keys or values [D,Hkv,M] into their cache at positions NPast..NPast+M.
@@ -56,7 +94,8 @@ func (b *Backend) storeKV(op *graph.Op) error {
 
 // storeKVJob's chunks are KV heads (every heads-th one each).
 type storeKVJob struct {
-	x, cache                    []float32
+	x                           []float32
+	cache                       cacheData
 	heads, d, hkv, m, ctx, past int
 	tr                          bool
 }
@@ -67,23 +106,37 @@ func (j *storeKVJob) Chunk(c, _ int) {
 	}
 }
 
-// storeHead is storeKV's copy of one KV head's rows.
-func storeHead(x, cache []float32, g, d, hkv, m, ctx, past int, tr bool) {
+// storeHead is storeKV's copy of one KV head's rows (rounded to F16 for an F16 cache).
+func storeHead(x []float32, cache cacheData, g, d, hkv, m, ctx, past int, tr bool) {
+	put := func(at int, v float32) {
+		if cache.typ == tensor.F32 {
+			cache.f32[at] = v
+			return
+		}
+		h := tensor.F32ToF16(v)
+		cache.raw[2*at], cache.raw[2*at+1] = byte(h), byte(h>>8)
+	}
 	for t := 0; t < m; t++ {
 		row := x[(t*hkv+g)*d : (t*hkv+g+1)*d]
-		if !tr {
-			copy(cache[(g*ctx+past+t)*d:], row)
-			continue
-		}
-		for i, v := range row {
-			cache[(g*d+i)*ctx+past+t] = v
+		switch {
+		case !tr && cache.typ == tensor.F32:
+			copy(cache.f32[(g*ctx+past+t)*d:], row)
+		case !tr:
+			for i, v := range row {
+				put((g*ctx+past+t)*d+i, v)
+			}
+		default:
+			for i, v := range row {
+				put((g*d+i)*ctx+past+t, v)
+			}
 		}
 	}
 }
 
 // attnShapes is ATTENTION's operands, checked.
 type attnShapes struct {
-	q, kc, vc, dst          []float32
+	q, dst                  []float32
+	kc, vc                  cacheData
 	d, hq, hkv, m, past, nv int // nv: visible positions, past+m
 	ctxK, ctxV              int
 	scale                   float32
@@ -155,8 +208,9 @@ func (b *Backend) attention(op *graph.Op) (string, error) {
 	if !b.opt.Reference {
 		return b.attentionFast(&s)
 	}
-	// Sized for the whole cache, not the visible positions, so that decoding does not grow it token by token.
-	b.reserve(s.ctxK)
+	// Sized for the whole cache, not the visible positions, so that decoding does not grow it token by token: the
+	// scores, and a row decoded from an F16 cache.
+	b.reserve(2 * max(s.ctxK, s.ctxV, s.d))
 	j := &b.jobs.attnRef
 	*j = attnRefJob{b: b, s: s}
 	runJob(b, s.hq*s.m, j)
@@ -175,16 +229,15 @@ func (jb *attnRefJob) Chunk(c, wk int) {
 	g := h / (s.hq / s.hkv)
 	n := s.visible(t)
 	qv := s.q[(t*s.hq+h)*s.d : (t*s.hq+h+1)*s.d]
-	scores := jb.b.workerBuf(wk, n)
+	buf := jb.b.workerBuf(wk, n+max(n, s.d))
+	scores, row := buf[:n], buf[n:]
 	for j := 0; j < n; j++ {
-		off := (g*s.ctxK + j) * s.d
-		scores[j] = dot(qv, s.kc[off:off+s.d]) * s.scale
+		scores[j] = dot(qv, s.kc.row((g*s.ctxK+j)*s.d, s.d, row)) * s.scale
 	}
 	softmaxRow(scores, scores)
 	out := s.dst[(t*s.hq+h)*s.d : (t*s.hq+h+1)*s.d]
 	for i := range out {
-		off := (g*s.d + i) * s.ctxV
-		out[i] = dot(scores, s.vc[off:off+n])
+		out[i] = dot(scores, s.vc.row((g*s.d+i)*s.ctxV, n, row))
 	}
 }
 
@@ -240,8 +293,8 @@ func (jb *attnFastJob) Chunk(c, wk int) {
 			q[i*s.d+k] = v * s.scale
 		}
 	}
-	keys := s.kc[g*s.ctxK*s.d : (g*s.ctxK+n)*s.d]
-	if err := simdMatMulF(tensor.F32, floatBytes(keys), s.d, q, rows, scores, n, 0, n); err != nil {
+	keys := s.kc.bytes(g*s.ctxK*s.d, (g*s.ctxK+n)*s.d)
+	if err := simdMatMulF(s.kc.typ, keys, s.d, q, rows, scores, n, 0, n); err != nil {
 		jb.fe.set(err)
 		return
 	}
@@ -250,8 +303,8 @@ func (jb *attnFastJob) Chunk(c, wk int) {
 		jb.fe.set(simd.Softmax(row[:vis], row[:vis]))
 		clear(row[vis:])
 	}
-	values := s.vc[g*s.d*s.ctxV : ((g+1)*s.d-1)*s.ctxV+n]
-	if err := simdMatMulFStrided(tensor.F32, floatBytes(values), n, 4*s.ctxV, scores, rows, out, s.d, 0, s.d); err != nil {
+	values := s.vc.bytes(g*s.d*s.ctxV, ((g+1)*s.d-1)*s.ctxV+n)
+	if err := simdMatMulFStrided(s.vc.typ, values, n, s.vc.typ.RowBytes(s.ctxV), scores, rows, out, s.d, 0, s.d); err != nil {
 		jb.fe.set(err)
 		return
 	}

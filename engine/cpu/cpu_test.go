@@ -3,6 +3,7 @@ package cpu
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -617,5 +618,90 @@ func TestTheCPUBufferTypeTakesEveryWeightAndKeepsItPlain(t *testing.T) {
 	short := &graph.Tensor{Name: "short", Type: tensor.Q4_0, Ne: [4]int{64, 2, 1, 1}, Data: make([]byte, 10)}
 	if err := bt.Import(short); err == nil || !strings.Contains(err.Error(), "short") {
 		t.Fatalf("a truncated weight imported: %v", err)
+	}
+}
+
+// f16Cache is an F16 cache holding vals rounded to F16, and those rounded values as float32 for the references.
+func f16Cache(name string, vals []float32, ne ...int) (*graph.Tensor, []float32) {
+	t := &graph.Tensor{Name: name, Type: tensor.F16, Layout: tensor.Plain, Ne: [4]int{1, 1, 1, 1}, Data: make([]byte, 2*len(vals))}
+	copy(t.Ne[:], ne)
+	rounded := make([]float32, len(vals))
+	for i, v := range vals {
+		h := tensor.F32ToF16(v)
+		t.Data[2*i], t.Data[2*i+1] = byte(h), byte(h>>8)
+		rounded[i] = tensor.F16ToF32(h)
+	}
+	return t, rounded
+}
+
+func TestAttentionOverAnF16CacheMatchesTheDefinitionOnItsValues(t *testing.T) {
+	for _, reference := range []bool{true, false} {
+		for _, c := range []struct{ d, hq, hkv, m, past, ctx int }{{8, 4, 2, 5, 0, 16}, {16, 6, 2, 1, 9, 12}, {32, 8, 2, 70, 3, 80}, {128, 32, 4, 1, 40, 64}} {
+			t.Run(fmt.Sprintf("%+v reference=%v", c, reference), func(t *testing.T) {
+				rng := rand.New(rand.NewPCG(uint64(c.d), uint64(c.past+1)))
+				q := randF32(rng, c.d*c.hq*c.m)
+				kt, kc := f16Cache("k", randF32(rng, c.d*c.hkv*c.ctx), c.d, c.ctx, c.hkv)
+				vt, vc := f16Cache("v", randF32(rng, c.d*c.hkv*c.ctx), c.ctx, c.d, c.hkv)
+				n := c.past + c.m
+				kw := &graph.Tensor{Name: "k", Type: tensor.F16, Ne: [4]int{c.d, n, c.hkv, 1}, Data: kt.Data, ViewSrc: kt}
+				vw := &graph.Tensor{Name: "v", Type: tensor.F16, Ne: [4]int{n, c.d, c.hkv, 1}, Data: vt.Data, ViewSrc: vt}
+				dst := f32Tensor("dst", make([]float32, c.d*c.hq*c.m), c.d*c.hq, c.m)
+				run(t, New(testPool, Options{Reference: reference}), &graph.Op{Kind: graph.Attention, Name: "attn", Dst: dst,
+					Src:    []*graph.Tensor{f32Tensor("q", q, c.d, c.hq, c.m), kw, vw},
+					Params: graph.Params{NPast: c.past, HeadsKV: c.hkv, HeadDim: c.d, Causal: true}})
+				closeTo(t, dst.F32, loopAttention(q, kc, vc, c.d, c.hq, c.hkv, c.m, c.past, c.ctx), 1e-5)
+			})
+		}
+	}
+	t.Run("a cache of another type is refused by name", func(t *testing.T) {
+		kt := &graph.Tensor{Name: "k", Type: tensor.Q8_0, Layout: tensor.Plain, Ne: [4]int{32, 2, 1, 1}, Data: make([]byte, 68)}
+		vt := f32Tensor("v", make([]float32, 64), 2, 32, 1)
+		_, err := New(testPool, Options{}).Compute(&graph.Op{Kind: graph.Attention, Name: "attn",
+			Dst:    f32Tensor("dst", make([]float32, 32), 32, 1),
+			Src:    []*graph.Tensor{f32Tensor("q", make([]float32, 32), 32, 1, 1), kt, vt},
+			Params: graph.Params{NPast: 1, HeadsKV: 1, HeadDim: 32, Causal: true}})
+		if err == nil || !strings.Contains(err.Error(), "keeps f32 and f16 caches") {
+			t.Fatalf("got %v", err)
+		}
+	})
+}
+
+func TestStoreKVRoundsIntoAnF16Cache(t *testing.T) {
+	const d, h, m, ctx, past = 4, 3, 2, 6, 3
+	x := randF32(rand.New(rand.NewPCG(9, 9)), d*h*m)
+	for _, tr := range []bool{false, true} {
+		ne := []int{d, ctx, h}
+		if tr {
+			ne = []int{ctx, d, h}
+		}
+		cache, _ := f16Cache("cache", make([]float32, d*h*ctx), ne...)
+		win := &graph.Tensor{Name: "cache", Type: tensor.F16, Ne: [4]int{d, m, h, 1}, Data: cache.Data, ViewSrc: cache}
+		run(t, New(testPool, Options{}), &graph.Op{Kind: graph.StoreKV, Name: "store", Dst: win,
+			Src: []*graph.Tensor{f32Tensor("x", x, d, h, m)}, Params: graph.Params{NPast: past, Transposed: tr}})
+		written := 0
+		for tok := 0; tok < m; tok++ {
+			for g := 0; g < h; g++ {
+				for i := 0; i < d; i++ {
+					at := (g*ctx+past+tok)*d + i
+					if tr {
+						at = (g*d+i)*ctx + past + tok
+					}
+					got := uint16(cache.Data[2*at]) | uint16(cache.Data[2*at+1])<<8
+					if want := tensor.F32ToF16(x[(tok*h+g)*d+i]); got != want {
+						t.Fatalf("transposed=%v token %d head %d dim %d: cache has %#04x, want %#04x", tr, tok, g, i, got, want)
+					}
+					written++
+				}
+			}
+		}
+		nonzero := 0
+		for i := 0; i < len(cache.Data); i += 2 {
+			if cache.Data[i] != 0 || cache.Data[i+1] != 0 {
+				nonzero++
+			}
+		}
+		if nonzero != written {
+			t.Fatalf("transposed=%v: %d entries nonzero, want the %d written", tr, nonzero, written)
+		}
 	}
 }

@@ -324,7 +324,7 @@ func (b *Builder) StoreKV(name string, x, cache *Tensor, nPast int, transposed b
 // its storage stays the whole cache, whose own shape gives the strides.
 func (b *Builder) window(cache *Tensor, ne ...int) *Tensor {
 	t := b.Arena.tensors.get()
-	t.Name, t.Type, t.Layout, t.Ne, t.ViewSrc, t.F32 = cache.Name, cache.Type, cache.Layout, shape(ne), cache, cache.F32
+	t.Name, t.Type, t.Layout, t.Ne, t.ViewSrc, t.F32, t.Data = cache.Name, cache.Type, cache.Layout, shape(ne), cache, cache.F32, cache.Data
 	return t
 }
 

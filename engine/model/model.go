@@ -30,6 +30,7 @@ type Options struct {
 	Registry *backend.Registry
 	Threads  int               // workers of the CPU backend's pool (0: pool.DefaultThreads, one per CPU the process may use); unused if Registry brings a CPU backend
 	Ctx      int               // KV cache length in tokens (0: the training context, at most 4096)
+	KV       tensor.DType      // the KV cache's element type: F32 (the zero value) or F16 (half the bytes)
 	Batch    int               // most tokens evaluated in one graph (0: 512); longer inputs are split
 	Profile  *profile.Recorder // per-op records, nil for none
 	// Reference keeps every CPU op on the float32 reference kernels (for oracle comparisons).
@@ -50,6 +51,7 @@ type Model struct {
 	Sched *backend.Scheduler
 	CPU   *cpu.Backend // the CPU backend in use; nil when the registry's is wrapped in another type
 	Ctx   int          // KV cache length
+	KV    tensor.DType // the KV cache's element type: F32 or F16
 	Batch int
 
 	weights  map[string]*graph.Tensor
@@ -142,7 +144,14 @@ func Load(f *gguf.File, o Options) (*Model, error) {
 		m.Close()
 		return nil, fmt.Errorf("model: a context of %d tokens is more than the %d TileLab supports", m.Ctx, maxCtx)
 	}
-	if err := fitsMemory(h.KVBytes(m.Ctx)); err != nil {
+	m.KV = o.KV // the zero DType is F32
+	switch m.KV {
+	case tensor.F32, tensor.F16:
+	default:
+		m.Close()
+		return nil, fmt.Errorf("model: a KV cache of %s: the cache holds f32 or f16", o.KV)
+	}
+	if err := fitsMemory(h.KVBytes(m.Ctx) / 4 * int64(m.KV.BlockBytes())); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("model: a KV cache of %d tokens: %w", m.Ctx, err)
 	}
@@ -150,15 +159,24 @@ func Load(f *gguf.File, o Options) (*Model, error) {
 		// Keys as rows of HeadDim per position, values transposed (a row over positions per dimension), each KV
 		// head's block contiguous: both attention products are then plain matrix products (see graph.Attention).
 		n := h.HeadDim * h.HeadsKV * m.Ctx
-		m.kc = append(m.kc, &graph.Tensor{Name: fmt.Sprintf("cache_k_l%d", i), Type: tensor.F32, Layout: tensor.Plain,
-			Ne: [4]int{h.HeadDim, m.Ctx, h.HeadsKV, 1}, F32: make([]float32, n), BufferType: cpu.Name})
-		m.vc = append(m.vc, &graph.Tensor{Name: fmt.Sprintf("cache_v_l%d", i), Type: tensor.F32, Layout: tensor.Plain,
-			Ne: [4]int{m.Ctx, h.HeadDim, h.HeadsKV, 1}, F32: make([]float32, n), BufferType: cpu.Name})
+		m.kc = append(m.kc, m.kvTensor(fmt.Sprintf("cache_k_l%d", i), n, [4]int{h.HeadDim, m.Ctx, h.HeadsKV, 1}))
+		m.vc = append(m.vc, m.kvTensor(fmt.Sprintf("cache_v_l%d", i), n, [4]int{m.Ctx, h.HeadDim, h.HeadsKV, 1}))
 	}
 	m.b = graph.NewBuilder()
 	m.logits = make([]float32, h.Vocab)
 	m.sizeArena()
 	return m, nil
+}
+
+// kvTensor is one cache of n elements of the model's KV type, in host memory.
+func (m *Model) kvTensor(name string, n int, ne [4]int) *graph.Tensor {
+	t := &graph.Tensor{Name: name, Type: m.KV, Layout: tensor.Plain, Ne: ne, BufferType: cpu.Name}
+	if m.KV == tensor.F32 {
+		t.F32 = make([]float32, n)
+	} else {
+		t.Data = make([]byte, n*m.KV.BlockBytes())
+	}
+	return t
 }
 
 // sizeArena builds, without running it, the graph of the largest batch at the end of the context, so the arena's

@@ -328,3 +328,55 @@ func TestLoadRefusesAKVCacheLargerThanTheMachine(t *testing.T) {
 		}
 	}
 }
+
+func TestAnF16KVCacheGivesCloseLogitsInHalfTheBytes(t *testing.T) {
+	f := openTiny(t)
+	prompt := []int32{12522, 5193, 264, 882, 11, 1052, 572, 264, 2632}
+	ctx := context.Background()
+	for _, reference := range []bool{true, false} {
+		logits := map[tensor.DType][]float32{}
+		for _, kv := range []tensor.DType{tensor.F32, tensor.F16} {
+			m, err := Load(f, Options{Reference: reference, Threads: 2, Ctx: 32, KV: kv})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.KV != kv {
+				t.Fatalf("model keeps a %s cache, asked for %s", m.KV, kv)
+			}
+			if _, err := m.Eval(ctx, prompt); err != nil {
+				t.Fatal(err)
+			}
+			out, err := m.Eval(ctx, []int32{42}) // a decode step reads the cache the prompt filled
+			if err != nil {
+				t.Fatal(err)
+			}
+			logits[kv] = append([]float32(nil), out...)
+			m.Close()
+		}
+		// F16 keeps 11 significant bits of each cached value: the logits move, but only a little. The fast path
+		// quantizes every layer's activations to Q8_0, so any change flips some roundings downstream: its bound is
+		// that path's own distance from the reference (about 1e-2), not F16's.
+		bound := 5e-3
+		if !reference {
+			bound = 3e-2
+		}
+		if rel := relErr(logits[tensor.F16], logits[tensor.F32]); rel > bound || rel == 0 {
+			t.Fatalf("reference=%v: relative error %.3g between F16 and F32 caches (want small and nonzero)", reference, rel)
+		}
+	}
+	h, err := ReadHyper(f, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(f, Options{Threads: 2, Ctx: 32, KV: tensor.F16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if got, want := len(m.kc[0].Data)+len(m.vc[0].Data), int(h.KVBytes(32))/h.Layers/2; got != want {
+		t.Fatalf("one layer's F16 cache is %d bytes, want %d (half of F32)", got, want)
+	}
+	if _, err := Load(f, Options{Threads: 2, Ctx: 32, KV: tensor.Q8_0}); err == nil || !strings.Contains(err.Error(), "f32 or f16") {
+		t.Fatalf("a q8_0 cache: %v", err)
+	}
+}
