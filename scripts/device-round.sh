@@ -69,6 +69,11 @@ run)
 		echo "rc=$?" >>"$OUT/bench-$q.md"
 	done
 
+	# The F16 KV cache (llama.cpp's default) against float32: tg at a longer context, where attention reads more.
+	for kv in f32 f16; do
+		timeout 120 $B/tilelab bench -m /tmp/bm-q4_0.gguf -p 2048 -n 128 -r 2 -t "$T" --kv $kv -q >"$OUT/bench-kv-$kv.md" 2>&1
+	done
+
 	# Where decode time goes: one tg128 run profiled (read it here with go tool pprof .devbuild/h7/tilelab FILE),
 	# and the fixed cost of a parallel section.
 	timeout 100 $B/tilelab bench -m /tmp/bm-q4_0.gguf -p 0 -n 128 -r 2 -t "$T" -q --cpuprofile "$OUT/q4_0-tg.prof" \
@@ -89,7 +94,7 @@ run)
 	{
 		echo "== summary ($(grep -m1 'Model name' "$OUT/machine.txt" | sed 's/.*: *//'), $T threads)"
 		echo "amx tests rc=$amx_tests, amx figures rc=$amx_figures"
-		for q in q4_0 q8_0; do
+		for q in q4_0 q8_0 kv-f32 kv-f16; do
 			grep -E '^\| (model|.*(pp|tg)[0-9])' "$OUT/bench-$q.md" || tail -3 "$OUT/bench-$q.md"
 		done
 		for d in seed seed-all; do
