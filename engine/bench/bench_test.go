@@ -356,3 +356,23 @@ func TestReadFromDiskWarnsOnMajorFaultsOnly(t *testing.T) {
 		t.Fatalf("combined warning %q", both)
 	}
 }
+
+func TestMarkdownShowsTheCacheTypesOnlyWhenOneIsNotF32(t *testing.T) {
+	row := Row{Model: "m.gguf", Arch: "llama F32", Mode: CPU, Threads: 2, Test: "tg8", Samples: []int64{1e9},
+		SamplesT: []float64{8}, AvgTs: 8, TypeK: "f32", TypeV: "f32"}
+	var plain, f16 bytes.Buffer
+	if err := (&Result{Rows: []Row{row}}).Write(&plain, "md"); err != nil {
+		t.Fatal(err)
+	}
+	row.TypeK, row.TypeV = "f16", "f16"
+	if err := (&Result{Rows: []Row{row}}).Write(&f16, "md"); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(plain.String(), "type_k") {
+		t.Fatalf("an all-f32 table shows the cache types:\n%s", plain.String())
+	}
+	head, line := strings.Split(f16.String(), "\n")[0], strings.Split(f16.String(), "\n")[2]
+	if !strings.Contains(head, "| type_k | type_v |") || !strings.Contains(line, "| f16    | f16    |") {
+		t.Fatalf("an f16 table:\n%s", f16.String())
+	}
+}

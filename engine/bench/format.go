@@ -30,6 +30,15 @@ func (r *Result) Write(w io.Writer, format string) error {
 func (r *Result) WriteMarkdown(w io.Writer) error {
 	head := []string{"model", "size", "params", "mode", "amx", "ngl", "threads", "test", "t/s"}
 	right := []bool{false, true, true, false, false, true, true, true, true}
+	// llama-bench shows the cache types only when one is not its default; so does this table.
+	kvCol := false
+	for _, x := range r.Rows {
+		kvCol = kvCol || (x.TypeK != "" && x.TypeK != "f32") || (x.TypeV != "" && x.TypeV != "f32")
+	}
+	if kvCol {
+		head = append(head[:7], append([]string{"type_k", "type_v"}, head[7:]...)...)
+		right = append(right[:7], append([]bool{false, false}, right[7:]...)...)
+	}
 	rows := [][]string{}
 	for _, x := range r.Rows {
 		ts := fmt.Sprintf("%.2f ± %.2f", x.AvgTs, x.SDTs)
@@ -41,8 +50,12 @@ func (r *Result) WriteMarkdown(w io.Writer) error {
 		case x.Partial:
 			ts += fmt.Sprintf(" (interrupted, %d reps)", len(x.Samples))
 		}
-		rows = append(rows, []string{filepath.Base(x.Model) + " (" + x.Arch + ")", sizeString(x.Size), paramString(x.Params),
-			string(x.Mode), x.AMX, strconv.Itoa(x.NGL), strconv.Itoa(x.Threads), x.Test, ts})
+		cells := []string{filepath.Base(x.Model) + " (" + x.Arch + ")", sizeString(x.Size), paramString(x.Params),
+			string(x.Mode), x.AMX, strconv.Itoa(x.NGL), strconv.Itoa(x.Threads), x.Test, ts}
+		if kvCol {
+			cells = append(cells[:7], append([]string{x.TypeK, x.TypeV}, cells[7:]...)...)
+		}
+		rows = append(rows, cells)
 	}
 	width := make([]int, len(head))
 	for i, h := range head {
