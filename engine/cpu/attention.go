@@ -125,6 +125,10 @@ func storeHead(x []float32, cache cacheData, g, d, hkv, m, ctx, past int, tr boo
 			for i, v := range row {
 				put((g*ctx+past+t)*d+i, v)
 			}
+		case cache.typ == tensor.F32: // the common case, without a call per value
+			for i, v := range row {
+				cache.f32[(g*d+i)*ctx+past+t] = v
+			}
 		default:
 			for i, v := range row {
 				put((g*d+i)*ctx+past+t, v)
