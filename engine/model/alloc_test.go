@@ -63,6 +63,9 @@ func TestDecodeStepAllocatesNothing(t *testing.T) {
 							t.Fatal(err)
 						}
 					}
+					// A collection now, so the runtime's first one (which starts its background mark workers, a
+					// goroutine per P, each an allocation) cannot fall inside the steps counted below.
+					runtime.GC()
 					// 20 steps (and AllocsPerRun's warm-up step) stay well inside the context of 64.
 					if a := testing.AllocsPerRun(20, step); a != 0 {
 						t.Errorf("%v allocations per decode step", a)
@@ -72,14 +75,23 @@ func TestDecodeStepAllocatesNothing(t *testing.T) {
 					// record (a sudog, 112 bytes) when more goroutines wait at once than ever before, which a loaded
 					// machine (go test ./... runs packages side by side) sometimes causes: allow one per worker, no
 					// more; anything of ours would allocate on every step.
-					var before, after runtime.MemStats
-					runtime.ReadMemStats(&before)
-					for i := 0; i < 10; i++ {
-						step()
+					// Something of the runtime's own (a finalizer run, a collection's helpers) can also land in one
+					// such window now and then; an allocation of ours lands in every one: fail only if three windows
+					// in a row all go over.
+					var n, bytes uint64
+					for try := 0; try < 3; try++ {
+						var before, after runtime.MemStats
+						runtime.ReadMemStats(&before)
+						for i := 0; i < 10; i++ {
+							step()
+						}
+						runtime.ReadMemStats(&after)
+						if n, bytes = after.Mallocs-before.Mallocs, after.TotalAlloc-before.TotalAlloc; n <= uint64(p.Threads()) {
+							break
+						}
 					}
-					runtime.ReadMemStats(&after)
-					if n := after.Mallocs - before.Mallocs; n > uint64(p.Threads()) {
-						t.Errorf("%d allocations (%d bytes) in 10 decode steps", n, after.TotalAlloc-before.TotalAlloc)
+					if n > uint64(p.Threads()) {
+						t.Errorf("%d allocations (%d bytes) in 10 decode steps, three times running", n, bytes)
 					}
 					onAMX := 0
 					for _, op := range m.b.Graph.Ops {
