@@ -9,6 +9,7 @@ import (
 	"tilelab/engine/backend"
 	"tilelab/engine/graph"
 	"tilelab/engine/reference"
+	"tilelab/engine/tensor"
 	"tilelab/workbench/result"
 )
 
@@ -143,6 +144,9 @@ func runCheck(c *ctxCall) error {
 	ref := refRows[len(refRows)-1]
 	t := result.NewTable(fmt.Sprintf("check %s: %d prompt tokens against the float32 reference", l.name, len(tokens)),
 		"mode", "amx", "ops", "NaN/Inf ops", "first bad op", "max abs", "rel L2", "cosine", "top-1", "KL", "note")
+	if l.m.KV != tensor.F32 {
+		t.Note("the model's KV cache is %s; the reference keeps float32", l.m.KV)
+	}
 	modes := c.Strs("mode")
 	var stopErr error
 	for i, mode := range modes {
