@@ -24,7 +24,8 @@ build)
 	du -sh .devbuild/amx .devbuild/h7
 	cat <<'CALL'
 device tool call:
-  command: bash scripts/device-round.sh run        (SEED=1 bash ... adds the seed table, about 2 minutes)
+  command: bash scripts/device-round.sh run        (SEED=1 bash ... adds both seed tables, about 4-5 minutes;
+           the whole call then comes close to the 600 s a call may take)
   carry:   [".devbuild/amx", ".devbuild/h7"]
   timeout_s: 600
 CALL
