@@ -96,7 +96,6 @@ func Sweep(p *pool.Pool, t tensor.DType, m, n, k int, configs []TileConfig, reps
 	backends := make([]*Backend, len(configs))
 	weights := make([]*graph.Tensor, len(configs))
 	rows := make([]SweepRow, len(configs))
-	times := make([][]time.Duration, len(configs))
 	for i, c := range configs {
 		g := c.Group
 		if t == tensor.F16 || t == tensor.BF16 {
@@ -122,26 +121,44 @@ func Sweep(p *pool.Pool, t tensor.DType, m, n, k int, configs []TileConfig, reps
 		}
 		rows[i] = SweepRow{Config: c, Type: t.String(), Shape: fmt.Sprintf("%dx%dx%d", m, n, k), RelErr: ref.err(op.Dst.F32), Kernel: name}
 	}
-	for round := 0; round < max(1, reps); round++ {
-		for i := range configs {
-			op.Src[0] = weights[i]
+	medians, err := interleavedMedians(len(configs), reps, func(i int) error {
+		op.Src[0] = weights[i]
+		_, err := backends[i].Compute(op)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for i := range rows {
+		d := medians[i]
+		rows[i].Seconds = d.Seconds()
+		rows[i].TOPS = 2 * float64(m) * float64(n) * float64(k) / d.Seconds() / 1e12
+	}
+	return rows, nil
+}
+
+// interleavedMedians times run(i) for every i in [0, n) in rounds (at least one) of three runs each, the i
+// interleaved within a round, and returns each i's median: a machine whose speed drifts during the measurement
+// then does not favour whichever i ran at a good moment.
+func interleavedMedians(n, rounds int, run func(i int) error) ([]time.Duration, error) {
+	times := make([][]time.Duration, n)
+	for round := 0; round < max(1, rounds); round++ {
+		for i := range times {
 			for j := 0; j < 3; j++ {
 				t0 := time.Now()
-				if _, err := backends[i].Compute(op); err != nil {
+				if err := run(i); err != nil {
 					return nil, err
 				}
 				times[i] = append(times[i], time.Since(t0))
 			}
 		}
 	}
-	for i := range rows {
-		ts := times[i]
+	medians := make([]time.Duration, n)
+	for i, ts := range times {
 		sort.Slice(ts, func(a, b int) bool { return ts[a] < ts[b] })
-		d := ts[len(ts)/2]
-		rows[i].Seconds = d.Seconds()
-		rows[i].TOPS = 2 * float64(m) * float64(n) * float64(k) / d.Seconds() / 1e12
+		medians[i] = ts[len(ts)/2]
 	}
-	return rows, nil
+	return medians, nil
 }
 
 // refSample is the float64 result of a few rows of a MUL_MAT, to measure error without a full reference GEMM.

@@ -379,7 +379,6 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			weightsOf[typ] = w
 		}
 		backends := make([]*Backend, len(vs))
-		times := make([][]time.Duration, len(vs))
 		for i, v := range vs {
 			cfg := v.cfg
 			b, err := NewBackend(p, Options{Config: cfg, Threshold: 1})
@@ -389,41 +388,38 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			b.eng.taskBytes, b.eng.spread, b.eng.overlap, b.eng.interleave = v.bytes, v.spread, v.overlap, v.interleave
 			backends[i] = b
 		}
-		rounds := 6
-		if m > 512 {
-			rounds = 3
+		run := func(i int) error {
+			op := ops[vs[i].typ]
+			op.Src[0] = weightsOf[vs[i].typ]
+			_, err := backends[i].Compute(op)
+			return err
 		}
-		for round := 0; round < rounds; round++ {
-			for i, v := range vs {
-				op := ops[v.typ]
-				op.Src[0] = weightsOf[v.typ]
-				b := backends[i]
-				b.eng.timing = round > 0
-				for j := 0; j < 3; j++ {
-					t0 := time.Now()
-					if _, err := b.Compute(op); err != nil {
-						t.Fatal(err)
-					}
-					if round > 0 {
-						times[i] = append(times[i], time.Since(t0))
-					}
-				}
+		for i, b := range backends { // a warm-up each, then the timed rounds with the section split recorded
+			if err := run(i); err != nil {
+				t.Fatal(err)
 			}
+			b.eng.timing = true
+		}
+		rounds := 5
+		if m > 512 {
+			rounds = 2
+		}
+		medians, err := interleavedMedians(len(vs), rounds, run)
+		if err != nil {
+			t.Fatal(err)
 		}
 		// As in the gemm section: shares are of the larger of the peak measured before and after the timings.
 		if i8b, bfb, err := Peak(p); err == nil {
 			peak8, peak16 = max(peak8, i8b), max(peak16, bfb)
 		}
 		for i, v := range vs {
-			ts := times[i]
-			sort.Slice(ts, func(a, b int) bool { return ts[a] < ts[b] })
-			d := ts[len(ts)/2]
+			d := medians[i]
 			rate := 2 * float64(m*n) * float64(k) / d.Seconds() / 1e12
 			peak := peak8
 			if v.typ == tensor.BF16 {
 				peak = peak16
 			}
-			runs := float64(len(ts))
+			runs := float64(3 * rounds)
 			e := backends[i].eng
 			rep.printf("| %dx%dx%d | %s | %s | %d KiB | %d | %s | %.3f | %.2f | %.0f%% | %.3f | %.3f |\n", m, n, k, v.typ, v.cfg,
 				v.bytes>>10, v.spread, quantMode(v.overlap, v.interleave), d.Seconds()*1e3, rate, 100*rate/peak,

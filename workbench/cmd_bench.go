@@ -69,7 +69,7 @@ func runBench(c *ctxCall) error {
 	for _, n := range cfg.Gen {
 		tg = max(tg, n)
 	}
-	need := float64(l.m.Hyper.KVBytes(pp+tg)) + 16*4*float64(pp)*float64(l.m.Hyper.Embd)
+	need := float64(l.m.Hyper.KVBytes(pp+tg, cfg.KV)) + 16*4*float64(pp)*float64(l.m.Hyper.Embd)
 	if err := fitsMemory(need, fmt.Sprintf("a test of pp=%d tg=%d", pp, tg)); err != nil {
 		return c.errAt("pp", "measure smaller tests", "%v", err)
 	}

@@ -29,10 +29,9 @@ func cpuQuota(root, selfCgroup string) string {
 		// The cgroup and every ancestor: a quota on any of them applies.
 		for dir := p; ; dir = path.Dir(dir) {
 			if controllers == "" { // cgroup v2: cpu.max is "max PERIOD" or "QUOTA PERIOD"
-				if f := filepath.Join(root, dir, "cpu.max"); readable(f) {
-					if q, per, ok := twoInts(readTrim(f)); ok {
-						consider(q/per, f)
-					}
+				f := filepath.Join(root, dir, "cpu.max")
+				if q, per, ok := twoInts(readTrim(f)); ok { // a missing file reads as "", which twoInts refuses
+					consider(q/per, f)
 				}
 			} else if hasController(controllers, "cpu") { // cgroup v1: cpu.cfs_quota_us, -1 for none
 				for _, mount := range []string{"cpu", "cpu,cpuacct", "cpuacct,cpu"} {
@@ -64,11 +63,6 @@ func hasController(list, name string) bool {
 		}
 	}
 	return false
-}
-
-func readable(f string) bool {
-	_, err := os.Stat(f)
-	return err == nil
 }
 
 func readTrim(f string) string {

@@ -174,7 +174,7 @@ func place(r *fileRef, o placement.Options, threads, ctx, batch int, kv tensor.D
 	}
 	// Vocabulary 1: only the attention shapes matter here, and ReadHyper refuses an empty one.
 	if h, err := model.ReadHyper(r.f, 1); err == nil && ctx > 0 {
-		if err := fitsMemory(float64(h.KVBytes(ctx)/4*int64(max(kv.BlockBytes(), 2))), fmt.Sprintf("a KV cache of ctx=%d tokens", ctx)); err != nil {
+		if err := fitsMemory(float64(h.KVBytes(ctx, kv)), fmt.Sprintf("a KV cache of ctx=%d tokens", ctx)); err != nil {
 			return nil, nil, nil, err
 		}
 	}

@@ -1,6 +1,7 @@
 package cpu
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"unsafe"
@@ -31,7 +32,7 @@ func (c cacheData) row(from, n int, buf []float32) []float32 {
 		return c.f32[from : from+n]
 	}
 	for i := range buf[:n] {
-		buf[i] = tensor.F16ToF32(uint16(c.raw[2*(from+i)]) | uint16(c.raw[2*(from+i)+1])<<8)
+		buf[i] = tensor.F16ToF32(binary.LittleEndian.Uint16(c.raw[2*(from+i):]))
 	}
 	return buf[:n]
 }
@@ -113,8 +114,7 @@ func storeHead(x []float32, cache cacheData, g, d, hkv, m, ctx, past int, tr boo
 			cache.f32[at] = v
 			return
 		}
-		h := tensor.F32ToF16(v)
-		cache.raw[2*at], cache.raw[2*at+1] = byte(h), byte(h>>8)
+		binary.LittleEndian.PutUint16(cache.raw[2*at:], tensor.F32ToF16(v))
 	}
 	for t := 0; t < m; t++ {
 		row := x[(t*hkv+g)*d : (t*hkv+g+1)*d]

@@ -151,7 +151,7 @@ func Load(f *gguf.File, o Options) (*Model, error) {
 		m.Close()
 		return nil, fmt.Errorf("model: a KV cache of %s: the cache holds f32 or f16", o.KV)
 	}
-	if err := fitsMemory(h.KVBytes(m.Ctx) / 4 * int64(m.KV.BlockBytes())); err != nil {
+	if err := fitsMemory(h.KVBytes(m.Ctx, m.KV)); err != nil {
 		m.Close()
 		return nil, fmt.Errorf("model: a KV cache of %d tokens: %w", m.Ctx, err)
 	}
@@ -482,7 +482,8 @@ func (in *batch) M() int { return in.ids.Ne[0] }
 // maxCtx bounds the context so that cache sizes cannot overflow; it is far beyond any model's training context.
 const maxCtx = 1 << 30
 
-// KVBytes is the size of a KV cache of ctx positions: float32 keys and values for every layer and KV head.
-func (h Hyper) KVBytes(ctx int) int64 {
-	return 2 * 4 * int64(h.Layers) * int64(ctx) * int64(h.HeadsKV) * int64(h.HeadDim)
+// KVBytes is the size of a KV cache of ctx positions whose elements are of type kv (F32 or F16): keys and values
+// for every layer and KV head.
+func (h Hyper) KVBytes(ctx int, kv tensor.DType) int64 {
+	return 2 * int64(kv.BlockBytes()) * int64(h.Layers) * int64(ctx) * int64(h.HeadsKV) * int64(h.HeadDim)
 }

@@ -373,7 +373,7 @@ func TestAnF16KVCacheGivesCloseLogitsInHalfTheBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	if got, want := len(m.kc[0].Data)+len(m.vc[0].Data), int(h.KVBytes(32))/h.Layers/2; got != want {
+	if got, want := len(m.kc[0].Data)+len(m.vc[0].Data), int(h.KVBytes(32, tensor.F32))/h.Layers/2; got != want {
 		t.Fatalf("one layer's F16 cache is %d bytes, want %d (half of F32)", got, want)
 	}
 	if _, err := Load(f, Options{Threads: 2, Ctx: 32, KV: tensor.Q8_0}); err == nil || !strings.Contains(err.Error(), "f32 or f16") {

@@ -212,19 +212,7 @@ func (g *gen) quantTile(wt string, rm, rn int, rowPrefetch bool) string {
 	g.p("JZ %s_reduce", name)
 	// The odd last block runs the same dot code with the upper halves of every input register zero, so the upper
 	// lanes add nothing; its elements are in natural order on both sides.
-	for j := 0; j < rn; j++ {
-		q, sw := rQ+j, rSW+j
-		if wt == "q4" {
-			g.p("VMOVDQU64 %s, %s", wrow(j, 2), x(q))
-			g.p("VPSRLW $4, %s, %s", x(q), x(rT))
-			g.p("VINSERTI32X4 $1, %s, %s, %s", x(rT), y(q), y(q))
-			g.p("VPANDD %s, %s, %s", y(rMask), y(q), y(q))
-		} else {
-			g.p("VMOVDQU64 %s, %s", wrow(j, 2), y(q))
-			g.p("VPXORD %s, %s, %s", y(rMask), y(q), y(q))
-		}
-		g.scaleOne(wrow(j, 0), sw, gemv)
-	}
+	g.tailWeights(wt, rn, gemv)
 	for i := 0; i < rm; i++ {
 		g.p("VMOVDQU64 %s, %s", arow(i, 2), y(rA))
 		g.scaleOne(arow(i, 0), rSA, gemv)
@@ -258,6 +246,24 @@ func (g *gen) scalePairShuffled(a0, a1 string, r int) {
 	g.p("VPBROADCASTW %s, %s", a1, x(rT))
 	g.p("VINSERTI32X4 $1, %s, %s, %s", x(rT), y(r), y(r))
 	g.p("VCVTPH2PS %s, %s", y(r), z(r))
+}
+
+// tailWeights loads the odd last block of each of the rn weight rows into the low halves of their registers
+// (q4: low nibbles then high, made unsigned; q8: offset by 0x80) with its scale, for the tail of a quantized tile.
+func (g *gen) tailWeights(wt string, rn int, gemv bool) {
+	for j := 0; j < rn; j++ {
+		q, sw := rQ+j, rSW+j
+		if wt == "q4" {
+			g.p("VMOVDQU64 %s, %s", wrow(j, 2), x(q))
+			g.p("VPSRLW $4, %s, %s", x(q), x(rT))
+			g.p("VINSERTI32X4 $1, %s, %s, %s", x(rT), y(q), y(q))
+			g.p("VPANDD %s, %s, %s", y(rMask), y(q), y(q))
+		} else {
+			g.p("VMOVDQU64 %s, %s", wrow(j, 2), y(q))
+			g.p("VPXORD %s, %s, %s", y(rMask), y(q), y(q))
+		}
+		g.scaleOne(wrow(j, 0), sw, gemv)
+	}
 }
 
 // scaleOne fills register r with the float of the fp16 scale at a0.
@@ -540,19 +546,7 @@ func (g *gen) prepTile(wt string, rm, rn int) string {
 	g.label(name + "_tail")
 	g.p("TESTQ $1, CX")
 	g.p("JZ %s_reduce", name)
-	for j := 0; j < rn; j++ {
-		q, sw := rQ+j, rSW+j
-		if wt == "q4" {
-			g.p("VMOVDQU64 %s, %s", wrow(j, 2), x(q))
-			g.p("VPSRLW $4, %s, %s", x(q), x(rT))
-			g.p("VINSERTI32X4 $1, %s, %s, %s", x(rT), y(q), y(q))
-			g.p("VPANDD %s, %s, %s", y(rMask), y(q), y(q))
-		} else {
-			g.p("VMOVDQU64 %s, %s", wrow(j, 2), y(q))
-			g.p("VPXORD %s, %s, %s", y(rMask), y(q), y(q))
-		}
-		g.scaleOne(wrow(j, 0), sw, false)
-	}
+	g.tailWeights(wt, rn, false)
 	g.prepDot(rm, rn)
 	g.label(name + "_reduce")
 	for i := 0; i < rm; i++ {
