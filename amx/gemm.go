@@ -306,10 +306,13 @@ const spanRows = 16
 // converting (bf16) every set's rows into the shared activation buffer, row-major for the AVX-512 path, tile
 // order (bands of tileRows rows, kstep bytes at a time) for the tiles.
 func (g *engine) planPrepare(w weights, sets []rowSet, rows, kp, tileRows, kstep, tileBlockRows int) {
+	g.nextActs()
 	if w.i8 != nil {
 		g.act8.reset(rows, kp, w.i8.Group)
+		g.act8.NT = g.ntStores
 	} else {
-		g.act16.reset(rows, kp)
+		g.act16.reset(rows, kp, rowsUsed(sets, true), rowsUsed(sets, false))
+		g.act16.NT = g.ntStores
 	}
 	spans := g.spans[:0]
 	for si := range sets {
@@ -327,7 +330,7 @@ func (g *engine) planPrepare(w weights, sets []rowSet, rows, kp, tileRows, kstep
 	if cap(g.spanDone) < len(spans) {
 		g.spanDone = make([]atomic.Uint32, len(spans))
 	}
-	if tileRowsUsed(sets) {
+	if rowsUsed(sets, true) {
 		// Every worker's row buffer is sized here, before the section: growing it on first use would allocate on
 		// whichever later call first hands that worker a tile span.
 		for i := range g.ws {
@@ -342,9 +345,10 @@ func (g *engine) planPrepare(w weights, sets []rowSet, rows, kp, tileRows, kstep
 // span is rows [r0, r1) of one set, a chunk of prepare's work.
 type span struct{ set, r0, r1 int }
 
-func tileRowsUsed(sets []rowSet) bool {
+// rowsUsed reports whether any set goes to the tile kernels (tiles) or to the AVX-512 path (!tiles).
+func rowsUsed(sets []rowSet, tiles bool) bool {
 	for i := range sets {
-		if sets[i].tiles {
+		if sets[i].tiles == tiles {
 			return true
 		}
 	}
@@ -382,6 +386,9 @@ func (j *prepJob) Chunk(c, worker int) {
 		default:
 			g.act16.setRow(s.actRow+r, x, true)
 		}
+	}
+	if g.ntStores {
+		storeFence() // the tasks waiting for this span read what the non-temporal stores wrote
 	}
 }
 

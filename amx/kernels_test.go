@@ -18,6 +18,14 @@ type path struct {
 	wide      bool // tasks as large as the cache allows, so one call computes many blocks
 }
 
+// setUp applies the path's task shapes to b's engine.
+func (p path) setUp(b *Backend) {
+	if p.wide {
+		// Largest rectangles; interleaved quantization, written with non-temporal stores into a ring of three buffers.
+		b.eng.spread, b.eng.taskBytes, b.eng.interleave, b.eng.ntStores, b.eng.buffers = 0, 2<<20, true, true, 3
+	}
+}
+
 func paths(cfg TileConfig) []path {
 	ps := []path{
 		{"the emulated tile kernels", Options{Config: cfg, Emulate: true}, 0, false},
@@ -70,9 +78,7 @@ func TestInt8MulMatMatchesExactReferenceBitForBit(t *testing.T) {
 						t.Fatal(err)
 					}
 					b := newTestBackend(t, p.opts)
-					if p.wide {
-						b.eng.spread, b.eng.taskBytes, b.eng.interleave = 0, 2<<20, true // largest rectangles; interleaved quantization
-					}
+					p.setUp(b)
 					op := RandomMulMat(w, sh.m, r)
 					name := runOp(t, b, p.threshold, op)
 					pk := w.Extra.(*weights).i8
@@ -115,9 +121,7 @@ func TestBF16MulMatMatchesFloatReference(t *testing.T) {
 						t.Fatal(err)
 					}
 					b := newTestBackend(t, p.opts)
-					if p.wide {
-						b.eng.spread, b.eng.taskBytes, b.eng.interleave = 0, 2<<20, true // largest rectangles; interleaved quantization
-					}
+					p.setUp(b)
 					op := RandomMulMat(w, sh.m, r)
 					name := runOp(t, b, p.threshold, op)
 					// The tiles see bf16 activations; the AVX-512 path keeps them in float32.
@@ -159,9 +163,7 @@ func TestMulMatIDGroupsTokensPerExpert(t *testing.T) {
 					t.Fatal(err)
 				}
 				b := newTestBackend(t, p.opts)
-				if p.wide {
-					b.eng.spread, b.eng.taskBytes, b.eng.interleave = 0, 2<<20, true // largest rectangles; interleaved quantization
-				}
+				p.setUp(b)
 				op := RandomMulMatID(w, c.m, c.used, c.shared, r)
 				name := runOp(t, b, p.threshold, op)
 				limit := 0.02

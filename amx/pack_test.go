@@ -47,15 +47,8 @@ func TestActivationQuantizationIsTheSameInAssemblyAndGo(t *testing.T) {
 		}
 	}
 	t.Run("tile order gives identical bytes", func(t *testing.T) {
-		r := rng(11)
 		const k, rows = 256, 48
-		x := make([][]float32, rows)
-		for i := range x {
-			x[i] = make([]float32, k)
-			for j := range x[i] {
-				x[i][j] = r.Float32()*6 - 3
-			}
-		}
+		x := randomRows(11, rows, k)
 		for _, ks := range []int{32, 64} {
 			var asm, gol actInt8
 			asm.reset(rows+16, k, 64)
@@ -84,6 +77,34 @@ func TestActivationQuantizationIsTheSameInAssemblyAndGo(t *testing.T) {
 			}
 		}
 	})
+	t.Run("non-temporal stores give identical bytes", func(t *testing.T) {
+		const k, rows = 512, 32
+		x := randomRows(12, rows, k)
+		var plain, nt actInt8
+		var plain16, nt16 actBF16
+		plain.reset(rows, k, 128)
+		nt.reset(rows, k, 128)
+		plain16.reset(rows, k, true, true)
+		nt16.reset(rows, k, true, true)
+		nt.NT, nt16.NT = true, true
+		tmp := make([]byte, 2*k)
+		for i := 0; i < rows; i++ {
+			plain.quantizeTileRow(0, i, 16, 64, x[i], tmp)
+			nt.quantizeTileRow(0, i, 16, 64, x[i], tmp)
+			plain16.setTileRow(0, i, 16, 64, x[i], tmp)
+			nt16.setTileRow(0, i, 16, 64, x[i], tmp)
+		}
+		storeFence()
+		if nonTemporal(true, nt.Q, 16) == 0 || nonTemporal(true, nt16.B, 32) == 0 {
+			t.Fatal("the buffers are not aligned for non-temporal stores: the test would compare the plain path with itself")
+		}
+		if string(nt.Q) != string(plain.Q) || fmt.Sprint(nt.XS) != fmt.Sprint(plain.XS) {
+			t.Fatal("int8: non-temporal stores wrote different bytes or scales")
+		}
+		if string(nt16.B) != string(plain16.B) {
+			t.Fatal("bf16: non-temporal stores wrote different bytes")
+		}
+	})
 	t.Run("bf16 conversion gives identical bytes", func(t *testing.T) {
 		r := rng(9)
 		x := make([]float32, 64)
@@ -94,8 +115,8 @@ func TestActivationQuantizationIsTheSameInAssemblyAndGo(t *testing.T) {
 		// NaNs whose rounding would carry into the sign or exponent must stay NaN, not become -0 or infinity.
 		x[1], x[2], x[3] = math.Float32frombits(0x7fffffff), math.Float32frombits(0x7f800001), math.Float32frombits(0xffffffff)
 		var asm, gol actBF16
-		asm.reset(40, 64)
-		gol.reset(40, 64)
+		asm.reset(40, 64, true, true)
+		gol.reset(40, 64, true, true)
 		tmp := make([]byte, 128)
 		asm.setRow(0, x, false)
 		for i := 0; i < 32; i++ {
@@ -118,6 +139,19 @@ func TestActivationQuantizationIsTheSameInAssemblyAndGo(t *testing.T) {
 			}
 		}
 	})
+}
+
+// randomRows returns rows activation rows of k values in [-3, 3).
+func randomRows(seed uint64, rows, k int) [][]float32 {
+	r := rng(seed)
+	x := make([][]float32, rows)
+	for i := range x {
+		x[i] = make([]float32, k)
+		for j := range x[i] {
+			x[i][j] = r.Float32()*6 - 3
+		}
+	}
+	return x
 }
 
 func TestRepackingKeepsTheWeightsValues(t *testing.T) {
