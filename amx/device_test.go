@@ -1,9 +1,10 @@
 //go:build amxdevice
 
 // The accelerator machine's figures: peak tile rates, the tile-configuration sweep, GEMM rates at the issue's
-// shapes, MUL_MAT_ID against the non-AMX paths, small batches against CPU mode (cache-resident and from memory,
-// as decode reads them), and the calibration. Built only
-// with -tags amxdevice (scripts/device-amx.sh does), since the shapes are far too large for CI.
+// shapes, where a GEMM's time goes (tasks: task shapes and the activations' buffers; core: quantization alone
+// and the kernel on one core), MUL_MAT_ID against the non-AMX paths, small batches against CPU mode
+// (cache-resident and from memory, as decode reads them), and the calibration. Built only with -tags amxdevice
+// (scripts/device-amx.sh does), since the shapes are far too large for CI.
 package amx
 
 import (
@@ -58,8 +59,8 @@ func TestDeviceFigures(t *testing.T) {
 	only := os.Getenv("AMX_FIGURES") // comma list of sections; empty = all
 	want := func(s string) bool { return only == "" || strings.Contains(","+only+",", ","+s+",") }
 	for _, s := range strings.Split(only, ",") {
-		if s != "" && !strings.Contains(",sweep,gemm,tasks,moe,small,decode,calibrate,", ","+s+",") {
-			t.Fatalf("AMX_FIGURES: unknown section %q (sections: sweep gemm tasks moe small decode calibrate)", s)
+		if s != "" && !strings.Contains(",sweep,gemm,tasks,core,moe,small,decode,calibrate,", ","+s+",") {
+			t.Fatalf("AMX_FIGURES: unknown section %q (sections: sweep gemm tasks core moe small decode calibrate)", s)
 		}
 	}
 
@@ -145,6 +146,9 @@ func TestDeviceFigures(t *testing.T) {
 
 	if want("tasks") {
 		taskShapes(t, rep, p, i8, bf)
+	}
+	if want("core") {
+		coreFigures(t, rep)
 	}
 
 	cpuBackend := cpu.New(p, cpu.Options{})
@@ -340,9 +344,11 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 		cfg                 TileConfig
 		bytes, spread       int
 		overlap, interleave bool
+		buffers             int
+		nt                  bool
 	}
-	rep.printf("## Where the GEMM's time goes: task sizes, tasks per worker, quantization separate, overlapped or interleaved\n\n")
-	rep.printf("| shape | type | config | task bytes | tasks/worker | quantization | ms | rate | %% of peak | quantize ms | tiles ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	rep.printf("## Where the GEMM's time goes: task sizes, quantization separate or overlapped, activation buffers in turn, non-temporal stores\n\n")
+	rep.printf("| shape | type | config | tasks | quantization | buffers | stores | ms | rate | %% of peak | quantize ms | tiles ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, sh := range [][3]int{{512, 2048, 4096}, {4096, 4096, 4096}} {
 		m, n, k := sh[0], sh[1], sh[2]
 		var vs []variant
@@ -350,16 +356,17 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			typ tensor.DType
 			cfg TileConfig
 		}{{tensor.Q8_0, DefaultConfig}, {tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Group: 512}}, {tensor.BF16, DefaultConfigBF16}} {
-			for _, by := range []int{1 << 20, 2 << 20} {
-				for _, sp := range []int{1, 2} {
-					for _, mode := range []string{"separate", "overlap", "interleave"} {
-						ov, il := mode != "separate", mode == "interleave"
-						if m > 512 && (sp == 1 || !ov || c.cfg.MT == 2 && c.typ == tensor.Q8_0) {
-							continue
-						}
-						vs = append(vs, variant{c.typ, c.cfg, by, sp, ov, il})
-					}
-				}
+			by := 1 << 20
+			if m > 512 {
+				by = 2 << 20
+			}
+			// Overlapped: the defaults (the ring of buffers, non-temporal stores), one buffer with cached stores (as
+			// before the ring), the ring with cached stores, two buffers; at 512 rows also the quantization timed
+			// apart and 2 MiB tasks.
+			vs = append(vs, variant{c.typ, c.cfg, by, 2, true, false, actRing, true}, variant{c.typ, c.cfg, by, 2, true, false, 1, false},
+				variant{c.typ, c.cfg, by, 2, true, false, actRing, false}, variant{c.typ, c.cfg, by, 2, true, false, 2, true})
+			if m <= 512 {
+				vs = append(vs, variant{c.typ, c.cfg, by, 2, false, false, actRing, true}, variant{c.typ, c.cfg, 2 << 20, 2, true, false, actRing, true})
 			}
 		}
 		weightsOf := map[tensor.DType]*graph.Tensor{}
@@ -385,7 +392,7 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			if err != nil {
 				t.Fatal(err)
 			}
-			b.eng.taskBytes, b.eng.spread, b.eng.overlap, b.eng.interleave = v.bytes, v.spread, v.overlap, v.interleave
+			b.eng.taskBytes, b.eng.spread, b.eng.overlap, b.eng.interleave, b.eng.buffers, b.eng.ntStores = v.bytes, v.spread, v.overlap, v.interleave, v.buffers, v.nt
 			backends[i] = b
 		}
 		run := func(i int) error {
@@ -400,9 +407,9 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			}
 			b.eng.timing = true
 		}
-		rounds := 5
+		rounds := 10 // the machine's speed drifts: many interleaved rounds, so the medians compare the variants
 		if m > 512 {
-			rounds = 2
+			rounds = 3
 		}
 		medians, err := interleavedMedians(len(vs), rounds, run)
 		if err != nil {
@@ -421,8 +428,14 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			}
 			runs := float64(3 * rounds)
 			e := backends[i].eng
-			rep.printf("| %dx%dx%d | %s | %s | %d KiB | %d | %s | %.3f | %.2f | %.0f%% | %.3f | %.3f |\n", m, n, k, v.typ, v.cfg,
-				v.bytes>>10, v.spread, quantMode(v.overlap, v.interleave), d.Seconds()*1e3, rate, 100*rate/peak,
+			stores := "cached"
+			if v.nt {
+				stores = "non-temporal"
+			}
+			tasks := fmt.Sprintf("%d KiB rectangles, %d a worker", v.bytes>>10, v.spread)
+			mode := quantMode(v.overlap, v.interleave)
+			rep.printf("| %dx%dx%d | %s | %s | %s | %s | %d | %s | %.3f | %.2f | %.0f%% | %.3f | %.3f |\n", m, n, k, v.typ, v.cfg,
+				tasks, mode, v.buffers, stores, d.Seconds()*1e3, rate, 100*rate/peak,
 				e.prepTime.Seconds()*1e3/runs, e.tileTime.Seconds()*1e3/runs)
 		}
 	}
@@ -439,4 +452,138 @@ func quantMode(overlap, interleave bool) string {
 		return "overlapped"
 	}
 	return "separate"
+}
+
+// coreFigures separates the two costs of the int8 GEMM at 512x2048x4096: the activations' quantization alone
+// (a weight of 64 columns, so the tiles cost little) at 1 to 16 threads, with the same activations every call
+// and with four sets in turn (32 MB, which no core's L2 holds); and the tile kernel on one core with its operands
+// in cache, against the one-core peak, for several arrangements and groups.
+func coreFigures(t *testing.T, rep *report) {
+	rep.printf("## Quantization alone: 512x4096 float32 activations (8 MiB) to int8 tile order\n\n| threads | activations | between calls | ms | GB/s of float32 read |\n|---|---|---|---|---|\n")
+	r := rand.New(rand.NewPCG(31, 32))
+	plain := RandomWeight(tensor.Q8_0, 4096, 64, 1, r)
+	w, err := repack(plain, DefaultConfig.Group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ops []*graph.Op
+	for i := 0; i < 4; i++ {
+		op := RandomMulMat(plain, 512, r)
+		op.Src[0] = w
+		ops = append(ops, op)
+	}
+	for _, th := range []int{1, 4, 16} {
+		p := pool.New(th)
+		b, err := NewBackend(p, Options{Threshold: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.eng.overlap = false
+		ws := make([]workspace, th)
+		sinks := make([]int, 16*th)
+		// What runs between two quantizations: nothing; every worker reading every quantized byte (as the tile
+		// tasks of a wide GEMM do, leaving each line shared by many cores); every worker running tiles for a
+		// while (a GEMM's tile section, for the frequency it leaves the core at); both.
+		between := []struct {
+			name string
+			fn   func()
+		}{
+			{"nothing", nil},
+			{"all read the result", func() {
+				p.Run(th, func(_, w int) {
+					q := b.eng.act8.Q
+					s := 0
+					for i := 0; i < len(q); i += 64 {
+						s += int(q[i])
+					}
+					sinks[16*w] += s
+				})
+			}},
+			{"all run tiles", func() { p.Run(th, func(_, w int) { peakCall(&ws[w], true, 2000) }) }},
+			{"both", func() {
+				p.Run(th, func(_, w int) {
+					peakCall(&ws[w], true, 2000)
+					q := b.eng.act8.Q
+					s := 0
+					for i := 0; i < len(q); i += 64 {
+						s += int(q[i])
+					}
+					sinks[16*w] += s
+				})
+			}},
+		}
+		for _, bt := range between {
+			for _, rot := range []int{1, 4} {
+				const calls = 24
+				var total time.Duration
+				for i := 0; i < calls+4; i++ {
+					if bt.fn != nil {
+						bt.fn()
+					}
+					b.eng.timing, b.eng.prepTime = true, 0
+					if _, err := b.Compute(ops[i%rot]); err != nil {
+						t.Fatal(err)
+					}
+					if i >= 4 {
+						total += b.eng.prepTime
+					}
+				}
+				b.eng.timing = false
+				d := total.Seconds() / calls
+				what := "the same"
+				if rot > 1 {
+					what = "4 sets in turn"
+				}
+				rep.printf("| %d | %s | %s | %.3f | %.1f |\n", th, what, bt.name, d*1e3, 8*1024*1024/d/1e9)
+			}
+		}
+		p.Close()
+	}
+
+	p1 := pool.New(1)
+	defer p1.Close()
+	i8, _, err := Peak(p1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.printf("\n## The int8 tile kernel on one core, operands in cache (tiles only, quantization timed apart)\n\nOne-core peak (tight 2x2 loop): %.3f TOPS\n\n| shape | config | tiles ms | TOPS | %% of one-core peak |\n|---|---|---|---|---|\n", i8)
+	for _, sh := range [][3]int{{64, 128, 4096}, {128, 256, 4096}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		plain := RandomWeight(tensor.Q8_0, k, n, 1, r)
+		op := RandomMulMat(plain, m, r)
+		for _, cfg := range []TileConfig{
+			{Rows: 16, KStep: 64, MT: 1, NT: 2, Group: 512}, {Rows: 16, KStep: 64, MT: 1, NT: 2, Group: 0},
+			{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 512}, {Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 0},
+			{Rows: 16, KStep: 64, MT: 2, NT: 1, Group: 512}, {Rows: 16, KStep: 64, MT: 1, NT: 4, Group: 512},
+			{Rows: 16, KStep: 64, MT: 4, NT: 1, Group: 512}, {Rows: 16, KStep: 64, MT: 1, NT: 1, Group: 512},
+		} {
+			w, err := repack(plain, cfg.Group)
+			if err != nil {
+				t.Fatal(err)
+			}
+			op.Src[0] = w
+			b, err := NewBackend(p1, Options{Config: cfg, Threshold: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.eng.overlap = false
+			b.eng.taskBytes = 64 << 20 // one task: the whole shape in one kernel call
+			for i := 0; i < 3; i++ {
+				if _, err := b.Compute(op); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b.eng.timing, b.eng.tileTime = true, 0
+			const calls = 50
+			for i := 0; i < calls; i++ {
+				if _, err := b.Compute(op); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d := b.eng.tileTime.Seconds() / calls
+			tops := 2 * float64(m*n*k) / d / 1e12
+			rep.printf("| %dx%dx%d | %s | %.4f | %.3f | %.0f%% |\n", m, n, k, cfg, d*1e3, tops, 100*tops/i8)
+		}
+	}
+	rep.printf("\n")
 }
