@@ -401,9 +401,11 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			_, err := backends[i].Compute(op)
 			return err
 		}
-		for i, b := range backends { // a warm-up each, then the timed rounds with the section split recorded
-			if err := run(i); err != nil {
-				t.Fatal(err)
+		for i, b := range backends { // a warm-up each (every buffer of the ring), then the timed rounds with the section split recorded
+			for j := 0; j < actRing; j++ {
+				if err := run(i); err != nil {
+					t.Fatal(err)
+				}
 			}
 			b.eng.timing = true
 		}
