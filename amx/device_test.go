@@ -340,15 +340,14 @@ func timeBackend(b interface {
 // in interleaved rounds; without overlap it splits the time into activation quantization and tile work.
 func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) {
 	type variant struct {
-		typ                 tensor.DType
-		cfg                 TileConfig
-		bytes, spread       int
-		overlap, interleave bool
-		buffers             int
-		nt                  bool
+		typ           tensor.DType
+		cfg           TileConfig
+		bytes, spread int
+		overlap       bool
+		buffers       int
 	}
-	rep.printf("## Where the GEMM's time goes: task sizes, quantization separate or overlapped, activation buffers in turn, non-temporal stores\n\n")
-	rep.printf("| shape | type | config | tasks | quantization | buffers | stores | ms | rate | %% of peak | quantize ms | tiles ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	rep.printf("## Where the GEMM's time goes: task sizes, quantization separate or overlapped, activation buffers in turn\n\n")
+	rep.printf("| shape | type | config | tasks | quantization | buffers | ms | rate | %% of peak | quantize ms | tiles ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, sh := range [][3]int{{512, 2048, 4096}, {4096, 4096, 4096}} {
 		m, n, k := sh[0], sh[1], sh[2]
 		var vs []variant
@@ -360,13 +359,13 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			if m > 512 {
 				by = 2 << 20
 			}
-			// Overlapped: the defaults (the ring of buffers, non-temporal stores), one buffer with cached stores (as
-			// before the ring), the ring with cached stores, two buffers; at 512 rows also the quantization timed
-			// apart and 2 MiB tasks.
-			vs = append(vs, variant{c.typ, c.cfg, by, 2, true, false, actRing, true}, variant{c.typ, c.cfg, by, 2, true, false, 1, false},
-				variant{c.typ, c.cfg, by, 2, true, false, actRing, false}, variant{c.typ, c.cfg, by, 2, true, false, 2, true})
+			// The defaults (quantization overlapped with the tiles, the ring of buffers), one buffer (as before the
+			// ring), the quantization in a section of its own (with the ring, and with one buffer); at 512 rows
+			// also 2 MiB tasks.
+			vs = append(vs, variant{c.typ, c.cfg, by, 2, true, actRing}, variant{c.typ, c.cfg, by, 2, true, 1},
+				variant{c.typ, c.cfg, by, 2, false, actRing}, variant{c.typ, c.cfg, by, 2, false, 1})
 			if m <= 512 {
-				vs = append(vs, variant{c.typ, c.cfg, by, 2, false, false, actRing, true}, variant{c.typ, c.cfg, 2 << 20, 2, true, false, actRing, true})
+				vs = append(vs, variant{c.typ, c.cfg, 2 << 20, 2, true, actRing})
 			}
 		}
 		weightsOf := map[tensor.DType]*graph.Tensor{}
@@ -392,7 +391,7 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			if err != nil {
 				t.Fatal(err)
 			}
-			b.eng.taskBytes, b.eng.spread, b.eng.overlap, b.eng.interleave, b.eng.buffers, b.eng.ntStores = v.bytes, v.spread, v.overlap, v.interleave, v.buffers, v.nt
+			b.eng.taskBytes, b.eng.spread, b.eng.overlap, b.eng.buffers = v.bytes, v.spread, v.overlap, v.buffers
 			backends[i] = b
 		}
 		run := func(i int) error {
@@ -430,30 +429,17 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			}
 			runs := float64(3 * rounds)
 			e := backends[i].eng
-			stores := "cached"
-			if v.nt {
-				stores = "non-temporal"
-			}
 			tasks := fmt.Sprintf("%d KiB rectangles, %d a worker", v.bytes>>10, v.spread)
-			mode := quantMode(v.overlap, v.interleave)
-			rep.printf("| %dx%dx%d | %s | %s | %s | %s | %d | %s | %.3f | %.2f | %.0f%% | %.3f | %.3f |\n", m, n, k, v.typ, v.cfg,
-				tasks, mode, v.buffers, stores, d.Seconds()*1e3, rate, 100*rate/peak,
+			mode := "separate"
+			if v.overlap {
+				mode = "overlapped"
+			}
+			rep.printf("| %dx%dx%d | %s | %s | %s | %s | %d | %.3f | %.2f | %.0f%% | %.3f | %.3f |\n", m, n, k, v.typ, v.cfg,
+				tasks, mode, v.buffers, d.Seconds()*1e3, rate, 100*rate/peak,
 				e.prepTime.Seconds()*1e3/runs, e.tileTime.Seconds()*1e3/runs)
 		}
 	}
 	rep.printf("\n(quantize and tiles: means of the same runs whose median is in ms; with overlap the two share one section, all of it under tiles; shares of the larger peak measured, finally int8 %.2f TOPS, bf16 %.2f TFLOPS)\n\n", peak8, peak16)
-}
-
-// quantMode names how a variant quantizes its activations: a section of its own, overlapped with the tiles (all
-// spans first), or interleaved with them.
-func quantMode(overlap, interleave bool) string {
-	switch {
-	case interleave:
-		return "interleaved"
-	case overlap:
-		return "overlapped"
-	}
-	return "separate"
 }
 
 // coreFigures separates the two costs of the int8 GEMM at 512x2048x4096: the activations' quantization alone

@@ -164,9 +164,6 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 		for i := range g.gjob.done {
 			g.gjob.done[i].Store(0)
 		}
-		if g.interleave {
-			g.gjob.order = g.interleaved(sets, tasks)
-		}
 	}
 	g.pool.RunJob(len(g.gjob.done)+len(tasks), &g.gjob)
 	g.gjob = gemmJob{} // hold no op's slices between ops
@@ -199,21 +196,13 @@ type gemmJob struct {
 	w     weights
 	dst   []float32
 	// With the quantization in the same section (engine.overlap): its job, and one flag per span, set when the
-	// span is done; chunks [0, len(done)) are spans, the rest tasks, unless order gives the chunks' order
-	// (engine.interleave): an entry v >= 0 is task v, v < 0 span -v-1.
-	prep  *prepJob
-	done  []atomic.Uint32
-	order []int32
+	// span is done; chunks [0, len(done)) are spans, the rest tasks.
+	prep *prepJob
+	done []atomic.Uint32
 }
 
 func (j *gemmJob) Chunk(c, worker int) {
 	task := c - len(j.done)
-	if j.order != nil {
-		task = int(j.order[c])
-		if task < 0 {
-			c = -task - 1
-		}
-	}
 	if task < 0 {
 		j.prep.Chunk(c, worker)
 		j.done[c].Store(1)
@@ -263,35 +252,6 @@ func (g *engine) vecName(w weights, threshold int) string {
 	return fmt.Sprintf("go-bf16 (m < %d, packed amx-bf16, no avx512)", threshold)
 }
 
-// interleaved orders the chunks of an overlapped section as each task's spans just before the first task that
-// needs them, so that some workers quantize the next rows while others already run tiles on the first ones.
-// Every span still comes before the tasks waiting for it, in claim order.
-func (g *engine) interleaved(sets []rowSet, tasks []task) []int32 {
-	order := g.order[:0]
-	next := g.nextSpan[:0] // per set: the first span not yet in order
-	for i := range sets {
-		next = append(next, sets[i].span0)
-	}
-	for ti, t := range tasks {
-		s := &sets[t.set]
-		for last := s.span0 + (t.m1-1)/spanRows; next[t.set] <= last; next[t.set]++ {
-			order = append(order, int32(-next[t.set]-1))
-		}
-		order = append(order, int32(ti))
-	}
-	for si := range sets { // spans no task waits for still run: the section has one chunk per span and task
-		end := len(g.spans)
-		if si+1 < len(sets) {
-			end = sets[si+1].span0
-		}
-		for ; next[si] < end; next[si]++ {
-			order = append(order, int32(-next[si]-1))
-		}
-	}
-	g.order, g.nextSpan = order, next
-	return order
-}
-
 // prepare quantizes or converts every set's rows (see planPrepare) in a parallel section of its own.
 func (g *engine) prepare(w weights, sets []rowSet, rows, kp, tileRows, kstep, tileBlockRows int) {
 	g.planPrepare(w, sets, rows, kp, tileRows, kstep, tileBlockRows)
@@ -309,10 +269,8 @@ func (g *engine) planPrepare(w weights, sets []rowSet, rows, kp, tileRows, kstep
 	g.nextActs()
 	if w.i8 != nil {
 		g.act8.reset(rows, kp, w.i8.Group)
-		g.act8.NT = g.ntStores
 	} else {
 		g.act16.reset(rows, kp, rowsUsed(sets, true), rowsUsed(sets, false))
-		g.act16.NT = g.ntStores
 	}
 	spans := g.spans[:0]
 	for si := range sets {
@@ -386,9 +344,6 @@ func (j *prepJob) Chunk(c, worker int) {
 		default:
 			g.act16.setRow(s.actRow+r, x, true)
 		}
-	}
-	if g.ntStores {
-		storeFence() // the tasks waiting for this span read what the non-temporal stores wrote
 	}
 }
 

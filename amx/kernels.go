@@ -57,37 +57,36 @@ type engine struct {
 	timing             bool
 	prepTime, tileTime time.Duration
 	// overlap runs the activations' quantization and the tiles in one parallel section (see gemm); off, the
-	// quantization is a section of its own, as it was (device figures compare the two).
+	// quantization is a section of its own. The hosts the accelerator comes on disagree: at 512x2048x4096 (int8
+	// 1x2 g512, with the ring below) one measured 0.692, 0.704, 0.766, 0.643 ms overlapped against 0.663, 0.686,
+	// 0.723, 0.642 separate (four runs), another 0.874 against 0.971 (bf16 2x1 c256: 1.62 against 1.85); with
+	// one buffer the overlap was 3–5% faster. On is the choice that loses little where it loses. An order that
+	// put each group of rows' quantization just before its tiles was slower in three runs and was removed.
 	overlap bool
-	// interleave, with overlap, puts each group of rows' quantization just before its tile tasks instead of all
-	// of it first (see interleaved); off by default until measured.
-	interleave bool
 
 	// The activations of the current call, quantized or converted: one of a ring of buffers, taking turns call
-	// by call, with tile order written by non-temporal stores. The tile tasks of a wide GEMM leave every line of
-	// the buffer shared by many cores' caches, and writing it again at once costs an invalidation of each copy:
-	// on the accelerator, quantizing 512x4096 activations took 0.24 ms after 16 workers had read the buffer,
-	// 0.06 ms after none had. A buffer's next turn comes after other tile work has moved through the caches, and
-	// non-temporal stores do not read the lines they replace. At 512x2048x4096 (int8 1x2 g512, overlapped), four
-	// buffers with non-temporal stores ran 0.70 to 0.86 ms against 0.88 to 1.05 ms for one buffer with cached
-	// stores on four of the accelerator's hosts (five runs), and 0 to 19% slower on a busier one (its tile peak
-	// 17 to 30 TOPS, five runs); two buffers mostly fell in between. At 4096³ the ring is within a few percent either way.
-	// buffers (1 to actRing) and ntStores are fields so the device figures can compare.
-	act8     *actInt8
-	act16    *actBF16
-	acts8    [actRing]actInt8
-	acts16   [actRing]actBF16
-	turn     int
-	buffers  int
-	ntStores bool
+	// by call. The tile tasks of a wide GEMM leave every line of the buffer shared by many cores' caches, and
+	// writing it again at once costs an invalidation of each copy: on the accelerator, quantizing 512x4096
+	// activations took 0.24 ms after 16 workers had read the buffer, 0.06 ms after none had. By a buffer's next
+	// turn other tile work has moved through the caches. At 512x2048x4096 (int8 1x2 and 2x1 g512, quantization
+	// in a section of its own) quantizing took 0.053–0.099 ms with the ring against 0.204–0.262 ms with one
+	// buffer, and the whole GEMM 0.61–0.72 ms against 0.80–0.92 (bf16 2x1 c256: 1.09–1.19 against 1.52–1.68;
+	// four runs on one host, and earlier runs on five other hosts agree); one more host showed no difference
+	// (0.97 against 0.95 ms). Non-temporal stores were tried on top and came out even or slower in most runs.
+	// The ring costs up to actRing activation buffers of the largest call. buffers (1 to actRing) is a field
+	// so the device figures can compare.
+	act8    *actInt8
+	act16   *actBF16
+	acts8   [actRing]actInt8
+	acts16  [actRing]actBF16
+	turn    int
+	buffers int
 
 	// The parallel sections of gemm and prepare, and their work lists, kept so a call allocates no closure and
 	// reuses the lists' storage.
 	tasks    []task
 	spans    []span
 	spanDone []atomic.Uint32
-	order    []int32 // interleaved chunk order, kept for its storage
-	nextSpan []int
 	gjob     gemmJob
 	pjob     prepJob
 
@@ -100,7 +99,7 @@ const actRing = 4
 
 func newEngine(p *pool.Pool, cfg, cfg16 TileConfig, emulate, vecAsm bool) *engine {
 	g := &engine{pool: p, ws: make([]workspace, p.Threads()), emulate: emulate, vecAsm: vecAsm, cfg: cfg, cfg16: cfg16,
-		plans: map[[2]int]sched.Plan{}, spread: 2, overlap: true, buffers: actRing, ntStores: true}
+		plans: map[[2]int]sched.Plan{}, spread: 2, overlap: true, buffers: actRing}
 	g.act8, g.act16 = &g.acts8[0], &g.acts16[0]
 	return g
 }

@@ -21,8 +21,9 @@ type path struct {
 // setUp applies the path's task shapes to b's engine.
 func (p path) setUp(b *Backend) {
 	if p.wide {
-		// Largest rectangles; interleaved quantization, written with non-temporal stores into a ring of three buffers.
-		b.eng.spread, b.eng.taskBytes, b.eng.interleave, b.eng.ntStores, b.eng.buffers = 0, 2<<20, true, true, 3
+		// Largest rectangles; quantization in a section of its own (the default overlaps it with the tiles), into
+		// a ring of three buffers.
+		b.eng.spread, b.eng.taskBytes, b.eng.overlap, b.eng.buffers = 0, 2<<20, false, 3
 	}
 }
 
@@ -191,37 +192,5 @@ func TestMulMatIDGroupsTokensPerExpert(t *testing.T) {
 				}
 			})
 		}
-	}
-}
-
-func TestInterleavedOrderRunsEachSpanBeforeTheTasksThatWaitForIt(t *testing.T) {
-	g := &engine{}
-	// Two sets: 48 rows (spans 0-2) and 20 rows (spans 3-4, the second covering rows 16-31 of which 16-19 exist).
-	sets := []rowSet{{span0: 0, x: make([][]float32, 48)}, {span0: 3, x: make([][]float32, 20)}}
-	g.spans = make([]span, 5)
-	tasks := []task{{set: 0, m0: 0, m1: 16}, {set: 0, m0: 0, m1: 16}, {set: 0, m0: 16, m1: 48}, {set: 1, m0: 0, m1: 16}}
-	order := g.interleaved(sets, tasks)
-	if len(order) != len(g.spans)+len(tasks) {
-		t.Fatalf("order %v has %d chunks, want %d (every span and task once)", order, len(order), len(g.spans)+len(tasks))
-	}
-	seen := map[int32]bool{}
-	for i, v := range order {
-		if seen[v] {
-			t.Fatalf("order %v repeats %d", order, v)
-		}
-		seen[v] = true
-		if v < 0 {
-			continue
-		}
-		tk := tasks[v]
-		s := sets[tk.set]
-		for sp := s.span0 + tk.m0/spanRows; sp <= s.span0+(tk.m1-1)/spanRows; sp++ {
-			if !seen[int32(-sp-1)] {
-				t.Fatalf("order %v: task %d at %d comes before its span %d", order, v, i, sp)
-			}
-		}
-	}
-	if want := []int32{-1, 0, 1, -2, -3, 2, -4, 3, -5}; fmt.Sprint(order) != fmt.Sprint(want) {
-		t.Fatalf("order %v, want %v (spans just in time, the span no task needs at the end)", order, want)
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"math"
 	"runtime"
 	"sync"
-	"unsafe"
 
 	"golang.org/x/sys/cpu"
 
@@ -250,7 +249,6 @@ type actInt8 struct {
 	Rows, Kp, Group, Groups int
 	Q                       []byte    // [Rows][Kp] int8 (or uint8 = int8+128 for the VNNI path)
 	XS                      []float32 // [Groups][Rows]
-	NT                      bool      // tile order is written with non-temporal stores (AVX-512 path; see engine.ntStores)
 }
 
 func (a *actInt8) reset(rows, kp, group int) {
@@ -270,7 +268,7 @@ func (a *actInt8) reset(rows, kp, group int) {
 // quantizeRow quantizes x (len <= Kp) into row r, row-major: per group, the largest magnitude maps to 127. With
 // unsigned set, values are stored offset by 128 (the VNNI path's unsigned operand).
 func (a *actInt8) quantizeRow(r int, x []float32, unsigned bool) {
-	a.quantizeInto(a.Q[r*a.Kp:(r+1)*a.Kp], r, x, unsigned, a.Kp, 0, nil, false)
+	a.quantizeInto(a.Q[r*a.Kp:(r+1)*a.Kp], r, x, unsigned, a.Kp, 0, nil)
 }
 
 // quantizeTileRow quantizes x as row rel of the set whose rows start at row base, in tile order: the set's rows
@@ -278,7 +276,7 @@ func (a *actInt8) quantizeRow(r int, x []float32, unsigned bool) {
 // tmp is Kp bytes of scratch for the Go path.
 func (a *actInt8) quantizeTileRow(base, rel, tileRows, kstep int, x []float32, tmp []byte) {
 	band := a.Q[(base+rel/tileRows*tileRows)*a.Kp:][:tileRows*a.Kp]
-	a.quantizeInto(band[rel%tileRows*kstep:], base+rel, x, false, kstep, (tileRows-1)*kstep, tmp, a.NT)
+	a.quantizeInto(band[rel%tileRows*kstep:], base+rel, x, false, kstep, (tileRows-1)*kstep, tmp)
 }
 
 // quantizeInto quantizes x and stores the scales of row r, writing the bytes to q in runs of chunk bytes
@@ -288,7 +286,7 @@ func (a *actInt8) quantizeTileRow(base, rel, tileRows, kstep int, x []float32, t
 // path's scale becomes NaN (so the outputs of that row and group do), while the AVX-512 maximum may drop it and
 // quantize the NaN to -128, a finite value (CPU mode loses it too: a NaN activation gives finite q8_0 outputs
 // there). tmp (Kp bytes) is needed by the Go path when jump > 0.
-func (a *actInt8) quantizeInto(q []byte, r int, x []float32, unsigned bool, chunk, jump int, tmp []byte, nt bool) {
+func (a *actInt8) quantizeInto(q []byte, r int, x []float32, unsigned bool, chunk, jump int, tmp []byte) {
 	var off byte
 	if unsigned {
 		off = 0x80
@@ -303,7 +301,7 @@ func (a *actInt8) quantizeInto(q []byte, r int, x []float32, unsigned bool, chun
 			x = padded
 		}
 		quantRowAVX512(&x[0], &q[0], &a.XS[r], uintptr(4*a.Rows), uintptr(a.Groups), uintptr(a.Group), uint32(off),
-			uintptr(chunk), uintptr(jump), nonTemporal(nt, q, 16))
+			uintptr(chunk), uintptr(jump))
 		return
 	}
 	out := q
@@ -337,20 +335,11 @@ func (a *actInt8) quantizeInto(q []byte, r int, x []float32, unsigned bool, chun
 	}
 }
 
-// nonTemporal is the assembly's nt argument: 1 when asked for and q is aligned as its stores need.
-func nonTemporal(want bool, q []byte, align uintptr) uintptr {
-	if want && uintptr(unsafe.Pointer(&q[0]))%align == 0 {
-		return 1
-	}
-	return 0
-}
-
 // actBF16 holds activations as bf16 rows for the tile kernels, or as float32 rows for the AVX-512 path.
 type actBF16 struct {
 	Rows, Kp int
 	B        []byte    // [Rows][Kp] bf16
 	F        []float32 // [Rows][Kp] float32 (AVX-512 path)
-	NT       bool      // tile order is written with non-temporal stores (AVX-512 path; see engine.ntStores)
 }
 
 // reset sizes the buffers for rows rows of Kp values: the bf16 rows if tiles will read them, the float32 rows
@@ -380,23 +369,23 @@ func (a *actBF16) setRow(r int, x []float32, wide bool) {
 		clear(row[n:])
 		return
 	}
-	a.bf16Into(a.B[2*r*a.Kp:2*(r+1)*a.Kp], x, 2*a.Kp, 0, nil, false)
+	a.bf16Into(a.B[2*r*a.Kp:2*(r+1)*a.Kp], x, 2*a.Kp, 0, nil)
 }
 
 // setTileRow stores x as bf16 row rel of the set starting at row base, in tile order (see quantizeTileRow);
 // tmp is 2*Kp bytes of scratch for the Go path.
 func (a *actBF16) setTileRow(base, rel, tileRows, kstep int, x []float32, tmp []byte) {
 	band := a.B[2*(base+rel/tileRows*tileRows)*a.Kp:][:2*tileRows*a.Kp]
-	a.bf16Into(band[rel%tileRows*kstep:], x, kstep, (tileRows-1)*kstep, tmp, a.NT)
+	a.bf16Into(band[rel%tileRows*kstep:], x, kstep, (tileRows-1)*kstep, tmp)
 }
 
 // bf16Into rounds x (zero-padded to Kp) to bf16 and writes it in runs of chunk bytes separated by jump bytes.
-func (a *actBF16) bf16Into(q []byte, x []float32, chunk, jump int, tmp []byte, nt bool) {
+func (a *actBF16) bf16Into(q []byte, x []float32, chunk, jump int, tmp []byte) {
 	if last := (2*a.Kp/chunk-1)*(chunk+jump) + chunk; len(q) < last {
 		panic(fmt.Sprintf("amx: bf16 row needs %d bytes, has %d", last, len(q)))
 	}
 	if quantAsm && len(x) == a.Kp && a.Kp%16 == 0 && chunk%32 == 0 {
-		bf16RowAVX512(&x[0], &q[0], uintptr(a.Kp), uintptr(chunk), uintptr(jump), nonTemporal(nt, q, 32))
+		bf16RowAVX512(&x[0], &q[0], uintptr(a.Kp), uintptr(chunk), uintptr(jump))
 		return
 	}
 	out := q

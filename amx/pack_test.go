@@ -77,34 +77,6 @@ func TestActivationQuantizationIsTheSameInAssemblyAndGo(t *testing.T) {
 			}
 		}
 	})
-	t.Run("non-temporal stores give identical bytes", func(t *testing.T) {
-		const k, rows = 512, 32
-		x := randomRows(12, rows, k)
-		var plain, nt actInt8
-		var plain16, nt16 actBF16
-		plain.reset(rows, k, 128)
-		nt.reset(rows, k, 128)
-		plain16.reset(rows, k, true, true)
-		nt16.reset(rows, k, true, true)
-		nt.NT, nt16.NT = true, true
-		tmp := make([]byte, 2*k)
-		for i := 0; i < rows; i++ {
-			plain.quantizeTileRow(0, i, 16, 64, x[i], tmp)
-			nt.quantizeTileRow(0, i, 16, 64, x[i], tmp)
-			plain16.setTileRow(0, i, 16, 64, x[i], tmp)
-			nt16.setTileRow(0, i, 16, 64, x[i], tmp)
-		}
-		storeFence()
-		if nonTemporal(true, nt.Q, 16) == 0 || nonTemporal(true, nt16.B, 32) == 0 {
-			t.Fatal("the buffers are not aligned for non-temporal stores: the test would compare the plain path with itself")
-		}
-		if string(nt.Q) != string(plain.Q) || fmt.Sprint(nt.XS) != fmt.Sprint(plain.XS) {
-			t.Fatal("int8: non-temporal stores wrote different bytes or scales")
-		}
-		if string(nt16.B) != string(plain16.B) {
-			t.Fatal("bf16: non-temporal stores wrote different bytes")
-		}
-	})
 	t.Run("bf16 conversion gives identical bytes", func(t *testing.T) {
 		r := rng(9)
 		x := make([]float32, 64)

@@ -1,11 +1,11 @@
 #include "textflag.h"
 
-// func quantRowAVX512(x *float32, q *byte, xs *float32, xsStride, groups, group uintptr, xor uint32, chunk, jump, nt uintptr)
+// func quantRowAVX512(x *float32, q *byte, xs *float32, xsStride, groups, group uintptr, xor uint32, chunk, jump uintptr)
 // Quantizes groups x group floats to int8: per group, s = max|x| / 127 is stored at xs (then xs += xsStride
 // bytes), and q = saturate(round-to-nearest-even(x * (1/s))) ^ xor. group is a multiple of 16. The bytes go out
 // in runs of chunk bytes (a multiple of 16), each followed by a gap of jump bytes: tile order, or row-major with
-// chunk = the row and jump = 0. With nt set the stores are non-temporal (q 16-byte aligned; the caller fences).
-TEXT ·quantRowAVX512(SB), NOSPLIT, $0-80
+// chunk = the row and jump = 0.
+TEXT ·quantRowAVX512(SB), NOSPLIT, $0-72
 	MOVQ x+0(FP), SI
 	MOVQ q+8(FP), DI
 	MOVQ xs+16(FP), DX
@@ -24,7 +24,6 @@ TEXT ·quantRowAVX512(SB), NOSPLIT, $0-80
 	MOVQ chunk+56(FP), BX
 	SHRQ $4, BX
 	MOVQ jump+64(FP), R12
-	MOVQ nt+72(FP), R14
 	MOVQ BX, R13
 
 group:
@@ -63,15 +62,7 @@ qloop:
 	VCVTPS2DQ Z4, Z4
 	VPMOVSDB Z4, X4
 	VPXORD X20, X4, X4
-	TESTQ R14, R14
-	JNZ qnt
 	VMOVDQU X4, (DI)
-	JMP qstored
-
-qnt:
-	VMOVNTDQ X4, (DI)
-
-qstored:
 	ADDQ $64, SI
 	ADDQ $16, DI
 	DECQ R13
@@ -87,12 +78,11 @@ samechunk:
 	VZEROUPPER
 	RET
 
-// func bf16RowAVX512(x *float32, q *byte, n, chunk, jump, nt uintptr)
+// func bf16RowAVX512(x *float32, q *byte, n, chunk, jump uintptr)
 // Rounds n floats (a multiple of 16) to bf16, to nearest even, writing runs of chunk bytes (a multiple of 32)
 // separated by gaps of jump bytes. NaNs keep their top half with the quiet bit set, as the Go path does: rounding
 // them would carry into the exponent or the sign (0x7fffffff would become -0).
-// With nt set the stores are non-temporal (q 32-byte aligned; the caller fences).
-TEXT ·bf16RowAVX512(SB), NOSPLIT, $0-48
+TEXT ·bf16RowAVX512(SB), NOSPLIT, $0-40
 	MOVQ x+0(FP), SI
 	MOVQ q+8(FP), DI
 	MOVQ n+16(FP), CX
@@ -100,7 +90,6 @@ TEXT ·bf16RowAVX512(SB), NOSPLIT, $0-48
 	MOVQ chunk+24(FP), BX
 	SHRQ $5, BX
 	MOVQ jump+32(FP), R12
-	MOVQ nt+40(FP), R14
 	MOVQ BX, R13
 	MOVL $1, AX
 	VPBROADCASTD AX, Z20
@@ -120,15 +109,7 @@ loop:
 	VPSRLD $16, Z0, Z0
 	VMOVDQA32 Z2, K1, Z0
 	VPMOVDW Z0, Y0
-	TESTQ R14, R14
-	JNZ bnt
 	VMOVDQU Y0, (DI)
-	JMP bstored
-
-bnt:
-	VMOVNTDQ Y0, (DI)
-
-bstored:
 	ADDQ $64, SI
 	ADDQ $32, DI
 	DECQ R13
@@ -140,9 +121,4 @@ same:
 	DECQ CX
 	JNZ loop
 	VZEROUPPER
-	RET
-
-// func storeFence()
-TEXT ·storeFence(SB), NOSPLIT, $0-0
-	SFENCE
 	RET
