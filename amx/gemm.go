@@ -109,10 +109,11 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 	nbTile := roundUp(n, bn) / bn // blocks past N would only compute padding
 	// A task is a rectangle of blocks whose activation and weight rows fit in a budget together, so they stay in
 	// the core's L2 while every block of the rectangle reads them over the full K: 1 MiB, or 2 MiB for a set of
-	// 1024 activation rows or more (one expert's rows in a MUL_MAT_ID). On the accelerator (Sapphire Rapids, 2 MiB of L2 a core), int8 4096³ with 2 tasks per
-	// worker ran faster with 2 MiB tasks in each of five runs (9.9 against 11.4, 9.7 against 10.4, 10.0 against
-	// 11.9, 11.5 against 11.8, 10.1 against 11.2 ms; bf16 likewise), while at 512x2048x4096 neither size won
-	// consistently.
+	// 1024 activation rows or more (one expert's rows in a MUL_MAT_ID). On the accelerator (Sapphire Rapids,
+	// 2 MiB of L2 a core), int8 4096³ with 2 tasks per worker ran faster with 2 MiB tasks in each of five runs
+	// (9.9 against 11.4, 9.7 against 10.4, 10.0 against 11.9, 11.5 against 11.8, 10.1 against 11.2 ms; bf16
+	// likewise), while at 512x2048x4096 neither size won consistently. Rectangles square in elements rather than
+	// in blocks (1x2: 128x128 rather than 64x128) won two runs and lost two at 512x2048x4096, so they are not used.
 	rowBytes := kp
 	if w.b16 != nil {
 		rowBytes = 2 * kp
