@@ -57,11 +57,11 @@ type engine struct {
 	timing             bool
 	prepTime, tileTime time.Duration
 	// overlap runs the activations' quantization and the tiles in one parallel section (see gemm); off, the
-	// quantization is a section of its own. The hosts the accelerator comes on disagree: at 512x2048x4096 (int8
-	// 1x2 g512, with the ring below) one measured 0.692, 0.704, 0.766, 0.643 ms overlapped against 0.663, 0.686,
-	// 0.723, 0.642 separate (four runs), another 0.874 against 0.971 (bf16 2x1 c256: 1.62 against 1.85); with
-	// one buffer the overlap was 3–5% faster. On is the choice that loses little where it loses. An order that
-	// put each group of rows' quantization just before its tiles was slower in three runs and was removed.
+	// quantization is a section of its own. With the ring (below) the two are within a few percent at
+	// 512x2048x4096 and the sign changes between runs (int8 1x2 g512: 0.692, 0.704, 0.766, 0.643 ms overlapped
+	// against 0.663, 0.686, 0.723, 0.642 separate on one host; 0.874 against 0.971, then 0.774 against 0.715 on
+	// another); with one buffer the overlap was 3–5% faster, so it stays on. An order that put each group of
+	// rows' quantization just before its tiles was slower in three runs and was removed.
 	overlap bool
 
 	// The activations of the current call, quantized or converted: one of a ring of buffers, taking turns call
