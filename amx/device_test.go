@@ -355,17 +355,18 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			typ tensor.DType
 			cfg TileConfig
 		}{{tensor.Q8_0, DefaultConfig}, {tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Group: 512}}, {tensor.BF16, DefaultConfigBF16},
-			{tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Chunk: 256}}} {
+			{tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1}}, {tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Chunk: 256}},
+			{tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 1, NT: 2}}} {
 			by := 1 << 20
 			if m > 512 {
 				by = 2 << 20
 			}
-			// The defaults (quantization overlapped with the tiles, the ring of buffers), one buffer (as before the
-			// ring), the quantization in a section of its own; at 512 rows also 2 MiB tasks.
-			vs = append(vs, variant{c.typ, c.cfg, by, 2, true, actRing}, variant{c.typ, c.cfg, by, 2, true, 1},
-				variant{c.typ, c.cfg, by, 2, false, actRing})
-			if m <= 512 {
-				vs = append(vs, variant{c.typ, c.cfg, 2 << 20, 2, true, actRing})
+			// Each configuration with the defaults (quantization overlapped with the tiles, the ring of buffers);
+			// for the int8 default also one buffer (as before the ring) and the quantization in a section of its
+			// own.
+			vs = append(vs, variant{c.typ, c.cfg, by, 2, true, actRing})
+			if c.cfg == DefaultConfig {
+				vs = append(vs, variant{c.typ, c.cfg, by, 2, true, 1}, variant{c.typ, c.cfg, by, 2, false, actRing})
 			}
 		}
 		weightsOf := map[tensor.DType]*graph.Tensor{}
