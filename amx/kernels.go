@@ -57,11 +57,11 @@ type engine struct {
 	timing             bool
 	prepTime, tileTime time.Duration
 	// overlap runs the activations' quantization and the tiles in one parallel section (see gemm); off, the
-	// quantization is a section of its own. With the ring (below) the two are within a few percent at
-	// 512x2048x4096 and the sign changes between runs (int8 1x2 g512: 0.692, 0.704, 0.766, 0.643 ms overlapped
-	// against 0.663, 0.686, 0.723, 0.642 separate on one host; 0.874 against 0.971, then 0.774 against 0.715 on
-	// another); with one buffer the overlap was 3–5% faster, so it stays on. An order that put each group of
-	// rows' quantization just before its tiles was slower in three runs and was removed.
+	// quantization is a section of its own, which is the default: with the ring of buffers (below) the separate
+	// section was faster at 512x2048x4096 in 13 of 14 device runs that timed both for int8 1x2 g512 (by 3 to
+	// 10%: 0.725 against 0.759 ms, 0.682 against 0.755, ...; the one exception 0.971 against 0.874) and even or
+	// faster at 4096³; with one buffer the overlap had been 3–5% faster. An order that put each group of rows'
+	// quantization just before its tiles was slower in three runs and was removed.
 	overlap bool
 
 	// The activations of the current call, quantized or converted: one of a ring of buffers, taking turns call
@@ -99,7 +99,7 @@ const actRing = 4
 
 func newEngine(p *pool.Pool, cfg, cfg16 TileConfig, emulate, vecAsm bool) *engine {
 	g := &engine{pool: p, ws: make([]workspace, p.Threads()), emulate: emulate, vecAsm: vecAsm, cfg: cfg, cfg16: cfg16,
-		plans: map[[2]int]sched.Plan{}, spread: 2, overlap: true, buffers: actRing}
+		plans: map[[2]int]sched.Plan{}, spread: 2, buffers: actRing}
 	g.act8, g.act16 = &g.acts8[0], &g.acts16[0]
 	return g
 }
