@@ -58,9 +58,9 @@ type engine struct {
 	prepTime, tileTime time.Duration
 	// overlap runs the activations' quantization and the tiles in one parallel section (see gemm); off, the
 	// quantization is a section of its own, which is the default: with the ring of buffers (below) the separate
-	// section was faster at 512x2048x4096 in 13 of 14 device runs that timed both for int8 1x2 g512 (by 3 to
-	// 10%: 0.725 against 0.759 ms, 0.682 against 0.755, ...; the one exception 0.971 against 0.874) and even or
-	// faster at 4096³; with one buffer the overlap had been 3–5% faster. An order that put each group of rows'
+	// section was faster at 512x2048x4096 in 13 of 15 device runs that timed both for int8 1x2 g512 (by 3 to
+	// 10%: 0.725 against 0.759 ms, 0.682 against 0.755, ...), slower in two on two hosts (0.971 against 0.874,
+	// 0.892 against 0.798), and even or faster at 4096³; with one buffer the overlap had been 3–5% faster. An order that put each group of rows'
 	// quantization just before its tiles was slower in three runs and was removed.
 	overlap bool
 
