@@ -67,7 +67,7 @@ func TestDeviceFigures(t *testing.T) {
 	if want("sweep") {
 		var cfgs []TileConfig
 		for _, a := range [][2]int{{2, 2}, {1, 4}, {4, 1}, {1, 2}, {2, 1}} {
-			for _, g := range []int{32, 256, 512, 0} {
+			for _, g := range []int{32, 256, 512, 1024, 0} {
 				cfgs = append(cfgs, TileConfig{Rows: 16, KStep: 64, MT: a[0], NT: a[1], Group: g})
 			}
 		}
