@@ -466,39 +466,30 @@ func coreFigures(t *testing.T, rep *report) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.eng.overlap = false
+		// One activation buffer: the experiment is about rewriting the buffer the workers have just read, which
+		// the engine's ring of buffers avoids.
+		b.eng.overlap, b.eng.buffers = false, 1
 		ws := make([]workspace, th)
 		sinks := make([]int, 16*th)
-		// What runs between two quantizations: nothing; every worker reading every quantized byte (as the tile
-		// tasks of a wide GEMM do, leaving each line shared by many cores); every worker running tiles for a
-		// while (a GEMM's tile section, for the frequency it leaves the core at); both.
+		readAll := func(w int) { // every quantized byte's line, as a wide GEMM's tile tasks read them
+			q, s := b.eng.act8.Q, 0
+			for i := 0; i < len(q); i += 64 {
+				s += int(q[i])
+			}
+			sinks[16*w] += s
+		}
+		runTiles := func(w int) { peakCall(&ws[w], true, 2000) }
+		// What runs between two quantizations: nothing; every worker reading every quantized byte (leaving each
+		// line shared by many cores); every worker running tiles for a while (a GEMM's tile section, for the
+		// frequency it leaves the core at); both.
 		between := []struct {
 			name string
 			fn   func()
 		}{
 			{"nothing", nil},
-			{"all read the result", func() {
-				p.Run(th, func(_, w int) {
-					q := b.eng.act8.Q
-					s := 0
-					for i := 0; i < len(q); i += 64 {
-						s += int(q[i])
-					}
-					sinks[16*w] += s
-				})
-			}},
-			{"all run tiles", func() { p.Run(th, func(_, w int) { peakCall(&ws[w], true, 2000) }) }},
-			{"both", func() {
-				p.Run(th, func(_, w int) {
-					peakCall(&ws[w], true, 2000)
-					q := b.eng.act8.Q
-					s := 0
-					for i := 0; i < len(q); i += 64 {
-						s += int(q[i])
-					}
-					sinks[16*w] += s
-				})
-			}},
+			{"all read the result", func() { p.Run(th, func(_, w int) { readAll(w) }) }},
+			{"all run tiles", func() { p.Run(th, func(_, w int) { runTiles(w) }) }},
+			{"both", func() { p.Run(th, func(_, w int) { runTiles(w); readAll(w) }) }},
 		}
 		for _, bt := range between {
 			for _, rot := range []int{1, 4} {

@@ -262,11 +262,9 @@ func rowAddr(disp, i int) string {
 	return d + "(SI)(R9*1)"
 }
 
-// vnniKernel writes the AVX-512 VNNI kernel for rows activation rows (1..4) and two 16-wide weight panels over
-// the int8 tile layout: activations are offset to unsigned (x+128) and the weight sums stored with the layout
-// take the offset back out.
-func (g *gen) vnniKernel(rows int) {
-	name := fmt.Sprintf("vnniInt8R%d", rows)
+// vecPrologue starts an AVX-512 small-batch kernel: SI the activation rows (R8 apart, R9 = 3 x R8), DI the
+// weights and R11 the distance between the two weight panels.
+func (g *gen) vecPrologue(name string) {
 	fmt.Fprintf(&g.s, "\n// func %s(p *vecArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
 	g.p("MOVQ p+0(FP), AX")
 	g.p("MOVQ %s, SI", g.v("x"))
@@ -274,6 +272,13 @@ func (g *gen) vnniKernel(rows int) {
 	g.p("MOVQ %s, R8", g.v("lda"))
 	g.p("LEAQ (R8)(R8*2), R9")
 	g.p("MOVQ %s, R11", g.v("bPanel"))
+}
+
+// vnniKernel writes the AVX-512 VNNI kernel for rows activation rows (1..4) and two 16-wide weight panels over
+// the int8 tile layout: activations are offset to unsigned (x+128) and the weight sums stored with the layout
+// take the offset back out.
+func (g *gen) vnniKernel(rows int) {
+	g.vecPrologue(fmt.Sprintf("vnniInt8R%d", rows))
 	g.p("MOVQ %s, R13", g.v("wsPanel"))
 	g.p("MOVQ %s, BX", g.v("ws"))
 	g.p("MOVQ %s, CX", g.v("wsum"))
@@ -335,14 +340,7 @@ func (g *gen) vnniKernel(rows int) {
 // bf16Kernel writes the AVX-512 kernel for rows float32 activation rows over the BF16 pair layout: each 64-byte
 // chunk holds 16 outputs x 2 K values, widened to float32 by shifting (even K) and masking (odd K).
 func (g *gen) bf16Kernel(rows int) {
-	name := fmt.Sprintf("avxBF16R%d", rows)
-	fmt.Fprintf(&g.s, "\n// func %s(p *vecArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
-	g.p("MOVQ p+0(FP), AX")
-	g.p("MOVQ %s, SI", g.v("x"))
-	g.p("MOVQ %s, DI", g.v("b"))
-	g.p("MOVQ %s, R8", g.v("lda"))
-	g.p("LEAQ (R8)(R8*2), R9")
-	g.p("MOVQ %s, R11", g.v("bPanel"))
+	g.vecPrologue(fmt.Sprintf("avxBF16R%d", rows))
 	g.p("MOVL $0xffff0000, R10")
 	g.p("VPBROADCASTD R10, Z30")
 	for i := 0; i < 2*rows; i++ {
