@@ -108,6 +108,33 @@
 // tdpbssd %tmm7, %tmm5, %tmm3
 #define TDPBSSD_T3_T5_T7 BYTE $0xc4; BYTE $0xe2; BYTE $0x43; BYTE $0x5e; BYTE $0xdd
 
+// tileloaddt1 (%rsi,%r8,1), %tmm1
+#define TILELOADDT1_T1_SI_R8 BYTE $0xc4; BYTE $0xa2; BYTE $0x79; BYTE $0x4b; BYTE $0x0c; BYTE $0x06
+
+// tileloaddt1 (%rsi,%r8,1), %tmm2
+#define TILELOADDT1_T2_SI_R8 BYTE $0xc4; BYTE $0xa2; BYTE $0x79; BYTE $0x4b; BYTE $0x14; BYTE $0x06
+
+// tileloaddt1 (%rsi,%r8,1), %tmm3
+#define TILELOADDT1_T3_SI_R8 BYTE $0xc4; BYTE $0xa2; BYTE $0x79; BYTE $0x4b; BYTE $0x1c; BYTE $0x06
+
+// tileloaddt1 (%r10,%r8,1), %tmm4
+#define TILELOADDT1_T4_R10_R8 BYTE $0xc4; BYTE $0x82; BYTE $0x79; BYTE $0x4b; BYTE $0x24; BYTE $0x02
+
+// tileloaddt1 (%rsi,%r8,1), %tmm4
+#define TILELOADDT1_T4_SI_R8 BYTE $0xc4; BYTE $0xa2; BYTE $0x79; BYTE $0x4b; BYTE $0x24; BYTE $0x06
+
+// tileloaddt1 (%r10,%r8,1), %tmm5
+#define TILELOADDT1_T5_R10_R8 BYTE $0xc4; BYTE $0x82; BYTE $0x79; BYTE $0x4b; BYTE $0x2c; BYTE $0x02
+
+// tileloaddt1 (%rsi,%r8,1), %tmm5
+#define TILELOADDT1_T5_SI_R8 BYTE $0xc4; BYTE $0xa2; BYTE $0x79; BYTE $0x4b; BYTE $0x2c; BYTE $0x06
+
+// tileloaddt1 (%r10,%r8,1), %tmm6
+#define TILELOADDT1_T6_R10_R8 BYTE $0xc4; BYTE $0x82; BYTE $0x79; BYTE $0x4b; BYTE $0x34; BYTE $0x02
+
+// tileloaddt1 (%r10,%r8,1), %tmm7
+#define TILELOADDT1_T7_R10_R8 BYTE $0xc4; BYTE $0x82; BYTE $0x79; BYTE $0x4b; BYTE $0x3c; BYTE $0x02
+
 // tileloadd (%r10,%r13,1), %tmm0
 #define TILELOADD_T0_R10_R13 BYTE $0xc4; BYTE $0x82; BYTE $0x7b; BYTE $0x4b; BYTE $0x04; BYTE $0x2a
 
@@ -195,11 +222,17 @@
 // tilestored %tmm0, (%r10,%r9,1)
 #define TILESTORED_T0_R10_R9 BYTE $0xc4; BYTE $0x82; BYTE $0x7a; BYTE $0x4b; BYTE $0x04; BYTE $0x0a
 
+// tilestored %tmm0, (%r11,%r12,1)
+#define TILESTORED_T0_R11_R12 BYTE $0xc4; BYTE $0x82; BYTE $0x7a; BYTE $0x4b; BYTE $0x04; BYTE $0x23
+
 // tilestored %tmm1, (%r10,%r13,1)
 #define TILESTORED_T1_R10_R13 BYTE $0xc4; BYTE $0x82; BYTE $0x7a; BYTE $0x4b; BYTE $0x0c; BYTE $0x2a
 
 // tilestored %tmm1, (%r10,%r9,1)
 #define TILESTORED_T1_R10_R9 BYTE $0xc4; BYTE $0x82; BYTE $0x7a; BYTE $0x4b; BYTE $0x0c; BYTE $0x0a
+
+// tilestored %tmm1, (%r11,%r12,1)
+#define TILESTORED_T1_R11_R12 BYTE $0xc4; BYTE $0x82; BYTE $0x7a; BYTE $0x4b; BYTE $0x0c; BYTE $0x23
 
 // tilestored %tmm2, (%r10,%r13,1)
 #define TILESTORED_T2_R10_R13 BYTE $0xc4; BYTE $0x82; BYTE $0x7a; BYTE $0x4b; BYTE $0x14; BYTE $0x2a
@@ -207,11 +240,17 @@
 // tilestored %tmm2, (%r10,%r9,1)
 #define TILESTORED_T2_R10_R9 BYTE $0xc4; BYTE $0x82; BYTE $0x7a; BYTE $0x4b; BYTE $0x14; BYTE $0x0a
 
+// tilestored %tmm2, (%r11,%r12,1)
+#define TILESTORED_T2_R11_R12 BYTE $0xc4; BYTE $0x82; BYTE $0x7a; BYTE $0x4b; BYTE $0x14; BYTE $0x23
+
 // tilestored %tmm3, (%r10,%r13,1)
 #define TILESTORED_T3_R10_R13 BYTE $0xc4; BYTE $0x82; BYTE $0x7a; BYTE $0x4b; BYTE $0x1c; BYTE $0x2a
 
 // tilestored %tmm3, (%r10,%r9,1)
 #define TILESTORED_T3_R10_R9 BYTE $0xc4; BYTE $0x82; BYTE $0x7a; BYTE $0x4b; BYTE $0x1c; BYTE $0x0a
+
+// tilestored %tmm3, (%r11,%r12,1)
+#define TILESTORED_T3_R11_R12 BYTE $0xc4; BYTE $0x82; BYTE $0x7a; BYTE $0x4b; BYTE $0x1c; BYTE $0x23
 
 // tilezero %tmm0
 #define TILEZERO_T0 BYTE $0xc4; BYTE $0xe2; BYTE $0x7b; BYTE $0x49; BYTE $0xc0

@@ -172,6 +172,9 @@ func (c TileConfig) BlockCols() int { return 16 * c.NT }
 type tileKey struct {
 	mt, nt int
 	int8   bool
+	// plain selects, for int8, the earlier kernel (engine.plainInt8), which scales a block's sums before the next
+	// block starts; the default kernel scales them during the next block's K steps.
+	plain bool
 }
 
 // palette builds the 64-byte LDTILECFG operand for the plan: palette 1, then bytes per row (colsb) of each

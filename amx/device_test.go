@@ -9,6 +9,7 @@ package amx
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"sort"
@@ -59,9 +60,13 @@ func TestDeviceFigures(t *testing.T) {
 	only := os.Getenv("AMX_FIGURES") // comma list of sections; empty = all
 	want := func(s string) bool { return only == "" || strings.Contains(","+only+",", ","+s+",") }
 	for _, s := range strings.Split(only, ",") {
-		if s != "" && !strings.Contains(",sweep,gemm,tasks,core,moe,small,decode,calibrate,", ","+s+",") {
-			t.Fatalf("AMX_FIGURES: unknown section %q (sections: sweep gemm tasks core moe small decode calibrate)", s)
+		if s != "" && !strings.Contains(",sweep,gemm,tasks,core,pipe,moe,small,decode,calibrate,", ","+s+",") {
+			t.Fatalf("AMX_FIGURES: unknown section %q (sections: sweep gemm tasks core pipe moe small decode calibrate)", s)
 		}
+	}
+
+	if want("pipe") {
+		pipeFigures(t, rep, p, i8)
 	}
 
 	if want("sweep") {
@@ -562,6 +567,133 @@ func coreFigures(t *testing.T, rep *report) {
 			d := b.eng.tileTime.Seconds() / calls
 			tops := 2 * float64(m*n*k) / d / 1e12
 			rep.printf("| %dx%dx%d | %s | %.4f | %.3f | %.0f%% |\n", m, n, k, cfg, d*1e3, tops, 100*tops/i8)
+		}
+	}
+	rep.printf("\n")
+}
+
+// pipeFigures compares the two int8 kernels: the default, which scales a block's sums during the next block's K
+// steps and streams the activation tiles, and the earlier one (sums scaled between blocks), for several
+// arrangements, in whole GEMMs and with every tile task repeated (its operands then come from the core's caches:
+// what the kernel does without the memory hierarchy), and on one core.
+func pipeFigures(t *testing.T, rep *report, p *pool.Pool, peak8 float64) {
+	type variant struct {
+		cfg       TileConfig
+		plain     bool
+		repeat    int
+		taskBytes int
+	}
+	kernel := map[bool]string{false: "default (pipelined spill, streamed A)", true: "earlier (spill between blocks)"}
+	arr := func(mt, nt int) TileConfig { return TileConfig{Rows: 16, KStep: 64, MT: mt, NT: nt, Group: 512} }
+	r := rand.New(rand.NewPCG(41, 42))
+	for _, sh := range [][3]int{{512, 2048, 4096}, {4096, 4096, 4096}} {
+		m, n, k := sh[0], sh[1], sh[2]
+		var vs []variant
+		for _, cfg := range []TileConfig{arr(1, 2), arr(2, 1), arr(2, 2)} {
+			vs = append(vs, variant{cfg: cfg}, variant{cfg: cfg, plain: true})
+		}
+		vs = append(vs, variant{cfg: arr(1, 2), taskBytes: 512 << 10}, variant{cfg: arr(1, 2), taskBytes: 2 << 20},
+			variant{cfg: arr(1, 2), taskBytes: 4 << 20})
+		if m == 512 {
+			vs = append(vs, variant{cfg: arr(1, 2), repeat: 8}, variant{cfg: arr(1, 2), plain: true, repeat: 8})
+		}
+		plain := RandomWeight(tensor.Q8_0, k, n, 1, r)
+		op := RandomMulMat(plain, m, r)
+		w, err := repack(plain, 512)
+		if err != nil {
+			t.Fatal(err)
+		}
+		op.Src[0] = w
+		backends := make([]*Backend, len(vs))
+		var want []float32
+		for i, v := range vs {
+			b, err := NewBackend(p, Options{Config: v.cfg, Threshold: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.eng.plainInt8, b.eng.repeat = v.plain, v.repeat
+			if v.taskBytes != 0 {
+				b.eng.taskBytes = v.taskBytes
+			}
+			backends[i] = b
+			for j := 0; j < actRing; j++ {
+				if _, err := b.Compute(op); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Every variant computes the same bits: each group's sums are exact in int32 whatever the arrangement,
+			// and both kernels scale and add them in the same order.
+			if i == 0 {
+				want = append([]float32(nil), op.Dst.F32...)
+			} else {
+				for e := range want {
+					if math.Float32bits(want[e]) != math.Float32bits(op.Dst.F32[e]) {
+						t.Fatalf("%s %s: element %d is %v, the first variant's %v", v.cfg, kernel[v.plain], e, op.Dst.F32[e], want[e])
+					}
+				}
+			}
+		}
+		rounds := 8
+		if m > 512 {
+			rounds = 3
+		}
+		medians, err := interleavedMedians(len(vs), rounds, func(i int) error { _, err := backends[i].Compute(op); return err })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i8b, _, err := Peak(p); err == nil {
+			peak8 = max(peak8, i8b)
+		}
+		rep.printf("## int8 kernels, %dx%dx%d (shares of int8 peak %.2f TOPS)\n\n| config | kernel | tasks | task repeats | ms a repeat | TOPS | %% of peak |\n|---|---|---|---|---|---|---|\n", m, n, k, peak8)
+		for i, v := range vs {
+			reps := max(1, v.repeat)
+			d := medians[i].Seconds() / float64(reps)
+			rate := 2 * float64(m*n) * float64(k) / d / 1e12
+			tasks := "budget"
+			if v.taskBytes != 0 {
+				tasks = fmt.Sprintf("%d KiB", v.taskBytes>>10)
+			}
+			rep.printf("| %s | %s | %s | %d | %.3f | %.2f | %.0f%% |\n", v.cfg, kernel[v.plain], tasks, reps, d*1e3, rate, 100*rate/peak8)
+		}
+		rep.printf("\n(with task repeats: the whole call over the repeats, so the quantization is spread over them too)\n\n")
+	}
+
+	p1 := pool.New(1)
+	defer p1.Close()
+	one, _, err := Peak(p1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.printf("## One core, 64x128x4096, one task repeated 20 times (one-core peak %.3f TOPS)\n\n| config | kernel | tiles ms a repeat | TOPS | %% of one-core peak |\n|---|---|---|---|---|\n", one)
+	plain := RandomWeight(tensor.Q8_0, 4096, 128, 1, r)
+	op := RandomMulMat(plain, 64, r)
+	w, err := repack(plain, 512)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op.Src[0] = w
+	for _, cfg := range []TileConfig{arr(1, 2), arr(2, 1), arr(2, 2)} {
+		for _, pl := range []bool{false, true} {
+			b, err := NewBackend(p1, Options{Config: cfg, Threshold: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.eng.plainInt8, b.eng.repeat, b.eng.taskBytes = pl, 20, 64<<20
+			for i := 0; i < 2; i++ {
+				if _, err := b.Compute(op); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b.eng.timing = true
+			const calls = 10
+			for i := 0; i < calls; i++ {
+				if _, err := b.Compute(op); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d := b.eng.tileTime.Seconds() / calls / 20
+			tops := 2 * 64 * 128 * 4096 / d / 1e12
+			rep.printf("| %s | %s | %.4f | %.3f | %.0f%% |\n", cfg, kernel[pl], d*1e3, tops, 100*tops/one)
 		}
 	}
 	rep.printf("\n")

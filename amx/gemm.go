@@ -221,7 +221,9 @@ func (j *gemmJob) Chunk(c, worker int) {
 	ws := &j.g.ws[worker]
 	var err error
 	if s.tiles {
-		err = j.g.tileTask(ws, &j.pal, j.p, j.cfg, j.kstep, j.w, s, t, j.dst)
+		for r := 0; r < max(1, j.g.repeat) && err == nil; r++ {
+			err = j.g.tileTask(ws, &j.pal, j.p, j.cfg, j.kstep, j.w, s, t, j.dst)
+		}
 	} else {
 		err = j.g.vecTask(ws, j.w, s, t, j.dst)
 	}

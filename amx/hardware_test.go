@@ -39,21 +39,27 @@ func TestHardwareMatchesEmulator(t *testing.T) {
 						t.Fatal(err)
 					}
 					op := RandomMulMat(w, m, r)
-					hw := newTestBackend(t, Options{Config: cfg, Threshold: 1})
 					emu := newTestBackend(t, Options{Config: cfg, Threshold: 1, Emulate: true})
-					hw.eng.spread, emu.eng.spread = 0, 0
-					runOp(t, hw, 0, op)
-					got := append([]float32(nil), op.Dst.F32...)
+					emu.eng.spread = 0
 					runOp(t, emu, 0, op)
-					want := op.Dst.F32
+					want := append([]float32(nil), op.Dst.F32...)
+					hw := newTestBackend(t, Options{Config: cfg, Threshold: 1})
+					hw.eng.spread = 0
 					if typ != tensor.BF16 {
-						for i := range want {
-							if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-								t.Fatalf("element %d: hardware %v, emulator %v", i, got[i], want[i])
+						// Both int8 kernels (sums scaled during the next block, or before it) compute the emulator's bits.
+						for _, plain := range []bool{false, true} {
+							hw.eng.plainInt8 = plain
+							runOp(t, hw, 0, op)
+							for i, got := range op.Dst.F32 {
+								if math.Float32bits(got) != math.Float32bits(want[i]) {
+									t.Fatalf("plain kernel %v, element %d: hardware %v, emulator %v", plain, i, got, want[i])
+								}
 							}
 						}
 						return
 					}
+					runOp(t, hw, 0, op)
+					got := op.Dst.F32
 					var maxd, maxv float64
 					for i := range want {
 						maxd = max(maxd, math.Abs(float64(got[i]-want[i])))

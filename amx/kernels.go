@@ -17,9 +17,9 @@ import (
 type workspace struct {
 	targs   tileArgs
 	vargs   vecArgs
-	scratch [4 * 1024]byte
-	cbuf    []float32 // the output rectangle of the current task
-	row     []byte    // prepare's one row in tile order
+	scratch [8 * 1024]byte // the int8 sums leaving the tiles: two halves of 4 KiB for the pipelined kernels
+	cbuf    []float32      // the output rectangle of the current task
+	row     []byte         // prepare's one row in tile order
 	emu     tileUnit
 }
 
@@ -63,6 +63,11 @@ type engine struct {
 	// 0.892 against 0.798), and even or faster at 4096³; with one buffer the overlap had been 3–5% faster. An order that put each group of rows'
 	// quantization just before its tiles was slower in three runs and was removed.
 	overlap bool
+	// plainInt8 runs the earlier int8 kernels (see tileKey), so the device figures can compare.
+	plainInt8 bool
+	// repeat runs every tile task that many times (device figures: after the first, its operands come from the
+	// core's caches, which shows what the kernel does without the memory hierarchy).
+	repeat int
 
 	// The activations of the current call, quantized or converted: one of a ring of buffers, taking turns call
 	// by call. The tile tasks of a wide GEMM leave every line of the buffer shared by many cores' caches, and
@@ -223,7 +228,9 @@ func (j *tileJob) checkOne(p sched.Plan, int8 bool) error {
 }
 
 // emuTile runs the kernel's schedule on the emulated tile unit: the same loops (column blocks, groups, row
-// blocks), loads, dot products, spills and scaling in the same order as the generated assembly.
+// blocks), loads, dot products, spills and scaling as the generated assembly. The default int8 kernel scales a
+// block's sums during the next block's K steps rather than before them, which changes when, not how: every
+// output element gets the same operations in the same order, so the bits are the same.
 func emuTile(u *tileUnit, pal *[64]byte, p sched.Plan, j *tileJob, int8 bool, scratch []byte) error {
 	if err := u.ldtilecfg(pal); err != nil {
 		return err
@@ -319,7 +326,7 @@ func (g *engine) runTile(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, 
 	if g.emulate {
 		return emuTile(&w.emu, pal, p, j, int8, w.scratch[:])
 	}
-	return asmTileCall(w, pal, p, j, int8)
+	return asmTileCall(w, pal, p, j, int8, g.plainInt8)
 }
 
 // vecJob is up to four activation rows against two weight panels for the AVX-512 kernels.

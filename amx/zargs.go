@@ -58,6 +58,8 @@ type tileArgs struct {
 	aCur      uintptr
 	xsCur     uintptr
 	cCur      uintptr
+	sCur      uintptr
+	sAlt      uintptr
 }
 
 // vecArgs is what an AVX-512 kernel reads: up to four activation rows against two 16-wide weight panels.

@@ -26,7 +26,9 @@ var tileFields = []string{"cfg", "a", "lda", "b", "ws", "xs", "xsGroup", "c", "l
 	"mBlocks", "nBlocks", "aBlock", "bBlock", "wsBlock", "xsBlock", "cRowBlock", "cColBlock",
 	"aGroup", "bGroup",
 	// The kernel's own cursors.
-	"nLeft", "gLeft", "mLeft", "bN", "wsN", "cN", "aG", "bG", "wsG", "xsG", "aCur", "xsCur", "cCur"}
+	"nLeft", "gLeft", "mLeft", "bN", "wsN", "cN", "aG", "bG", "wsG", "xsG", "aCur", "xsCur", "cCur",
+	// The pipelined int8 kernels' two halves of the scratch: the one the next block's sums go to, and the other.
+	"sCur", "sAlt"}
 
 var vecFields = []string{"x", "lda", "b", "bPanel", "wsum", "ws", "wsPanel", "xs", "xsGroup", "c", "ldc", "groups",
 	"quads"}
@@ -131,16 +133,7 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 	if !int8 {
 		dot = "tdpbf16ps"
 	}
-	for _, op := range pl.Step {
-		switch op.Kind {
-		case sched.LoadA:
-			g.loadTile(op.Tile, op.Index, T.RSI, T.R10, T.R8, "aOff")
-		case sched.LoadB:
-			g.loadTile(op.Tile, op.Index, T.RDI, T.R11, T.R9, "bOff")
-		case sched.Dot:
-			g.emit(T.Dot(dot, op.Tile, op.A, op.B))
-		}
-	}
+	g.stepOps(pl, dot, false)
 	g.p("ADDQ %s, SI", g.k("astep"))
 	g.p("ADDQ %s, DI", g.k("bstep"))
 	g.p("DECQ R12")
@@ -208,6 +201,176 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 	g.emit(T.TileRelease(), nil)
 	g.p("VZEROUPPER")
 	g.p("RET")
+}
+
+// pipedKernel writes an int8 tile kernel whose spill is software-pipelined: a block's sums leave the tiles into
+// one half of the scratch, and the next block's K steps convert and scale them into the output a few rows per
+// step (2 x MT rows, the rest after the steps), so the tile unit is fed while the AVX-512 code runs. The
+// arithmetic per output element is the plain kernel's, in the same order, so results agree bit for bit. The
+// activation tiles, each read once per column block, are loaded with the hint not to keep them near the core
+// (TILELOADDT1), leaving L1 to the weights the row blocks share.
+//
+// Registers: SI, DI the A and B cursors, R8 and R9 their strides, R10 and R11 temporaries, R12 the step count
+// (and the scratch stride when storing), R13 ldc; the pending spill: BX its sums, CX its activation scales, DX
+// its output rows, R14 its rows left, Z26.. its weight scales.
+func (g *gen) pipedKernel(name string, pl sched.Plan) {
+	acc := pl.MT * pl.NT
+	perStep := 2 * pl.MT
+	rowBytes := pl.NT * 64
+	shift := map[int]int{1: 6, 2: 7, 4: 8}[pl.NT]
+	fmt.Fprintf(&g.s, "\n// func %s(p *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
+	g.p("MOVQ p+0(FP), AX")
+	g.p("MOVQ %s, R10", g.k("cfg"))
+	g.emit(T.LdTileCfg(T.R10))
+	g.p("MOVQ %s, R8", g.k("lda"))
+	g.p("MOVQ $64, R9")
+	g.p("MOVQ %s, R13", g.k("ldc"))
+	g.p("XORQ R14, R14")
+	mov := func(dst, src string) {
+		g.p("MOVQ %s, R10", g.k(src))
+		g.p("MOVQ R10, %s", g.k(dst))
+	}
+	add := func(dst, src string) {
+		g.p("MOVQ %s, R10", g.k(src))
+		g.p("ADDQ R10, %s", g.k(dst))
+	}
+	spillRow := func() {
+		g.p("VBROADCASTSS (CX), Z31")
+		for ni := 0; ni < pl.NT; ni++ {
+			g.p("VCVTDQ2PS %d(BX), Z0", ni*64)
+			g.p("VMULPS Z%d, Z31, Z1", 26+ni)
+			g.p("VMULPS Z1, Z0, Z0")
+			g.p("VADDPS %d(DX), Z0, Z0", ni*64)
+			g.p("VMOVUPS Z0, %d(DX)", ni*64)
+		}
+		g.p("ADDQ $%d, BX", rowBytes)
+		g.p("ADDQ $4, CX")
+		g.p("ADDQ R13, DX")
+	}
+	drain := func(l string) {
+		g.label(l)
+		g.p("TESTQ R14, R14")
+		g.p("JZ %s_done", l)
+		spillRow()
+		g.p("DECQ R14")
+		g.p("JMP %s", l)
+		g.label(l + "_done")
+	}
+	g.p("MOVQ %s, R10", g.k("scratch"))
+	g.p("MOVQ R10, %s", g.k("sCur"))
+	g.p("ADDQ $4096, R10")
+	g.p("MOVQ R10, %s", g.k("sAlt"))
+	mov("bN", "b")
+	mov("wsN", "ws")
+	mov("cN", "c")
+	mov("nLeft", "nBlocks")
+	g.label("nblock")
+	mov("aG", "a")
+	mov("bG", "bN")
+	mov("wsG", "wsN")
+	mov("xsG", "xs")
+	mov("gLeft", "groups")
+	g.label("group")
+	mov("aCur", "aG")
+	mov("xsCur", "xsG")
+	mov("cCur", "cN")
+	mov("mLeft", "mBlocks")
+	g.label("mblock")
+	g.p("MOVQ %s, SI", g.k("aCur"))
+	g.p("MOVQ %s, DI", g.k("bG"))
+	for t := 0; t < acc; t++ {
+		g.emit(T.TileZero(t))
+	}
+	g.p("MOVQ %s, R12", g.k("steps"))
+	g.label("step")
+	g.stepOps(pl, "tdpbssd", true)
+	// A few rows of the previous block's spill, while the dot products above run.
+	g.p("CMPQ R14, $%d", perStep)
+	g.p("JLT stepnext")
+	for i := 0; i < perStep; i++ {
+		spillRow()
+	}
+	g.p("SUBQ $%d, R14", perStep)
+	g.label("stepnext")
+	g.p("ADDQ %s, SI", g.k("astep"))
+	g.p("ADDQ %s, DI", g.k("bstep"))
+	g.p("DECQ R12")
+	g.p("JNZ step")
+	drain("rest")
+	// This block's sums leave the tiles into the free half of the scratch, rows of all NT tiles side by side, and
+	// become the pending spill.
+	g.p("MOVQ %s, BX", g.k("sCur"))
+	g.p("MOVQ %s, R10", g.k("sAlt"))
+	g.p("MOVQ R10, %s", g.k("sCur"))
+	g.p("MOVQ BX, %s", g.k("sAlt"))
+	g.p("MOVQ $%d, R12", rowBytes)
+	g.p("MOVQ %s, R14", g.k("rows"))
+	g.p("SHLQ $%d, R14", shift)
+	g.p("MOVQ BX, R10")
+	for mi := 0; mi < pl.MT; mi++ {
+		for ni := 0; ni < pl.NT; ni++ {
+			g.p("LEAQ %d(R10), R11", ni*64)
+			g.emit(T.TileStoreD(pl.AccTile(mi, ni), T.R11, T.R12))
+		}
+		if mi < pl.MT-1 {
+			g.p("ADDQ R14, R10")
+		}
+	}
+	g.p("MOVQ %s, R10", g.k("wsG"))
+	for ni := 0; ni < pl.NT; ni++ {
+		g.p("MOVQ R10, R11")
+		g.p("ADDQ %s, R11", g.k(fmt.Sprintf("wsOff%d", ni)))
+		g.p("VMOVUPS (R11), Z%d", 26+ni)
+	}
+	g.p("MOVQ %s, CX", g.k("xsCur"))
+	g.p("MOVQ %s, DX", g.k("cCur"))
+	g.p("MOVQ %s, R14", g.k("rows"))
+	if pl.MT > 1 {
+		g.p("IMULQ $%d, R14", pl.MT)
+	}
+	add("aCur", "aBlock")
+	add("xsCur", "xsBlock")
+	add("cCur", "cRowBlock")
+	g.p("DECQ %s", g.k("mLeft"))
+	g.p("JNZ mblock")
+	add("aG", "aGroup")
+	add("bG", "bGroup")
+	g.p("ADDQ $64, %s", g.k("wsG"))
+	add("xsG", "xsGroup")
+	g.p("DECQ %s", g.k("gLeft"))
+	g.p("JNZ group")
+	add("bN", "bBlock")
+	add("wsN", "wsBlock")
+	add("cN", "cColBlock")
+	g.p("DECQ %s", g.k("nLeft"))
+	g.p("JNZ nblock")
+	drain("last")
+	g.emit(T.TileRelease(), nil)
+	g.p("VZEROUPPER")
+	g.p("RET")
+}
+
+// stepOps writes one K step of the plan: its tile loads (activation tiles with TILELOADDT1 when streamA) and dot
+// products.
+func (g *gen) stepOps(pl sched.Plan, dot string, streamA bool) {
+	for _, op := range pl.Step {
+		switch op.Kind {
+		case sched.LoadA:
+			if !streamA {
+				g.loadTile(op.Tile, op.Index, T.RSI, T.R10, T.R8, "aOff")
+			} else if op.Index == 0 {
+				g.emit(T.TileLoadDT1(op.Tile, T.RSI, T.R8))
+			} else {
+				g.p("MOVQ SI, R10")
+				g.p("ADDQ %s, R10", g.k(fmt.Sprintf("aOff%d", op.Index)))
+				g.emit(T.TileLoadDT1(op.Tile, T.R10, T.R8))
+			}
+		case sched.LoadB:
+			g.loadTile(op.Tile, op.Index, T.RDI, T.R11, T.R9, "bOff")
+		case sched.Dot:
+			g.emit(T.Dot(dot, op.Tile, op.A, op.B))
+		}
+	}
 }
 
 // peakKernel writes a tight loop of 2x2 tile dot products on operands loaded once: the tile unit's peak rate,
@@ -418,15 +581,18 @@ func main() {
 		if err != nil {
 			log.Fatal(err)
 		}
-		for _, int8 := range []bool{true, false} {
-			kind := "BF16"
-			if int8 {
-				kind = "Int8"
+		for _, k := range []struct {
+			name        string
+			int8, plain bool
+		}{{"tileInt8%dx%d", true, false}, {"tileInt8Plain%dx%d", true, true}, {"tileBF16%dx%d", false, false}} {
+			name := fmt.Sprintf(k.name, a[0], a[1])
+			if k.int8 && !k.plain {
+				g.pipedKernel(name, pl)
+			} else {
+				g.tileKernel(name, k.int8, pl)
 			}
-			name := fmt.Sprintf("tile%s%dx%d", kind, a[0], a[1])
-			g.tileKernel(name, int8, pl)
 			fmt.Fprintf(&decls, "//go:noescape\nfunc %s(p *tileArgs)\n\n", name)
-			fmt.Fprintf(&table, "\t{%d, %d, %v}: %s,\n", a[0], a[1], int8, name)
+			fmt.Fprintf(&table, "\t{%d, %d, %v, %v}: %s,\n", a[0], a[1], k.int8, k.plain, name)
 		}
 	}
 	g.peakKernel("tilePeakInt8", true)
@@ -456,7 +622,7 @@ func main() {
 	write(filepath.Join(dir, "amx_encodings.h"), []byte(h.String()))
 
 	goSrc := header + "//go:build amd64\n\npackage amx\n\n" + decls.String() +
-		"// asmTile maps (tiles down, tiles across, int8) to the assembly tile kernel.\n" +
+		"// asmTile maps (tiles down, tiles across, int8, plain) to the assembly tile kernel.\n" +
 		"var asmTile = map[tileKey]func(*tileArgs){\n" + table.String() + "}\n\n" +
 		"// asmVNNI and asmBF16 are the AVX-512 kernels for 1 to 4 activation rows.\n" +
 		"var asmVNNI = [4]func(*vecArgs){" + vnni.String() + "}\n\n" +

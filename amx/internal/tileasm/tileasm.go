@@ -134,6 +134,16 @@ func TileLoadD(tmm int, base, stride Reg) (Inst, error) {
 		fmt.Sprintf("tileloadd (%%%s,%%%s,1), %%tmm%d", base.GNU(), stride.GNU(), tmm), 3, 0x4b, tmm, base, stride)
 }
 
+// TileLoadDT1 is TILELOADDT1 tmm, [base + stride*1]: TILELOADD with the hint that the rows will not be reused
+// soon, so the caches nearest the core need not keep them.
+func TileLoadDT1(tmm int, base, stride Reg) (Inst, error) {
+	if err := checkRegs("tileloaddt1", base, stride); err != nil {
+		return Inst{}, err
+	}
+	return memOp(fmt.Sprintf("TILELOADDT1_T%d_%s_%s", tmm, base.Go(), stride.Go()),
+		fmt.Sprintf("tileloaddt1 (%%%s,%%%s,1), %%tmm%d", base.GNU(), stride.GNU(), tmm), 1, 0x4b, tmm, base, stride)
+}
+
 // TileStoreD is TILESTORED [base + stride*1], tmm.
 func TileStoreD(tmm int, base, stride Reg) (Inst, error) {
 	if err := checkRegs("tilestored", base, stride); err != nil {

@@ -41,6 +41,7 @@ func TestEncodingsOfKnownInstructions(t *testing.T) {
 		want string
 	}{
 		{must(TileLoadD(4, RSI, R8)), "c4a27b4b2406"},
+		{must(TileLoadDT1(4, RSI, R8)), "c4a2794b2406"},
 		{must(TileStoreD(3, RBX, R9)), "c4a27a4b1c0b"},
 		{must(LdTileCfg(R11)), "c4c2784903"},
 		{TileRelease(), "c4e27849c0"},
