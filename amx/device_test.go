@@ -352,7 +352,7 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 		buffers       int
 	}
 	rep.printf("## Where the GEMM's time goes: task sizes, quantization separate or overlapped, activation buffers in turn\n\n")
-	rep.printf("| shape | type | config | tasks | quantization | buffers | ms | rate | %% of peak | quantize ms | tiles ms |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+	rep.printf("| shape | type | config | tasks | quantization | buffers | ms | rate | %% of peak | quantize ms | tiles ms | busiest worker ms | mean worker ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, sh := range [][3]int{{512, 2048, 4096}, {4096, 4096, 4096}} {
 		m, n, k := sh[0], sh[1], sh[2]
 		var vs []variant
@@ -366,11 +366,11 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			if m > 512 {
 				by = 2 << 20
 			}
-			// Each configuration with the defaults (quantization in a section of its own, the ring of buffers); for
-			// the int8 default also one buffer (as before the ring) and the quantization overlapped with the tiles.
+			// Each configuration with the quantization in a section of its own; the two defaults also with the
+			// quantization overlapped with the tiles.
 			vs = append(vs, variant{c.typ, c.cfg, by, 2, false, actRing})
-			if c.cfg == DefaultConfig {
-				vs = append(vs, variant{c.typ, c.cfg, by, 2, false, 1}, variant{c.typ, c.cfg, by, 2, true, actRing})
+			if c.cfg == DefaultConfig || c.cfg == DefaultConfigBF16 {
+				vs = append(vs, variant{c.typ, c.cfg, by, 2, true, actRing})
 			}
 		}
 		weightsOf := map[tensor.DType]*graph.Tensor{}
@@ -396,7 +396,11 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			if err != nil {
 				t.Fatal(err)
 			}
-			b.eng.taskBytes, b.eng.spread, b.eng.overlap, b.eng.buffers = v.bytes, v.spread, v.overlap, v.buffers
+			b.eng.taskBytes, b.eng.spread, b.eng.buffers = v.bytes, v.spread, v.buffers
+			b.eng.overlapBelow = 0
+			if v.overlap {
+				b.eng.overlapBelow = math.MaxInt
+			}
 			backends[i] = b
 		}
 		run := func(i int) error {
@@ -439,12 +443,12 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			if v.overlap {
 				mode = "overlapped"
 			}
-			rep.printf("| %dx%dx%d | %s | %s | %s | %s | %d | %.3f | %.2f | %.0f%% | %.3f | %.3f |\n", m, n, k, v.typ, v.cfg,
+			rep.printf("| %dx%dx%d | %s | %s | %s | %s | %d | %.3f | %.2f | %.0f%% | %.3f | %.3f | %.3f | %.3f |\n", m, n, k, v.typ, v.cfg,
 				tasks, mode, v.buffers, d.Seconds()*1e3, rate, 100*rate/peak,
-				e.prepTime.Seconds()*1e3/runs, e.tileTime.Seconds()*1e3/runs)
+				e.prepTime.Seconds()*1e3/runs, e.tileTime.Seconds()*1e3/runs, e.busyMost.Seconds()*1e3/runs, e.busyMean.Seconds()*1e3/runs)
 		}
 	}
-	rep.printf("\n(quantize and tiles: means of the same runs whose median is in ms; with overlap the two share one section, all of it under tiles; shares of the larger peak measured, finally int8 %.2f TOPS, bf16 %.2f TFLOPS)\n\n", peak8, peak16)
+	rep.printf("\n(quantize and tiles: means of the same runs whose median is in ms; with overlap the two share one section, all of it under tiles; busiest and mean worker: time in tile tasks per call; shares of the larger peak measured, finally int8 %.2f TOPS, bf16 %.2f TFLOPS)\n\n", peak8, peak16)
 }
 
 // coreFigures separates the two costs of the int8 GEMM at 512x2048x4096: the activations' quantization alone
@@ -473,7 +477,7 @@ func coreFigures(t *testing.T, rep *report) {
 		}
 		// One activation buffer: the experiment is about rewriting the buffer the workers have just read, which
 		// the engine's ring of buffers avoids.
-		b.eng.overlap, b.eng.buffers = false, 1
+		b.eng.overlapBelow, b.eng.buffers = 0, 1
 		ws := make([]workspace, th)
 		sinks := make([]int, 16*th)
 		readAll := func(w int) { // every quantized byte's line, as a wide GEMM's tile tasks read them
@@ -550,7 +554,7 @@ func coreFigures(t *testing.T, rep *report) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			b.eng.overlap = false
+			b.eng.overlapBelow = 0
 			b.eng.taskBytes = 64 << 20 // one task: the whole shape in one kernel call
 			for i := 0; i < 3; i++ {
 				if _, err := b.Compute(op); err != nil {

@@ -94,7 +94,8 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 	if g.timing {
 		t0 = time.Now()
 	}
-	if g.overlap {
+	overlap := rows < g.overlapBelow
+	if overlap {
 		g.planPrepare(w, sets, rows, kp, cfg.Rows, kstep, bm)
 	} else {
 		g.prepare(w, sets, rows, kp, cfg.Rows, kstep, bm)
@@ -156,7 +157,7 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 	}
 	g.tasks = tasks
 	g.gjob = gemmJob{g: g, tasks: tasks, sets: sets, pal: pal, p: p, cfg: cfg, kstep: kstep, w: w, dst: dst}
-	if g.overlap {
+	if overlap {
 		// One section for both: the quantization spans come first in claim order, so every span a task waits
 		// for has been claimed by a worker that is running it, and the tiles of the first rows start while the
 		// last rows are still being quantized (quantizing reads the float activations from memory; the tiles
@@ -171,6 +172,13 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 	g.pjob = prepJob{}
 	if g.timing {
 		g.tileTime += time.Since(t0)
+		var most, all time.Duration
+		for i := range g.ws {
+			most, all = max(most, g.ws[i].busy), all+g.ws[i].busy
+			g.ws[i].busy = 0
+		}
+		g.busyMost += most
+		g.busyMean += all / time.Duration(len(g.ws))
 	}
 	if err := g.takeErr(); err != nil {
 		return "", err
@@ -196,7 +204,7 @@ type gemmJob struct {
 	kstep int
 	w     weights
 	dst   []float32
-	// With the quantization in the same section (engine.overlap): its job, and one flag per span, set when the
+	// With the quantization in the same section (engine.overlapBelow): its job, and one flag per span, set when the
 	// span is done; chunks [0, len(done)) are spans, the rest tasks.
 	prep *prepJob
 	done []atomic.Uint32
@@ -219,6 +227,9 @@ func (j *gemmJob) Chunk(c, worker int) {
 		}
 	}
 	ws := &j.g.ws[worker]
+	if j.g.timing {
+		defer func(t0 time.Time) { ws.busy += time.Since(t0) }(time.Now())
+	}
 	var err error
 	if s.tiles {
 		for r := 0; r < max(1, j.g.repeat) && err == nil; r++ {

@@ -20,6 +20,7 @@ type workspace struct {
 	scratch [8 * 1024]byte // the int8 sums leaving the tiles: two halves of 4 KiB for the pipelined kernels
 	cbuf    []float32      // the output rectangle of the current task
 	row     []byte         // prepare's one row in tile order
+	busy    time.Duration  // with engine.timing: time in GEMM tasks (device figures: how evenly the work spreads)
 	emu     tileUnit
 }
 
@@ -56,13 +57,18 @@ type engine struct {
 	// figures: where a GEMM's time goes).
 	timing             bool
 	prepTime, tileTime time.Duration
-	// overlap runs the activations' quantization and the tiles in one parallel section (see gemm); off, the
-	// quantization is a section of its own, which is the default: with the ring of buffers (below) the separate
-	// section was faster at 512x2048x4096 in 13 of 15 device runs that timed both for int8 1x2 g512 (by 3 to
-	// 10%: 0.725 against 0.759 ms, 0.682 against 0.755, ...), slower in two on two hosts (0.971 against 0.874,
-	// 0.892 against 0.798), and even or faster at 4096³; with one buffer the overlap had been 3–5% faster. An order that put each group of rows'
-	// quantization just before its tiles was slower in three runs and was removed.
-	overlap bool
+	// busyMost and busyMean add up, per call, the longest and the mean time a worker spent in the tile section's
+	// tasks: against tileTime they show how much of the section is waiting for the last task.
+	busyMost, busyMean time.Duration
+	// overlapBelow: a call with fewer activation rows than this runs their quantization and the tiles in one
+	// parallel section (see gemm); with more, the quantization is a section of its own. With the earlier int8
+	// kernel (plainInt8) and the ring of buffers, the separate section had been faster at 512x2048x4096 in 13 of
+	// 15 device runs (by 3 to 10%). With the pipelined kernel, overlapped was faster at 512x2048x4096 in all
+	// four runs that timed both (int8 1x2 g512, three hosts: 0.684 against 0.705 ms, 0.679 against 0.808, 0.707
+	// against 0.728, 0.638 against 0.678) and mixed at 4096³ (9.72 against 9.69, 7.55 against 7.98, 9.78
+	// against 8.86): hence 1024 rows. An order that put each group of rows' quantization just before its tiles
+	// was slower in three runs and was removed.
+	overlapBelow int
 	// plainInt8 runs the earlier int8 kernels (see tileKey), so the device figures can compare.
 	plainInt8 bool
 	// repeat runs every tile task that many times (device figures: after the first, its operands come from the
@@ -104,7 +110,7 @@ const actRing = 4
 
 func newEngine(p *pool.Pool, cfg, cfg16 TileConfig, emulate, vecAsm bool) *engine {
 	g := &engine{pool: p, ws: make([]workspace, p.Threads()), emulate: emulate, vecAsm: vecAsm, cfg: cfg, cfg16: cfg16,
-		plans: map[[2]int]sched.Plan{}, spread: 2, buffers: actRing}
+		plans: map[[2]int]sched.Plan{}, spread: 2, buffers: actRing, overlapBelow: 1024}
 	g.act8, g.act16 = &g.acts8[0], &g.acts16[0]
 	return g
 }

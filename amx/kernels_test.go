@@ -21,9 +21,9 @@ type path struct {
 // setUp applies the path's task shapes to b's engine.
 func (p path) setUp(b *Backend) {
 	if p.wide {
-		// Largest rectangles; quantization overlapped with the tiles (the default gives it a section of its own),
-		// into a ring of three buffers.
-		b.eng.spread, b.eng.taskBytes, b.eng.overlap, b.eng.buffers = 0, 2<<20, true, 3
+		// Largest rectangles; quantization overlapped with the tiles whatever the rows (the default gives 1024
+		// rows or more a section of their own), into a ring of three buffers.
+		b.eng.spread, b.eng.taskBytes, b.eng.overlapBelow, b.eng.buffers = 0, 2<<20, math.MaxInt, 3
 	}
 }
 
