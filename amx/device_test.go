@@ -60,13 +60,16 @@ func TestDeviceFigures(t *testing.T) {
 	only := os.Getenv("AMX_FIGURES") // comma list of sections; empty = all
 	want := func(s string) bool { return only == "" || strings.Contains(","+only+",", ","+s+",") }
 	for _, s := range strings.Split(only, ",") {
-		if s != "" && !strings.Contains(",sweep,gemm,tasks,core,pipe,moe,small,decode,calibrate,", ","+s+",") {
-			t.Fatalf("AMX_FIGURES: unknown section %q (sections: sweep gemm tasks core pipe moe small decode calibrate)", s)
+		if s != "" && !strings.Contains(",sweep,gemm,tasks,core,pipe,order,moe,small,decode,calibrate,", ","+s+",") {
+			t.Fatalf("AMX_FIGURES: unknown section %q (sections: sweep gemm tasks core pipe order moe small decode calibrate)", s)
 		}
 	}
 
 	if want("pipe") {
 		pipeFigures(t, rep, p, i8)
+	}
+	if want("order") {
+		orderFigures(t, rep, p, i8)
 	}
 
 	if want("sweep") {
@@ -701,4 +704,86 @@ func pipeFigures(t *testing.T, rep *report, p *pool.Pool, peak8 float64) {
 		}
 	}
 	rep.printf("\n")
+}
+
+// orderFigures compares task orders and rectangles for the default int8 kernel: with the weights hot (one
+// matrix) and from memory (32 in turn), at 512x2048x4096, and hot at 4096³.
+func orderFigures(t *testing.T, rep *report, p *pool.Pool, peak8 float64) {
+	type variant struct {
+		rect      [2]int // 0: the default rectangle, 1: square in blocks (the earlier rule), as rect
+		rowsFirst bool
+	}
+	vs := []variant{{[2]int{}, false}, {[2]int{1, 1}, true}, {[2]int{}, true}, {[2]int{1, 1}, false}}
+	r := rand.New(rand.NewPCG(61, 62))
+	for _, c := range []struct {
+		m, n, k, copies, rounds int
+	}{{512, 2048, 4096, 1, 8}, {512, 2048, 4096, 32, 6}, {4096, 4096, 4096, 1, 3}} {
+		plain := RandomWeight(tensor.Q8_0, c.k, c.n, 1, r)
+		op := RandomMulMat(plain, c.m, r)
+		ws := make([]*graph.Tensor, c.copies)
+		for i := range ws {
+			src := plain
+			if i > 0 {
+				src = RandomWeight(tensor.Q8_0, c.k, c.n, 1, r)
+			}
+			w, err := repack(src, 512)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws[i] = w
+		}
+		backends := make([]*Backend, len(vs))
+		for i, v := range vs {
+			b, err := NewBackend(p, Options{Threshold: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.eng.rect, b.eng.rowsFirst = v.rect, v.rowsFirst
+			if v.rect == [2]int{1, 1} {
+				side := 4 // square in blocks: 1 MiB of 4096-byte rows, 2 MiB from 1024 rows
+				if c.m >= 1024 {
+					side = 8
+				}
+				b.eng.rect = [2]int{side, side}
+			}
+			backends[i] = b
+			for j := 0; j < actRing; j++ {
+				op.Src[0] = ws[j%c.copies]
+				if _, err := b.Compute(op); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		turn := 0
+		medians, err := interleavedMedians(len(vs), c.rounds, func(i int) error {
+			op.Src[0] = ws[turn%c.copies]
+			turn++
+			_, err := backends[i].Compute(op)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i8b, _, err := Peak(p); err == nil {
+			peak8 = max(peak8, i8b)
+		}
+		where := "hot (one weight matrix)"
+		if c.copies > 1 {
+			where = fmt.Sprintf("from memory (%d matrices in turn)", c.copies)
+		}
+		rep.printf("## Task order, %dx%dx%d q8_0 %s, default config (int8 peak %.2f TOPS)\n\n| rectangle | order | ms | TOPS | %% of peak |\n|---|---|---|---|---|\n", c.m, c.n, c.k, where, peak8)
+		for i, v := range vs {
+			rect := "square in elements (default)"
+			if v.rect != [2]int{} {
+				rect = fmt.Sprintf("%dx%d (square in blocks)", backends[i].eng.rect[0]*DefaultConfig.BlockRows(), backends[i].eng.rect[1]*DefaultConfig.BlockCols())
+			}
+			order := "column bands first (default)"
+			if v.rowsFirst {
+				order = "row blocks first"
+			}
+			rate := 2 * float64(c.m*c.n) * float64(c.k) / medians[i].Seconds() / 1e12
+			rep.printf("| %s | %s | %.3f | %.2f | %.0f%% |\n", rect, order, medians[i].Seconds()*1e3, rate, 100*rate/peak8)
+		}
+		rep.printf("\n")
+	}
 }

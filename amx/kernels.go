@@ -71,6 +71,14 @@ type engine struct {
 	overlapBelow int
 	// plainInt8 runs the earlier int8 kernels (see tileKey), so the device figures can compare.
 	plainInt8 bool
+	// prefetchB runs the int8 kernels that prefetch the next group's weights (see tileKey).
+	prefetchB bool
+	// rowsFirst orders tile tasks row block by row block (every band of weights for the first rows, then the next
+	// rows), as before, rather than column band by column band (device figures: to compare).
+	rowsFirst bool
+	// rect, when set, is every tile task's rectangle in blocks (down, across) instead of the one the task budget
+	// gives (device figures: task shapes).
+	rect [2]int
 	// repeat runs every tile task that many times (device figures: after the first, its operands come from the
 	// core's caches, which shows what the kernel does without the memory hierarchy).
 	repeat int
@@ -332,7 +340,7 @@ func (g *engine) runTile(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, 
 	if g.emulate {
 		return emuTile(&w.emu, pal, p, j, int8, w.scratch[:])
 	}
-	return asmTileCall(w, pal, p, j, int8, g.plainInt8)
+	return asmTileCall(w, pal, p, j, int8, g.plainInt8, g.prefetchB)
 }
 
 // vecJob is up to four activation rows against two weight panels for the AVX-512 kernels.
