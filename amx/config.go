@@ -175,8 +175,6 @@ type tileKey struct {
 	// plain selects, for int8, the earlier kernel (engine.plainInt8), which scales a block's sums before the next
 	// block starts; the default kernel scales them during the next block's K steps.
 	plain bool
-	// prefetch selects, for the default int8 kernel, the variant that prefetches the next group's weights.
-	prefetch bool
 }
 
 // palette builds the 64-byte LDTILECFG operand for the plan: palette 1, then bytes per row (colsb) of each

@@ -71,8 +71,6 @@ type engine struct {
 	overlapBelow int
 	// plainInt8 runs the earlier int8 kernels (see tileKey), so the device figures can compare.
 	plainInt8 bool
-	// prefetchB runs the int8 kernels that prefetch the next group's weights (see tileKey).
-	prefetchB bool
 	// rowsFirst orders tile tasks row block by row block (every band of weights for the first rows, then the next
 	// rows), as before, rather than column band by column band (device figures: to compare).
 	rowsFirst bool
@@ -340,7 +338,7 @@ func (g *engine) runTile(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, 
 	if g.emulate {
 		return emuTile(&w.emu, pal, p, j, int8, w.scratch[:])
 	}
-	return asmTileCall(w, pal, p, j, int8, g.plainInt8, g.prefetchB)
+	return asmTileCall(w, pal, p, j, int8, g.plainInt8)
 }
 
 // vecJob is up to four activation rows against two weight panels for the AVX-512 kernels.

@@ -11,8 +11,8 @@ import (
 func addr[T any](s []T, i int) uintptr { return uintptr(unsafe.Pointer(&s[i])) }
 
 // asmTileCall fills the worker's argument block from the job and runs the assembly tile kernel.
-func asmTileCall(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, int8, plain, prefetch bool) error {
-	k := asmTile[tileKey{p.MT, p.NT, int8, int8 && plain, int8 && !plain && prefetch}]
+func asmTileCall(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, int8, plain bool) error {
+	k := asmTile[tileKey{p.MT, p.NT, int8, int8 && plain}]
 	if k == nil {
 		return fmt.Errorf("no assembly tile kernel for %dx%d", p.MT, p.NT)
 	}

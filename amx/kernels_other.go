@@ -8,7 +8,7 @@ import (
 	"tilelab/amx/internal/sched"
 )
 
-func asmTileCall(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, int8, plain, prefetch bool) error {
+func asmTileCall(w *workspace, pal *[64]byte, p sched.Plan, j *tileJob, int8, plain bool) error {
 	return errors.New("no AMX tile kernels on this architecture")
 }
 

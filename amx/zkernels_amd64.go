@@ -8,9 +8,6 @@ package amx
 func tileInt82x2(p *tileArgs)
 
 //go:noescape
-func tileInt8F2x2(p *tileArgs)
-
-//go:noescape
 func tileInt8Plain2x2(p *tileArgs)
 
 //go:noescape
@@ -18,9 +15,6 @@ func tileBF162x2(p *tileArgs)
 
 //go:noescape
 func tileInt81x4(p *tileArgs)
-
-//go:noescape
-func tileInt8F1x4(p *tileArgs)
 
 //go:noescape
 func tileInt8Plain1x4(p *tileArgs)
@@ -32,9 +26,6 @@ func tileBF161x4(p *tileArgs)
 func tileInt84x1(p *tileArgs)
 
 //go:noescape
-func tileInt8F4x1(p *tileArgs)
-
-//go:noescape
 func tileInt8Plain4x1(p *tileArgs)
 
 //go:noescape
@@ -42,9 +33,6 @@ func tileBF164x1(p *tileArgs)
 
 //go:noescape
 func tileInt81x2(p *tileArgs)
-
-//go:noescape
-func tileInt8F1x2(p *tileArgs)
 
 //go:noescape
 func tileInt8Plain1x2(p *tileArgs)
@@ -56,9 +44,6 @@ func tileBF161x2(p *tileArgs)
 func tileInt82x1(p *tileArgs)
 
 //go:noescape
-func tileInt8F2x1(p *tileArgs)
-
-//go:noescape
 func tileInt8Plain2x1(p *tileArgs)
 
 //go:noescape
@@ -66,9 +51,6 @@ func tileBF162x1(p *tileArgs)
 
 //go:noescape
 func tileInt81x1(p *tileArgs)
-
-//go:noescape
-func tileInt8F1x1(p *tileArgs)
 
 //go:noescape
 func tileInt8Plain1x1(p *tileArgs)
@@ -108,30 +90,24 @@ func avxBF16R4(p *vecArgs)
 
 // asmTile maps (tiles down, tiles across, int8, plain) to the assembly tile kernel.
 var asmTile = map[tileKey]func(*tileArgs){
-	{2, 2, true, false, false}:  tileInt82x2,
-	{2, 2, true, false, true}:   tileInt8F2x2,
-	{2, 2, true, true, false}:   tileInt8Plain2x2,
-	{2, 2, false, false, false}: tileBF162x2,
-	{1, 4, true, false, false}:  tileInt81x4,
-	{1, 4, true, false, true}:   tileInt8F1x4,
-	{1, 4, true, true, false}:   tileInt8Plain1x4,
-	{1, 4, false, false, false}: tileBF161x4,
-	{4, 1, true, false, false}:  tileInt84x1,
-	{4, 1, true, false, true}:   tileInt8F4x1,
-	{4, 1, true, true, false}:   tileInt8Plain4x1,
-	{4, 1, false, false, false}: tileBF164x1,
-	{1, 2, true, false, false}:  tileInt81x2,
-	{1, 2, true, false, true}:   tileInt8F1x2,
-	{1, 2, true, true, false}:   tileInt8Plain1x2,
-	{1, 2, false, false, false}: tileBF161x2,
-	{2, 1, true, false, false}:  tileInt82x1,
-	{2, 1, true, false, true}:   tileInt8F2x1,
-	{2, 1, true, true, false}:   tileInt8Plain2x1,
-	{2, 1, false, false, false}: tileBF162x1,
-	{1, 1, true, false, false}:  tileInt81x1,
-	{1, 1, true, false, true}:   tileInt8F1x1,
-	{1, 1, true, true, false}:   tileInt8Plain1x1,
-	{1, 1, false, false, false}: tileBF161x1,
+	{2, 2, true, false}:  tileInt82x2,
+	{2, 2, true, true}:   tileInt8Plain2x2,
+	{2, 2, false, false}: tileBF162x2,
+	{1, 4, true, false}:  tileInt81x4,
+	{1, 4, true, true}:   tileInt8Plain1x4,
+	{1, 4, false, false}: tileBF161x4,
+	{4, 1, true, false}:  tileInt84x1,
+	{4, 1, true, true}:   tileInt8Plain4x1,
+	{4, 1, false, false}: tileBF164x1,
+	{1, 2, true, false}:  tileInt81x2,
+	{1, 2, true, true}:   tileInt8Plain1x2,
+	{1, 2, false, false}: tileBF161x2,
+	{2, 1, true, false}:  tileInt82x1,
+	{2, 1, true, true}:   tileInt8Plain2x1,
+	{2, 1, false, false}: tileBF162x1,
+	{1, 1, true, false}:  tileInt81x1,
+	{1, 1, true, true}:   tileInt8Plain1x1,
+	{1, 1, false, false}: tileBF161x1,
 }
 
 // asmVNNI and asmBF16 are the AVX-512 kernels for 1 to 4 activation rows.

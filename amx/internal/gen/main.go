@@ -213,7 +213,7 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 // Registers: SI, DI the A and B cursors, R8 and R9 their strides, R10 and R11 temporaries, R12 the step count
 // (and the scratch stride when storing), R13 ldc; the pending spill: BX its sums, CX its activation scales, DX
 // its output rows, R14 its rows left, Z26.. its weight scales.
-func (g *gen) pipedKernel(name string, pl sched.Plan, prefetchB bool) {
+func (g *gen) pipedKernel(name string, pl sched.Plan) {
 	acc := pl.MT * pl.NT
 	perStep := 2 * pl.MT
 	rowBytes := pl.NT * 64
@@ -275,12 +275,6 @@ func (g *gen) pipedKernel(name string, pl sched.Plan, prefetchB bool) {
 	mov("xsCur", "xsG")
 	mov("cCur", "cN")
 	mov("mLeft", "mBlocks")
-	if prefetchB {
-		// R15 walks the next group's weights, 4 lines of each panel a step: 32 steps (4 row blocks of g512)
-		// cover a group's band, which then comes from L1 rather than from memory.
-		g.p("MOVQ %s, R15", g.k("bG"))
-		g.p("ADDQ %s, R15", g.k("bGroup"))
-	}
 	g.label("mblock")
 	g.p("MOVQ %s, SI", g.k("aCur"))
 	g.p("MOVQ %s, DI", g.k("bG"))
@@ -290,18 +284,6 @@ func (g *gen) pipedKernel(name string, pl sched.Plan, prefetchB bool) {
 	g.p("MOVQ %s, R12", g.k("steps"))
 	g.label("step")
 	g.stepOps(pl, "tdpbssd", true)
-	if prefetchB {
-		for ni := 0; ni < pl.NT; ni++ {
-			g.p("MOVQ R15, R11")
-			if ni > 0 {
-				g.p("ADDQ %s, R11", g.k(fmt.Sprintf("bOff%d", ni)))
-			}
-			for l := 0; l < 4; l++ {
-				g.p("PREFETCHT0 %d(R11)", 64*l)
-			}
-		}
-		g.p("ADDQ $256, R15")
-	}
 	// A few rows of the previous block's spill, while the dot products above run.
 	g.p("CMPQ R14, $%d", perStep)
 	g.p("JLT stepnext")
@@ -600,18 +582,17 @@ func main() {
 			log.Fatal(err)
 		}
 		for _, k := range []struct {
-			name                  string
-			int8, plain, prefetch bool
-		}{{"tileInt8%dx%d", true, false, false}, {"tileInt8F%dx%d", true, false, true}, {"tileInt8Plain%dx%d", true, true, false},
-			{"tileBF16%dx%d", false, false, false}} {
+			name        string
+			int8, plain bool
+		}{{"tileInt8%dx%d", true, false}, {"tileInt8Plain%dx%d", true, true}, {"tileBF16%dx%d", false, false}} {
 			name := fmt.Sprintf(k.name, a[0], a[1])
 			if k.int8 && !k.plain {
-				g.pipedKernel(name, pl, k.prefetch)
+				g.pipedKernel(name, pl)
 			} else {
 				g.tileKernel(name, k.int8, pl)
 			}
 			fmt.Fprintf(&decls, "//go:noescape\nfunc %s(p *tileArgs)\n\n", name)
-			fmt.Fprintf(&table, "\t{%d, %d, %v, %v, %v}: %s,\n", a[0], a[1], k.int8, k.plain, k.prefetch, name)
+			fmt.Fprintf(&table, "\t{%d, %d, %v, %v}: %s,\n", a[0], a[1], k.int8, k.plain, name)
 		}
 	}
 	g.peakKernel("tilePeakInt8", true)
