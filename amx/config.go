@@ -32,10 +32,12 @@ type TileConfig struct {
 // scales (512 K values per scale rather than one per row).
 var DefaultConfig = TileConfig{Rows: 16, KStep: 64, MT: 1, NT: 2, Group: 512}
 
-// DefaultConfigBF16 is the tile configuration bf16 kernels use unless told otherwise: 2x2 with the whole K in
-// the tiles. The sweep in NOTES.md had chosen 2x1 c256; in the later runs on the accelerator (twelve, several
-// hosts) 2x2 was as fast or faster at 4096³ in all (by up to 27%) and faster at 512x2048x4096 in ten.
-var DefaultConfigBF16 = TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2, Group: 512}
+// DefaultConfigBF16 is the tile configuration bf16 kernels use unless told otherwise: 2x1 with the whole K in
+// the tiles. 2x2 had been the default after twelve runs in which it was as fast or faster; with the engine of
+// 2026-11-26's fourth part (tasks square in elements, quantization overlapped below 1024 rows) 2x1 was faster at
+// 512x2048x4096 in 9 of 12 runs on the accelerator (e.g. 1.331 against 1.627 ms, 1.508 against 1.751; slower at
+// most by 10%: 1.196 against 1.087) and in 5 of 8 at 4096³; NOTES.md has the runs.
+var DefaultConfigBF16 = TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1}
 
 // String formats the configuration as ParseTileConfig reads it: "16x64 2x2 g32" (rows x K-step bytes,
 // arrangement, group; "gK" for the whole K), with " c256" when a bf16 chunk is set.

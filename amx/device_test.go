@@ -60,8 +60,8 @@ func TestDeviceFigures(t *testing.T) {
 	only := os.Getenv("AMX_FIGURES") // comma list of sections; empty = all
 	want := func(s string) bool { return only == "" || strings.Contains(","+only+",", ","+s+",") }
 	for _, s := range strings.Split(only, ",") {
-		if s != "" && !strings.Contains(",sweep,gemm,tasks,core,pipe,order,moe,small,decode,calibrate,", ","+s+",") {
-			t.Fatalf("AMX_FIGURES: unknown section %q (sections: sweep gemm tasks core pipe order moe small decode calibrate)", s)
+		if s != "" && !strings.Contains(",sweep,gemm,tasks,core,pipe,order,bf16,moe,small,decode,calibrate,", ","+s+",") {
+			t.Fatalf("AMX_FIGURES: unknown section %q (sections: sweep gemm tasks core pipe order bf16 moe small decode calibrate)", s)
 		}
 	}
 
@@ -70,6 +70,9 @@ func TestDeviceFigures(t *testing.T) {
 	}
 	if want("order") {
 		orderFigures(t, rep, p, i8)
+	}
+	if want("bf16") {
+		bf16Figures(t, rep, p, bf)
 	}
 
 	if want("sweep") {
@@ -363,7 +366,7 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			typ tensor.DType
 			cfg TileConfig
 		}{{tensor.Q8_0, DefaultConfig}, {tensor.Q8_0, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Group: 512}}, {tensor.BF16, DefaultConfigBF16},
-			{tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1}}, {tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Chunk: 256}},
+			{tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 2}}, {tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1, Chunk: 256}},
 			{tensor.BF16, TileConfig{Rows: 16, KStep: 64, MT: 1, NT: 2}}} {
 			by := 1 << 20
 			if m > 512 {
@@ -783,6 +786,83 @@ func orderFigures(t *testing.T, rep *report, p *pool.Pool, peak8 float64) {
 			}
 			rate := 2 * float64(c.m*c.n) * float64(c.k) / medians[i].Seconds() / 1e12
 			rep.printf("| %s | %s | %.3f | %.2f | %.0f%% |\n", rect, order, medians[i].Seconds()*1e3, rate, 100*rate/peak8)
+		}
+		rep.printf("\n")
+	}
+}
+
+// bf16Figures compares task sizes for the bf16 kernels (rows of 2 x K bytes make the default 1 MiB tasks small:
+// 64x64 at K = 4096), with the weights hot and from memory.
+func bf16Figures(t *testing.T, rep *report, p *pool.Pool, peak16 float64) {
+	type variant struct {
+		cfg   TileConfig
+		bytes int
+		rect  [2]int
+	}
+	a22, a21 := DefaultConfigBF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1}
+	vs := []variant{{a22, 0, [2]int{}}, {a22, 2 << 20, [2]int{}}, {a22, 0, [2]int{4, 8}}, {a22, 0, [2]int{4, 4}},
+		{a21, 0, [2]int{}}, {a21, 2 << 20, [2]int{}}, {a21, 0, [2]int{4, 16}}}
+	r := rand.New(rand.NewPCG(71, 72))
+	for _, c := range []struct {
+		m, n, k, copies, rounds int
+	}{{512, 2048, 4096, 1, 6}, {512, 2048, 4096, 16, 5}, {4096, 4096, 4096, 1, 2}} {
+		plain := RandomWeight(tensor.BF16, c.k, c.n, 1, r)
+		op := RandomMulMat(plain, c.m, r)
+		ws := make([]*graph.Tensor, c.copies)
+		for i := range ws {
+			src := plain
+			if i > 0 {
+				src = RandomWeight(tensor.BF16, c.k, c.n, 1, r)
+			}
+			w, err := repack(src, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ws[i] = w
+		}
+		backends := make([]*Backend, len(vs))
+		for i, v := range vs {
+			b, err := NewBackend(p, Options{Config: v.cfg, Threshold: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b.eng.taskBytes, b.eng.rect = v.bytes, v.rect
+			backends[i] = b
+			for j := 0; j < actRing; j++ {
+				op.Src[0] = ws[j%c.copies]
+				if _, err := b.Compute(op); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		turn := 0
+		medians, err := interleavedMedians(len(vs), c.rounds, func(i int) error {
+			op.Src[0] = ws[turn%c.copies]
+			turn++
+			_, err := backends[i].Compute(op)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, bfb, err := Peak(p); err == nil {
+			peak16 = max(peak16, bfb)
+		}
+		where := "hot (one weight matrix)"
+		if c.copies > 1 {
+			where = fmt.Sprintf("from memory (%d matrices in turn)", c.copies)
+		}
+		rep.printf("## bf16 task sizes, %dx%dx%d %s (bf16 peak %.2f TFLOPS)\n\n| config | tasks | ms | TFLOPS | %% of peak |\n|---|---|---|---|---|\n", c.m, c.n, c.k, where, peak16)
+		for i, v := range vs {
+			tasks := "default budget"
+			if v.bytes != 0 {
+				tasks = fmt.Sprintf("%d KiB budget", v.bytes>>10)
+			}
+			if v.rect != [2]int{} {
+				tasks = fmt.Sprintf("%dx%d", v.rect[0]*v.cfg.BlockRows(), v.rect[1]*v.cfg.BlockCols())
+			}
+			rate := 2 * float64(c.m*c.n) * float64(c.k) / medians[i].Seconds() / 1e12
+			rep.printf("| %s | %s | %.3f | %.2f | %.0f%% |\n", v.cfg, tasks, medians[i].Seconds()*1e3, rate, 100*rate/peak16)
 		}
 		rep.printf("\n")
 	}

@@ -9,15 +9,15 @@
 # memory-bound calibration were added; not yet run).
 #
 #   scripts/device-amx.sh                          # build, print the device command
-#   AMX_FIGURES=small,decode scripts/device-amx.sh # only some sections: sweep gemm tasks core pipe order moe small decode calibrate
+#   AMX_FIGURES=small,decode scripts/device-amx.sh # only some sections: sweep gemm tasks core pipe order bf16 moe small decode calibrate
 set -eu
 cd "$(dirname "$0")/.."
 # A misspelt section would select nothing and spend a device call on no figures: refuse it here.
 for s in $(echo "${AMX_FIGURES:-}" | tr ',' ' '); do
 	case "$s" in
-	sweep | gemm | tasks | core | pipe | order | moe | small | decode | calibrate) ;;
+	sweep | gemm | tasks | core | pipe | order | bf16 | moe | small | decode | calibrate) ;;
 	*)
-		echo "AMX_FIGURES: unknown section '$s' (sections: sweep gemm tasks core pipe order moe small decode calibrate)" >&2
+		echo "AMX_FIGURES: unknown section '$s' (sections: sweep gemm tasks core pipe order bf16 moe small decode calibrate)" >&2
 		exit 2
 		;;
 	esac
