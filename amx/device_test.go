@@ -723,18 +723,7 @@ func orderFigures(t *testing.T, rep *report, p *pool.Pool, peak8 float64) {
 	}{{512, 2048, 4096, 1, 8}, {512, 2048, 4096, 32, 6}, {4096, 4096, 4096, 1, 3}} {
 		plain := RandomWeight(tensor.Q8_0, c.k, c.n, 1, r)
 		op := RandomMulMat(plain, c.m, r)
-		ws := make([]*graph.Tensor, c.copies)
-		for i := range ws {
-			src := plain
-			if i > 0 {
-				src = RandomWeight(tensor.Q8_0, c.k, c.n, 1, r)
-			}
-			w, err := repack(src, 512)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ws[i] = w
-		}
+		ws := weightsInTurn(t, plain, c.copies, 512, r)
 		backends := make([]*Backend, len(vs))
 		for i, v := range vs {
 			b, err := NewBackend(p, Options{Threshold: 1})
@@ -750,31 +739,12 @@ func orderFigures(t *testing.T, rep *report, p *pool.Pool, peak8 float64) {
 				b.eng.rect = [2]int{side, side}
 			}
 			backends[i] = b
-			for j := 0; j < actRing; j++ {
-				op.Src[0] = ws[j%c.copies]
-				if _, err := b.Compute(op); err != nil {
-					t.Fatal(err)
-				}
-			}
 		}
-		turn := 0
-		medians, err := interleavedMedians(len(vs), c.rounds, func(i int) error {
-			op.Src[0] = ws[turn%c.copies]
-			turn++
-			_, err := backends[i].Compute(op)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		medians := timeInTurn(t, backends, op, ws, c.rounds)
 		if i8b, _, err := Peak(p); err == nil {
 			peak8 = max(peak8, i8b)
 		}
-		where := "hot (one weight matrix)"
-		if c.copies > 1 {
-			where = fmt.Sprintf("from memory (%d matrices in turn)", c.copies)
-		}
-		rep.printf("## Task order, %dx%dx%d q8_0 %s, default config (int8 peak %.2f TOPS)\n\n| rectangle | order | ms | TOPS | %% of peak |\n|---|---|---|---|---|\n", c.m, c.n, c.k, where, peak8)
+		rep.printf("## Task order, %dx%dx%d q8_0 %s, default config (int8 peak %.2f TOPS)\n\n| rectangle | order | ms | TOPS | %% of peak |\n|---|---|---|---|---|\n", c.m, c.n, c.k, where(c.copies), peak8)
 		for i, v := range vs {
 			rect := "square in elements (default)"
 			if v.rect != [2]int{} {
@@ -791,35 +761,26 @@ func orderFigures(t *testing.T, rep *report, p *pool.Pool, peak8 float64) {
 	}
 }
 
-// bf16Figures compares task sizes for the bf16 kernels (rows of 2 x K bytes make the default 1 MiB tasks small:
-// 64x64 at K = 4096), with the weights hot and from memory.
+// bf16Figures compares bf16 arrangements, chunks and task sizes (rows of 2 x K bytes make the default 1 MiB tasks
+// small: 64x64 at K = 4096), with the weights hot and from memory.
 func bf16Figures(t *testing.T, rep *report, p *pool.Pool, peak16 float64) {
 	type variant struct {
 		cfg   TileConfig
 		bytes int
 		rect  [2]int
 	}
-	a22, a21 := DefaultConfigBF16, TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1}
-	vs := []variant{{a22, 0, [2]int{}}, {a22, 2 << 20, [2]int{}}, {a22, 0, [2]int{4, 8}}, {a22, 0, [2]int{4, 4}},
-		{a21, 0, [2]int{}}, {a21, 2 << 20, [2]int{}}, {a21, 0, [2]int{4, 16}}}
+	cfg := func(mt, nt, chunk int) TileConfig {
+		return TileConfig{Rows: 16, KStep: 64, MT: mt, NT: nt, Chunk: chunk}
+	}
+	vs := []variant{{DefaultConfigBF16, 0, [2]int{}}, {cfg(1, 2, 0), 0, [2]int{}}, {cfg(1, 2, 256), 0, [2]int{}},
+		{cfg(1, 2, 512), 0, [2]int{}}, {cfg(2, 1, 256), 0, [2]int{}}, {cfg(2, 2, 0), 0, [2]int{}}, {cfg(1, 2, 256), 2 << 20, [2]int{}}}
 	r := rand.New(rand.NewPCG(71, 72))
 	for _, c := range []struct {
 		m, n, k, copies, rounds int
 	}{{512, 2048, 4096, 1, 6}, {512, 2048, 4096, 16, 5}, {4096, 4096, 4096, 1, 2}} {
 		plain := RandomWeight(tensor.BF16, c.k, c.n, 1, r)
 		op := RandomMulMat(plain, c.m, r)
-		ws := make([]*graph.Tensor, c.copies)
-		for i := range ws {
-			src := plain
-			if i > 0 {
-				src = RandomWeight(tensor.BF16, c.k, c.n, 1, r)
-			}
-			w, err := repack(src, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			ws[i] = w
-		}
+		ws := weightsInTurn(t, plain, c.copies, 0, r)
 		backends := make([]*Backend, len(vs))
 		for i, v := range vs {
 			b, err := NewBackend(p, Options{Config: v.cfg, Threshold: 1})
@@ -828,31 +789,12 @@ func bf16Figures(t *testing.T, rep *report, p *pool.Pool, peak16 float64) {
 			}
 			b.eng.taskBytes, b.eng.rect = v.bytes, v.rect
 			backends[i] = b
-			for j := 0; j < actRing; j++ {
-				op.Src[0] = ws[j%c.copies]
-				if _, err := b.Compute(op); err != nil {
-					t.Fatal(err)
-				}
-			}
 		}
-		turn := 0
-		medians, err := interleavedMedians(len(vs), c.rounds, func(i int) error {
-			op.Src[0] = ws[turn%c.copies]
-			turn++
-			_, err := backends[i].Compute(op)
-			return err
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		medians := timeInTurn(t, backends, op, ws, c.rounds)
 		if _, bfb, err := Peak(p); err == nil {
 			peak16 = max(peak16, bfb)
 		}
-		where := "hot (one weight matrix)"
-		if c.copies > 1 {
-			where = fmt.Sprintf("from memory (%d matrices in turn)", c.copies)
-		}
-		rep.printf("## bf16 task sizes, %dx%dx%d %s (bf16 peak %.2f TFLOPS)\n\n| config | tasks | ms | TFLOPS | %% of peak |\n|---|---|---|---|---|\n", c.m, c.n, c.k, where, peak16)
+		rep.printf("## bf16 configurations and task sizes, %dx%dx%d %s (bf16 peak %.2f TFLOPS)\n\n| config | tasks | ms | TFLOPS | %% of peak |\n|---|---|---|---|---|\n", c.m, c.n, c.k, where(c.copies), peak16)
 		for i, v := range vs {
 			tasks := "default budget"
 			if v.bytes != 0 {
@@ -866,4 +808,54 @@ func bf16Figures(t *testing.T, rep *report, p *pool.Pool, peak16 float64) {
 		}
 		rep.printf("\n")
 	}
+}
+
+// weightsInTurn returns the packed first weight and copies-1 more random ones of the same type and shape: one is
+// a weight in cache, many in turn a weight from memory, as a prefill reads each layer's.
+func weightsInTurn(t *testing.T, first *graph.Tensor, copies, group int, r *rand.Rand) []*graph.Tensor {
+	ws := make([]*graph.Tensor, copies)
+	for i := range ws {
+		src := first
+		if i > 0 {
+			src = RandomWeight(first.Type, int(first.Ne[0]), int(first.Ne[1]), 1, r)
+		}
+		w, err := repack(src, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ws[i] = w
+	}
+	return ws
+}
+
+// timeInTurn warms up each backend over every activation buffer, then times them in interleaved rounds, each
+// call taking the next weight of ws; it returns the medians.
+func timeInTurn(t *testing.T, backends []*Backend, op *graph.Op, ws []*graph.Tensor, rounds int) []time.Duration {
+	for _, b := range backends {
+		for j := 0; j < actRing; j++ {
+			op.Src[0] = ws[j%len(ws)]
+			if _, err := b.Compute(op); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	turn := 0
+	medians, err := interleavedMedians(len(backends), rounds, func(i int) error {
+		op.Src[0] = ws[turn%len(ws)]
+		turn++
+		_, err := backends[i].Compute(op)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return medians
+}
+
+// where names the weights' situation of a timeInTurn.
+func where(copies int) string {
+	if copies > 1 {
+		return fmt.Sprintf("from memory (%d matrices in turn)", copies)
+	}
+	return "hot (one weight matrix)"
 }

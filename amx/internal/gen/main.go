@@ -75,6 +75,71 @@ func (g *gen) loadTile(tile, index int, base, scratch, stride T.Reg, offName str
 func (g *gen) k(name string) string { return fmt.Sprintf("%d(AX)", off(tileFields, name)) }
 func (g *gen) v(name string) string { return fmt.Sprintf("%d(AX)", off(vecFields, name)) }
 
+// movArg and addArg copy or add one argument-block field into another, through R10.
+func (g *gen) movArg(dst, src string) {
+	g.p("MOVQ %s, R10", g.k(src))
+	g.p("MOVQ R10, %s", g.k(dst))
+}
+
+func (g *gen) addArg(dst, src string) {
+	g.p("MOVQ %s, R10", g.k(src))
+	g.p("ADDQ R10, %s", g.k(dst))
+}
+
+// tilePrologue starts a tile kernel: AX the argument block, the tile configuration loaded, R8 the A stride and
+// R9 the B stride (64).
+func (g *gen) tilePrologue(name string) {
+	fmt.Fprintf(&g.s, "\n// func %s(p *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
+	g.p("MOVQ p+0(FP), AX")
+	g.p("MOVQ %s, R10", g.k("cfg"))
+	g.emit(T.LdTileCfg(T.R10))
+	g.p("MOVQ %s, R8", g.k("lda"))
+	g.p("MOVQ $64, R9")
+}
+
+// openLoops opens the loops over column blocks, groups and row blocks (labels nblock, group, mblock), setting
+// their cursors, and points SI and DI at the row block's first activation and weight tiles.
+func (g *gen) openLoops() {
+	g.movArg("bN", "b")
+	g.movArg("wsN", "ws")
+	g.movArg("cN", "c")
+	g.movArg("nLeft", "nBlocks")
+	g.label("nblock")
+	g.movArg("aG", "a")
+	g.movArg("bG", "bN")
+	g.movArg("wsG", "wsN")
+	g.movArg("xsG", "xs")
+	g.movArg("gLeft", "groups")
+	g.label("group")
+	g.movArg("aCur", "aG")
+	g.movArg("xsCur", "xsG")
+	g.movArg("cCur", "cN")
+	g.movArg("mLeft", "mBlocks")
+	g.label("mblock")
+	g.p("MOVQ %s, SI", g.k("aCur"))
+	g.p("MOVQ %s, DI", g.k("bG"))
+}
+
+// closeLoops advances the cursors and closes the three loops openLoops opened.
+func (g *gen) closeLoops() {
+	g.addArg("aCur", "aBlock")
+	g.addArg("xsCur", "xsBlock")
+	g.addArg("cCur", "cRowBlock")
+	g.p("DECQ %s", g.k("mLeft"))
+	g.p("JNZ mblock")
+	g.addArg("aG", "aGroup")
+	g.addArg("bG", "bGroup")
+	g.p("ADDQ $64, %s", g.k("wsG"))
+	g.addArg("xsG", "xsGroup")
+	g.p("DECQ %s", g.k("gLeft"))
+	g.p("JNZ group")
+	g.addArg("bN", "bBlock")
+	g.addArg("wsN", "wsBlock")
+	g.addArg("cN", "cColBlock")
+	g.p("DECQ %s", g.k("nLeft"))
+	g.p("JNZ nblock")
+}
+
 // tileKernel writes one tile kernel. A call computes a rectangle of output blocks: for each column block, for
 // each K group, for each row block, the accumulators run over the group's K steps, then leave the tiles: int8
 // sums are converted and scaled in AVX-512 and added into the float output (so the weights of one column block
@@ -82,38 +147,8 @@ func (g *gen) v(name string) string { return fmt.Sprintf("%d(AX)", off(vecFields
 // again for the next group (the whole K is one group unless the configuration says otherwise).
 func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 	acc := pl.MT * pl.NT
-	fmt.Fprintf(&g.s, "\n// func %s(p *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
-	g.p("MOVQ p+0(FP), AX")
-	g.p("MOVQ %s, R10", g.k("cfg"))
-	g.emit(T.LdTileCfg(T.R10))
-	g.p("MOVQ %s, R8", g.k("lda"))
-	g.p("MOVQ $64, R9")
-	mov := func(dst, src string) {
-		g.p("MOVQ %s, R10", g.k(src))
-		g.p("MOVQ R10, %s", g.k(dst))
-	}
-	add := func(dst, src string) {
-		g.p("MOVQ %s, R10", g.k(src))
-		g.p("ADDQ R10, %s", g.k(dst))
-	}
-	mov("bN", "b")
-	mov("wsN", "ws")
-	mov("cN", "c")
-	mov("nLeft", "nBlocks")
-	g.label("nblock")
-	mov("aG", "a")
-	mov("bG", "bN")
-	mov("wsG", "wsN")
-	mov("xsG", "xs")
-	mov("gLeft", "groups")
-	g.label("group")
-	mov("aCur", "aG")
-	mov("xsCur", "xsG")
-	mov("cCur", "cN")
-	mov("mLeft", "mBlocks")
-	g.label("mblock")
-	g.p("MOVQ %s, SI", g.k("aCur"))
-	g.p("MOVQ %s, DI", g.k("bG"))
+	g.tilePrologue(name)
+	g.openLoops()
 	if int8 {
 		for t := 0; t < acc; t++ {
 			g.emit(T.TileZero(t))
@@ -147,12 +182,7 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 			g.p("LEAQ %d(BX), R10", t*1024)
 			g.emit(T.TileStoreD(t, T.R10, T.R9))
 		}
-		g.p("MOVQ %s, R10", g.k("wsG"))
-		for ni := 0; ni < pl.NT; ni++ {
-			g.p("MOVQ R10, R11")
-			g.p("ADDQ %s, R11", g.k(fmt.Sprintf("wsOff%d", ni)))
-			g.p("VMOVUPS (R11), Z%d", 24+ni)
-		}
+		g.weightScales(pl, 24)
 		g.p("MOVQ %s, CX", g.k("xsCur"))
 		g.p("MOVQ %s, DX", g.k("cCur"))
 		g.p("MOVQ %s, R13", g.k("ldc"))
@@ -182,22 +212,7 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 			g.emit(T.TileStoreD(t, T.R10, T.R13))
 		}
 	}
-	add("aCur", "aBlock")
-	add("xsCur", "xsBlock")
-	add("cCur", "cRowBlock")
-	g.p("DECQ %s", g.k("mLeft"))
-	g.p("JNZ mblock")
-	add("aG", "aGroup")
-	add("bG", "bGroup")
-	g.p("ADDQ $64, %s", g.k("wsG"))
-	add("xsG", "xsGroup")
-	g.p("DECQ %s", g.k("gLeft"))
-	g.p("JNZ group")
-	add("bN", "bBlock")
-	add("wsN", "wsBlock")
-	add("cN", "cColBlock")
-	g.p("DECQ %s", g.k("nLeft"))
-	g.p("JNZ nblock")
+	g.closeLoops()
 	g.emit(T.TileRelease(), nil)
 	g.p("VZEROUPPER")
 	g.p("RET")
@@ -218,22 +233,9 @@ func (g *gen) pipedKernel(name string, pl sched.Plan) {
 	perStep := 2 * pl.MT
 	rowBytes := pl.NT * 64
 	shift := map[int]int{1: 6, 2: 7, 4: 8}[pl.NT]
-	fmt.Fprintf(&g.s, "\n// func %s(p *tileArgs)\nTEXT ·%s(SB), NOSPLIT, $0-8\n", name, name)
-	g.p("MOVQ p+0(FP), AX")
-	g.p("MOVQ %s, R10", g.k("cfg"))
-	g.emit(T.LdTileCfg(T.R10))
-	g.p("MOVQ %s, R8", g.k("lda"))
-	g.p("MOVQ $64, R9")
+	g.tilePrologue(name)
 	g.p("MOVQ %s, R13", g.k("ldc"))
 	g.p("XORQ R14, R14")
-	mov := func(dst, src string) {
-		g.p("MOVQ %s, R10", g.k(src))
-		g.p("MOVQ R10, %s", g.k(dst))
-	}
-	add := func(dst, src string) {
-		g.p("MOVQ %s, R10", g.k(src))
-		g.p("ADDQ R10, %s", g.k(dst))
-	}
 	spillRow := func() {
 		g.p("VBROADCASTSS (CX), Z31")
 		for ni := 0; ni < pl.NT; ni++ {
@@ -260,24 +262,7 @@ func (g *gen) pipedKernel(name string, pl sched.Plan) {
 	g.p("MOVQ R10, %s", g.k("sCur"))
 	g.p("ADDQ $4096, R10")
 	g.p("MOVQ R10, %s", g.k("sAlt"))
-	mov("bN", "b")
-	mov("wsN", "ws")
-	mov("cN", "c")
-	mov("nLeft", "nBlocks")
-	g.label("nblock")
-	mov("aG", "a")
-	mov("bG", "bN")
-	mov("wsG", "wsN")
-	mov("xsG", "xs")
-	mov("gLeft", "groups")
-	g.label("group")
-	mov("aCur", "aG")
-	mov("xsCur", "xsG")
-	mov("cCur", "cN")
-	mov("mLeft", "mBlocks")
-	g.label("mblock")
-	g.p("MOVQ %s, SI", g.k("aCur"))
-	g.p("MOVQ %s, DI", g.k("bG"))
+	g.openLoops()
 	for t := 0; t < acc; t++ {
 		g.emit(T.TileZero(t))
 	}
@@ -316,38 +301,28 @@ func (g *gen) pipedKernel(name string, pl sched.Plan) {
 			g.p("ADDQ R14, R10")
 		}
 	}
-	g.p("MOVQ %s, R10", g.k("wsG"))
-	for ni := 0; ni < pl.NT; ni++ {
-		g.p("MOVQ R10, R11")
-		g.p("ADDQ %s, R11", g.k(fmt.Sprintf("wsOff%d", ni)))
-		g.p("VMOVUPS (R11), Z%d", 26+ni)
-	}
+	g.weightScales(pl, 26)
 	g.p("MOVQ %s, CX", g.k("xsCur"))
 	g.p("MOVQ %s, DX", g.k("cCur"))
 	g.p("MOVQ %s, R14", g.k("rows"))
 	if pl.MT > 1 {
 		g.p("IMULQ $%d, R14", pl.MT)
 	}
-	add("aCur", "aBlock")
-	add("xsCur", "xsBlock")
-	add("cCur", "cRowBlock")
-	g.p("DECQ %s", g.k("mLeft"))
-	g.p("JNZ mblock")
-	add("aG", "aGroup")
-	add("bG", "bGroup")
-	g.p("ADDQ $64, %s", g.k("wsG"))
-	add("xsG", "xsGroup")
-	g.p("DECQ %s", g.k("gLeft"))
-	g.p("JNZ group")
-	add("bN", "bBlock")
-	add("wsN", "wsBlock")
-	add("cN", "cColBlock")
-	g.p("DECQ %s", g.k("nLeft"))
-	g.p("JNZ nblock")
+	g.closeLoops()
 	drain("last")
 	g.emit(T.TileRelease(), nil)
 	g.p("VZEROUPPER")
 	g.p("RET")
+}
+
+// weightScales loads the group's weight scales of the NT panels (16 each) into Z(first)...
+func (g *gen) weightScales(pl sched.Plan, first int) {
+	g.p("MOVQ %s, R10", g.k("wsG"))
+	for ni := 0; ni < pl.NT; ni++ {
+		g.p("MOVQ R10, R11")
+		g.p("ADDQ %s, R11", g.k(fmt.Sprintf("wsOff%d", ni)))
+		g.p("VMOVUPS (R11), Z%d", first+ni)
+	}
 }
 
 // stepOps writes one K step of the plan: its tile loads (activation tiles with TILELOADDT1 when streamA) and dot
