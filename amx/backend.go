@@ -182,10 +182,14 @@ type Backend struct {
 	ThresholdSource string
 }
 
-// DefaultThreshold and DefaultThresholdBF16 are the tile-kernel thresholds used before the machine is calibrated:
-// the crossovers measured on the accelerator machine (16-core Sapphire Rapids, see NOTES.md).
+// DefaultThreshold and DefaultThresholdBF16 are the tile-kernel thresholds used before the machine is calibrated,
+// from the accelerator machine (16-core Sapphire Rapids, see NOTES.md). int8 was 32, the crossover against the
+// AVX-512 VNNI path; below the threshold a model's weights now take CPU mode's own kernel, against which the
+// calibration put the crossover at 8 to 12 rows on every host, and the tiles took 0.16–0.44 of CPU mode's time
+// from 16 rows on. At 32 an uncalibrated MoE prefill (128 experts, 8 used, 512 tokens: about 32 rows an expert)
+// sent most experts to the CPU kernel: 1.6x the CPU backend against 4–5x.
 const (
-	DefaultThreshold     = 32
+	DefaultThreshold     = 16
 	DefaultThresholdBF16 = 16
 )
 

@@ -32,12 +32,13 @@ type TileConfig struct {
 // scales (512 K values per scale rather than one per row).
 var DefaultConfig = TileConfig{Rows: 16, KStep: 64, MT: 1, NT: 2, Group: 512}
 
-// DefaultConfigBF16 is the tile configuration bf16 kernels use unless told otherwise: 2x1 with the whole K in
-// the tiles. 2x2 had been the default after twelve runs in which it was as fast or faster; with the engine of
-// 2026-11-26's fourth part (tasks square in elements, quantization overlapped below 1024 rows) 2x1 was faster at
-// 512x2048x4096 in 9 of 12 runs on the accelerator (e.g. 1.331 against 1.627 ms, 1.508 against 1.751; slower at
-// most by 10%: 1.196 against 1.087) and in 5 of 8 at 4096³; NOTES.md has the runs.
-var DefaultConfigBF16 = TileConfig{Rows: 16, KStep: 64, MT: 2, NT: 1}
+// DefaultConfigBF16 is the tile configuration bf16 kernels use unless told otherwise: 1x2 with 256-value chunks,
+// the int8 default's structure (one activation tile per two dot products from L2, a chunk of two weight panels,
+// 16 KiB, reused from L1 by every row block). On the accelerator (NOTES.md, 2026-11-26 fourth part), against 2x1
+// with the whole K (the default before, itself faster than 2x2 in 9 of 12 runs at 512x2048x4096): as fast with
+// the weights in cache (1.454 against 1.521 ms, 1.407/1.421, 1.523/1.521, 1.419/1.429) and faster with them
+// coming from memory, as in a prefill (2.085/2.102, 2.134/2.387, 1.973/2.567, 2.003/2.106; two hosts).
+var DefaultConfigBF16 = TileConfig{Rows: 16, KStep: 64, MT: 1, NT: 2, Chunk: 256}
 
 // String formats the configuration as ParseTileConfig reads it: "16x64 2x2 g32" (rows x K-step bytes,
 // arrangement, group; "gK" for the whole K), with " c256" when a bf16 chunk is set.

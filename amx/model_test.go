@@ -56,7 +56,7 @@ func TestAMXModeGivesCPUModesLogitsBelowTheThreshold(t *testing.T) {
 				t.Fatal("no weight was placed in AMX")
 			}
 			ctx := context.Background()
-			// A 5-token prompt, then decode steps: every MUL_MAT and MUL_MAT_ID is below the threshold (32).
+			// A 5-token prompt, then decode steps: every MUL_MAT and MUL_MAT_ID is below the default threshold (16).
 			steps := [][]int32{{1, 7, 42, 3, 99}, {17}, {250}, {5}}
 			for i, toks := range steps {
 				want, err := cm.Eval(ctx, toks)
