@@ -356,6 +356,7 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 		bytes, spread int
 		overlap       bool
 		buffers       int
+		split         bool // each worker's last task halved
 	}
 	rep.printf("## Where the GEMM's time goes: task sizes, quantization separate or overlapped, activation buffers in turn\n\n")
 	rep.printf("| shape | type | config | tasks | quantization | buffers | ms | rate | %% of peak | quantize ms | tiles ms | busiest worker ms | mean worker ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
@@ -374,9 +375,10 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			}
 			// Each configuration with the quantization in a section of its own; the two defaults also with the
 			// quantization overlapped with the tiles.
-			vs = append(vs, variant{c.typ, c.cfg, by, 2, false, actRing})
+			vs = append(vs, variant{c.typ, c.cfg, by, 2, false, actRing, false})
 			if c.cfg == DefaultConfig || c.cfg == DefaultConfigBF16 {
-				vs = append(vs, variant{c.typ, c.cfg, by, 2, true, actRing})
+				vs = append(vs, variant{c.typ, c.cfg, by, 2, true, actRing, false}, variant{c.typ, c.cfg, by, 2, true, actRing, true},
+					variant{c.typ, c.cfg, by, 2, false, actRing, true})
 			}
 		}
 		weightsOf := map[tensor.DType]*graph.Tensor{}
@@ -402,7 +404,7 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			if err != nil {
 				t.Fatal(err)
 			}
-			b.eng.taskBytes, b.eng.spread, b.eng.buffers = v.bytes, v.spread, v.buffers
+			b.eng.taskBytes, b.eng.spread, b.eng.buffers, b.eng.splitTail = v.bytes, v.spread, v.buffers, v.split
 			b.eng.overlapBelow = 0
 			if v.overlap {
 				b.eng.overlapBelow = math.MaxInt
@@ -445,6 +447,9 @@ func taskShapes(t *testing.T, rep *report, p *pool.Pool, peak8, peak16 float64) 
 			runs := float64(3 * rounds)
 			e := backends[i].eng
 			tasks := fmt.Sprintf("%d KiB rectangles, %d a worker", v.bytes>>10, v.spread)
+			if v.split {
+				tasks += ", last halved"
+			}
 			mode := "separate"
 			if v.overlap {
 				mode = "overlapped"

@@ -71,6 +71,8 @@ type engine struct {
 	overlapBelow int
 	// plainInt8 runs the earlier int8 kernels (see tileKey), so the device figures can compare.
 	plainInt8 bool
+	// splitTail halves the last task of each worker's share (see splitTail).
+	splitTail bool
 	// rowsFirst orders tile tasks row block by row block (every band of weights for the first rows, then the next
 	// rows), as before, rather than column band by column band (device figures: to compare).
 	rowsFirst bool
@@ -102,6 +104,7 @@ type engine struct {
 	// The parallel sections of gemm and prepare, and their work lists, kept so a call allocates no closure and
 	// reuses the lists' storage.
 	tasks    []task
+	tail     []task
 	spans    []span
 	spanDone []atomic.Uint32
 	gjob     gemmJob
@@ -116,7 +119,7 @@ const actRing = 4
 
 func newEngine(p *pool.Pool, cfg, cfg16 TileConfig, emulate, vecAsm bool) *engine {
 	g := &engine{pool: p, ws: make([]workspace, p.Threads()), emulate: emulate, vecAsm: vecAsm, cfg: cfg, cfg16: cfg16,
-		plans: map[[2]int]sched.Plan{}, spread: 2, buffers: actRing, overlapBelow: 1024}
+		plans: map[[2]int]sched.Plan{}, spread: 2, buffers: actRing, overlapBelow: 1024, splitTail: true}
 	g.act8, g.act16 = &g.acts8[0], &g.acts16[0]
 	return g
 }

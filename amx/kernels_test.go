@@ -194,3 +194,87 @@ func TestMulMatIDGroupsTokensPerExpert(t *testing.T) {
 		}
 	}
 }
+
+// TestSplitTailHalvesTheLastTasks checks the tail split on its own: the same blocks are covered exactly once, the
+// last task of each worker's share is halved by columns where it can be, and too few tasks are left alone.
+func TestSplitTailHalvesTheLastTasks(t *testing.T) {
+	sets := []rowSet{{tiles: true}}
+	var tasks []task
+	for m := 0; m < 128; m += 32 {
+		for n := 0; n < 160; n += 32 {
+			tasks = append(tasks, task{m0: m, m1: m + 32, n0: n, n1: n + 32})
+		}
+	}
+	tasks[len(tasks)-1].n1 = tasks[len(tasks)-1].n0 + 16 // one column block: cannot be split
+	const workers, bn = 4, 16
+	got, _ := splitTail(append([]task(nil), tasks...), nil, sets, bn, workers)
+	if want := len(tasks) + workers - 1; len(got) != want {
+		t.Fatalf("%d tasks after the split, want %d", len(got), want)
+	}
+	for i := 0; i < len(tasks)-workers; i++ {
+		if got[i] != tasks[i] {
+			t.Fatalf("task %d changed: %+v, was %+v", i, got[i], tasks[i])
+		}
+	}
+	covered := map[[2]int]int{}
+	for _, ts := range got {
+		for m := ts.m0; m < ts.m1; m += 16 {
+			for n := ts.n0; n < ts.n1; n += bn {
+				covered[[2]int{m, n}]++
+			}
+		}
+	}
+	for _, ts := range tasks {
+		for m := ts.m0; m < ts.m1; m += 16 {
+			for n := ts.n0; n < ts.n1; n += bn {
+				if c := covered[[2]int{m, n}]; c != 1 {
+					t.Fatalf("block (%d, %d) covered %d times after the split", m, n, c)
+				}
+				delete(covered, [2]int{m, n})
+			}
+		}
+	}
+	if len(covered) != 0 {
+		t.Fatalf("the split covers %d blocks the tasks did not", len(covered))
+	}
+	for _, h := range got[len(tasks)-workers : len(got)-1] {
+		if h.n1-h.n0 != bn {
+			t.Fatalf("a tail half spans %d columns, want %d", h.n1-h.n0, bn)
+		}
+	}
+	few := tasks[:4*workers-1]
+	if kept, _ := splitTail(append([]task(nil), few...), nil, sets, bn, workers); len(kept) != len(few) {
+		t.Fatalf("%d tasks (fewer than four a worker) became %d", len(few), len(kept))
+	}
+	many := append(append([]task(nil), tasks...), tasks...)
+	if kept, _ := splitTail(append([]task(nil), many...), nil, sets, bn, workers); len(kept) != len(many) {
+		t.Fatalf("%d tasks (more than eight a worker) became %d", len(many), len(kept))
+	}
+}
+
+// TestSplitTailKeepsTheBits runs a GEMM whose tail is split (small tasks, so there are many) against the same GEMM
+// without the split: the same bits.
+func TestSplitTailKeepsTheBits(t *testing.T) {
+	r := rng(77)
+	w := RandomWeight(tensor.Q8_0, 256, 320, 1, r)
+	if err := (&BufferType{Group: 64}).Import(w); err != nil {
+		t.Fatal(err)
+	}
+	op := RandomMulMat(w, 96, r)
+	cfg := TileConfig{Rows: 16, KStep: 64, MT: 1, NT: 1, Group: 64}
+	var outs [2][]float32
+	for i, split := range []bool{false, true} {
+		b := newTestBackend(t, Options{Config: cfg, Emulate: true})
+		b.eng.taskBytes, b.eng.splitTail = 24<<10, split // 48x48 rectangles: 14 tasks, four to eight a worker
+		runOp(t, b, 0, op)
+		if split && len(b.eng.tail) != testPool.Threads() {
+			t.Fatalf("%d tasks, %d of them split: the split did not happen", len(b.eng.tasks), len(b.eng.tail))
+		}
+		outs[i] = append([]float32(nil), op.Dst.F32...)
+	}
+	for i := range outs[0] {
+		if math.Float32bits(outs[0][i]) != math.Float32bits(outs[1][i]) {
+			t.Fatalf("element %d: %v with the tail split, %v without", i, outs[1][i], outs[0][i])
+		}
+	}
+}
