@@ -147,18 +147,14 @@ func (g *engine) gemm(w weights, sets []rowSet, dst []float32, threshold int) (s
 					nPer /= 2
 				}
 			}
-			if g.rowsFirst {
-				for mb := 0; mb < mBlocks; mb += mPer {
-					for nb := 0; nb < nbTile; nb += nPer {
-						tasks = append(tasks, task{set: si, m0: mb * bm, m1: min(mBlocks, mb+mPer) * bm, n0: nb * bn, n1: min(nbTile, nb+nPer) * bn})
-					}
+			nM, nN := ceilDiv(mBlocks, mPer), ceilDiv(nbTile, nPer)
+			for i := 0; i < nM*nN; i++ {
+				mi, ni := i%nM, i/nM // column band by column band
+				if g.rowsFirst {
+					mi, ni = i/nN, i%nN
 				}
-			} else {
-				for nb := 0; nb < nbTile; nb += nPer {
-					for mb := 0; mb < mBlocks; mb += mPer {
-						tasks = append(tasks, task{set: si, m0: mb * bm, m1: min(mBlocks, mb+mPer) * bm, n0: nb * bn, n1: min(nbTile, nb+nPer) * bn})
-					}
-				}
+				mb, nb := mi*mPer, ni*nPer
+				tasks = append(tasks, task{set: si, m0: mb * bm, m1: min(mBlocks, mb+mPer) * bm, n0: nb * bn, n1: min(nbTile, nb+nPer) * bn})
 			}
 		} else {
 			mGroups := roundUp(len(s.x), 4) / 4

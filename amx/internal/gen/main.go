@@ -191,14 +191,7 @@ func (g *gen) tileKernel(name string, int8 bool, pl sched.Plan) {
 			g.p("MOVQ %s, R11", g.k("rows"))
 			l := fmt.Sprintf("rows%d", mi)
 			g.label(l)
-			g.p("VBROADCASTSS (CX), Z31")
-			for ni := 0; ni < pl.NT; ni++ {
-				g.p("VCVTDQ2PS %d(R10), Z0", ni*1024)
-				g.p("VMULPS Z%d, Z31, Z1", 24+ni)
-				g.p("VMULPS Z1, Z0, Z0")
-				g.p("VADDPS %d(DX), Z0, Z0", ni*64)
-				g.p("VMOVUPS Z0, %d(DX)", ni*64)
-			}
+			g.scaleRow(pl, "R10", 1024, 24)
 			g.p("ADDQ $64, R10")
 			g.p("ADDQ $4, CX")
 			g.p("ADDQ R13, DX")
@@ -237,14 +230,7 @@ func (g *gen) pipedKernel(name string, pl sched.Plan) {
 	g.p("MOVQ %s, R13", g.k("ldc"))
 	g.p("XORQ R14, R14")
 	spillRow := func() {
-		g.p("VBROADCASTSS (CX), Z31")
-		for ni := 0; ni < pl.NT; ni++ {
-			g.p("VCVTDQ2PS %d(BX), Z0", ni*64)
-			g.p("VMULPS Z%d, Z31, Z1", 26+ni)
-			g.p("VMULPS Z1, Z0, Z0")
-			g.p("VADDPS %d(DX), Z0, Z0", ni*64)
-			g.p("VMOVUPS Z0, %d(DX)", ni*64)
-		}
+		g.scaleRow(pl, "BX", 64, 26)
 		g.p("ADDQ $%d, BX", rowBytes)
 		g.p("ADDQ $4, CX")
 		g.p("ADDQ R13, DX")
@@ -313,6 +299,20 @@ func (g *gen) pipedKernel(name string, pl sched.Plan) {
 	g.emit(T.TileRelease(), nil)
 	g.p("VZEROUPPER")
 	g.p("RET")
+}
+
+// scaleRow converts one output row's int32 sums (NT runs of 16, tileBytes apart from src), multiplies them by the
+// row's activation scale (at CX) times the weight scales (Z(firstScale)...) and adds them into the output row at DX,
+// in the emulator's order of operations.
+func (g *gen) scaleRow(pl sched.Plan, src string, tileBytes, firstScale int) {
+	g.p("VBROADCASTSS (CX), Z31")
+	for ni := 0; ni < pl.NT; ni++ {
+		g.p("VCVTDQ2PS %d(%s), Z0", ni*tileBytes, src)
+		g.p("VMULPS Z%d, Z31, Z1", firstScale+ni)
+		g.p("VMULPS Z1, Z0, Z0")
+		g.p("VADDPS %d(DX), Z0, Z0", ni*64)
+		g.p("VMOVUPS Z0, %d(DX)", ni*64)
+	}
 }
 
 // weightScales loads the group's weight scales of the NT panels (16 each) into Z(first)...
